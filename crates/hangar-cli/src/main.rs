@@ -1,3 +1,151 @@
+//! The `hangar` command: parse arguments, call `hangar-core`, print the result.
+#![forbid(unsafe_code)]
+
+mod args;
+mod table;
+
+use anyhow::{Context, Result, bail};
+use args::{Cli, Cmd, ConfigCmd, Format, MethodArgs, MethodName, TrailingMethodArgs};
+use clap::Parser;
+use hangar_core::build::Method;
+use hangar_core::ops;
+use hangar_core::{CoreError, Host};
+use hangar_model::{ContextId, GuestName};
+use std::io::IsTerminal;
+
 fn main() {
-    println!("Hello, world!");
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let mut msg = format!("hangar: {e}");
+            for cause in e.chain().skip(1) {
+                msg.push_str(&format!(": {cause}"));
+            }
+            eprintln!("{msg}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn name(s: &str) -> Result<GuestName> {
+    Ok(GuestName::new(s)?)
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let host = Host::open(cli.root)?;
+    match cli.command {
+        Cmd::Build(b) => build(&host, b)?,
+        Cmd::Start(a) => {
+            let pid = ops::start::start(&host, &name(&a.name)?)?;
+            quiet_note(&format!("started {} (init pid {pid})", a.name));
+        }
+        Cmd::Stop(a) => ops::stop::stop(&host, &name(&a.name)?, a.timeout)?,
+        Cmd::Restart(a) => {
+            ops::stop::restart(&host, &name(&a.name)?, a.timeout)?;
+        }
+        Cmd::Kill(a) => ops::stop::kill(&host, &name(&a.name)?)?,
+        Cmd::Delete(a) => ops::delete::delete(&host, &name(&a.name)?, a.force)?,
+        Cmd::Exec(a) => {
+            let tty = a.tty || (!a.no_tty && std::io::stdin().is_terminal() && std::io::stdout().is_terminal());
+            return Ok(ops::exec::exec(&host, &name(&a.name)?, a.command, a.env, tty)?);
+        }
+        Cmd::Enter(a) => {
+            if !std::io::stdin().is_terminal() {
+                bail!("enter needs a terminal; use `hangar exec {} -- COMMAND` from scripts", a.name);
+            }
+            let shell = vec!["/bin/sh".to_string(), "-c".into(), "exec $( [ -x /bin/bash ] && echo /bin/bash || echo /bin/sh ) -l".into()];
+            return Ok(ops::exec::exec(&host, &name(&a.name)?, shell, vec![], true)?);
+        }
+        Cmd::List(a) => {
+            let rows = ops::list::list(&host)?;
+            match a.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+                Format::Table => print!("{}", table::render(&rows)),
+            }
+        }
+        Cmd::Logs(a) => logs(&host, &name(&a.name)?, a.follow)?,
+        Cmd::Config(ConfigCmd::Show(a)) => print!("{}", ops::config::show(&host, &name(&a.name)?)?),
+        Cmd::Config(ConfigCmd::Edit(a)) => {
+            let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
+            ops::config::edit(&host, &name(&a.name)?, &editor)?;
+        }
+    }
+    Ok(0)
+}
+
+/// A line for people at a terminal; scripts get silence.
+fn quiet_note(s: &str) {
+    if std::io::stderr().is_terminal() {
+        eprintln!("{s}");
+    }
+}
+
+fn method(m: MethodName, a: MethodArgs, host: &Host) -> Result<Method> {
+    Ok(match m {
+        MethodName::Busybox => Method::Busybox,
+        MethodName::Skeleton => Method::Skeleton,
+        MethodName::Debootstrap => Method::Debootstrap {
+            suite: a.dist.unwrap_or_else(|| host.defaults.suite.clone()),
+            mirror: a.mirror.unwrap_or_else(|| host.defaults.mirror.clone()),
+            include: a.include,
+        },
+        MethodName::Tarball => Method::Tarball { file: a.template.context("-m tarball needs -t FILE (a root filesystem archive)")? },
+        MethodName::Rsync => Method::Rsync { source: a.source.context("-m rsync needs --source DIR or HOST:DIR")? },
+    })
+}
+
+fn build(host: &Host, b: args::BuildArgs) -> Result<()> {
+    let guest = name(&b.name)?;
+    let context = b.context.as_deref().map(|c| c.parse::<ContextId>().map_err(|_| anyhow::anyhow!("invalid context id {c:?}: use a number from 2 to 32767"))).transpose()?;
+    let mut margs = b.method_args;
+    if !b.rest.is_empty() {
+        let t = TrailingMethodArgs::try_parse_from(&b.rest).map_err(|e| anyhow::anyhow!("method options after --: {}", e.to_string().lines().next().unwrap_or("")))?;
+        let t = t.args;
+        margs = MethodArgs {
+            dist: t.dist.or(margs.dist),
+            mirror: t.mirror.or(margs.mirror),
+            include: if t.include.is_empty() { margs.include } else { t.include },
+            template: t.template.or(margs.template),
+            source: t.source.or(margs.source),
+        };
+    }
+    let method = method(b.method, margs, host)?;
+    let req = ops::build::BuildRequest { name: guest, method, hostname: b.hostname, context, privileged: b.privileged };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb.set_message(format!("building {}", b.name));
+        pb
+    });
+    let mut progress = |line: &str| {
+        if let Some(pb) = &bar {
+            pb.set_message(line.chars().take(100).collect::<String>());
+        }
+    };
+    let result = ops::build::build(host, req, &mut progress);
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+    let cfg = result?;
+    quiet_note(&format!("built {} (context {}); start it with `hangar start {}`", cfg.name, cfg.context, cfg.name));
+    Ok(())
+}
+
+fn logs(host: &Host, guest: &GuestName, follow: bool) -> Result<()> {
+    hangar_core::store::load(&host.paths, guest)?;
+    let path = host.paths.console_log(guest);
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !follow => return Ok(()),
+        Err(e) => return Err(CoreError::io("opening", path, e).into()),
+    };
+    let mut out = std::io::stdout();
+    loop {
+        std::io::copy(&mut file, &mut out)?;
+        if !follow {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

@@ -1,14 +1,78 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! hangar-container: the container backend — what happens between "start this spec" and
+//! the guest's init running, and how a command joins a running guest.
+//!
+//! - [`launch`]: fork into new namespaces, map ids, join the cgroup, build the guest's
+//!   mounts and /dev, pivot_root, drop capabilities, install seccomp, exec init.
+//! - [`join`]: run a command inside a running guest (`hangar exec` / `enter`).
+//! - [`idshift`]: move a root filesystem's ownership into a guest's id range.
+//!
+//! The only unsafe code used lives in `hangar-sys`.
+#![forbid(unsafe_code)]
+
+pub mod caps;
+pub mod devices;
+pub mod idshift;
+pub mod join;
+pub mod launch;
+pub mod mounts;
+pub mod seccomp;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("{what} {path}")]
+    Path {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}")]
+    Sys {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("building the seccomp filter: {0}")]
+    Seccomp(String),
+    #[error("the guest failed to start: {0}")]
+    Child(String),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl ContainerError {
+    pub(crate) fn sys(what: impl Into<String>, e: impl Into<std::io::Error>) -> Self {
+        ContainerError::Sys { what: what.into(), source: e.into() }
     }
+    pub(crate) fn path(what: &'static str, path: impl Into<PathBuf>, e: impl Into<std::io::Error>) -> Self {
+        ContainerError::Path { what, path: path.into(), source: e.into() }
+    }
+}
+
+impl From<hangar_sys::SysError> for ContainerError {
+    fn from(e: hangar_sys::SysError) -> Self {
+        match e {
+            hangar_sys::SysError::Call { call, source } => ContainerError::Sys { what: call.to_string(), source },
+        }
+    }
+}
+
+/// The environment a guest's init and `hangar exec` commands start with.
+pub fn base_env() -> Vec<String> {
+    vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        "container=hangar".into(),
+    ]
+}
+
+/// An error and its sources on one line, for messages that cross a process boundary.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }

@@ -1,14 +1,265 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! hangar-sys: the only crate of hangar that contains `unsafe`.
+//!
+//! Each raw call is wrapped once here, with the invariants that make it sound written
+//! beside it, and returns a typed error. Everything that `nix` already wraps safely is
+//! used from `nix` directly by the other crates; this crate holds the rest: a fork that
+//! enters new namespaces, the capability bounding set, seccomp without no_new_privs,
+//! closing inherited descriptors, and a few terminal and interface ioctls.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SysError {
+    #[error("{call} failed")]
+    Call {
+        call: &'static str,
+        #[source]
+        source: io::Error,
+    },
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn last(call: &'static str) -> SysError {
+    SysError::Call { call, source: io::Error::last_os_error() }
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// Which side of a fork we are on.
+pub enum Forked {
+    Parent(i32),
+    Child,
+}
+
+/// Fork into new namespaces: `clone(2)` with `flags` (CLONE_NEW*) and no new stack, so the
+/// child continues like after `fork(2)` on a copy of the caller's stack.
+///
+/// Callers must be single-threaded (the monitor and the CLI are when they call this);
+/// like after `fork`, the child should only set itself up and `exec` or `_exit`.
+pub fn fork_into(flags: libc::c_int) -> Result<Forked, SysError> {
+    // SAFETY: a clone without CLONE_VM and with a NULL stack duplicates the address space
+    // exactly as fork(2) does; the child resumes here with its own copy of this stack.
+    // The caller is single-threaded, so no lock held by another thread can be copied
+    // in a locked state. No pointers are passed besides NULLs.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match r {
+        -1 => Err(last("clone")),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as i32)),
     }
+}
+
+/// Plain `fork(2)`, with the same contract as `fork_into`.
+pub fn fork() -> Result<Forked, SysError> {
+    fork_into(0)
+}
+
+/// Leave the child with nothing but exit: `_exit(2)` skips destructors and atexit
+/// handlers that belong to the parent's copy of the process.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// Drop `cap` (a CAP_* number) from the bounding set. Missing capabilities (e.g. one this
+/// kernel does not know) are not an error.
+pub fn capbset_drop(cap: u32) -> Result<(), SysError> {
+    // SAFETY: PR_CAPBSET_DROP takes an integer argument and touches no memory of ours.
+    let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+    if r == -1 && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+        return Err(last("prctl(PR_CAPBSET_DROP)"));
+    }
+    Ok(())
+}
+
+/// Highest capability number this kernel knows.
+pub fn cap_last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// Install a classic-BPF seccomp filter with `seccomp(SECCOMP_SET_MODE_FILTER)`.
+///
+/// Without no_new_privs: the caller holds CAP_SYS_ADMIN in its user namespace (guest root
+/// does), and leaving no_new_privs unset keeps setuid programs inside the guest working.
+pub fn seccomp_install(filter: &[libc::sock_filter]) -> Result<(), SysError> {
+    let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: `prog` points at `filter`, which outlives the call; the kernel copies the
+    // program before returning and keeps no pointer to our memory.
+    let r = unsafe {
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog)
+    };
+    if r == -1 { Err(last("seccomp")) } else { Ok(()) }
+}
+
+/// Close every descriptor from `first` up, so nothing of the host leaks into a guest.
+pub fn close_from(first: u32) -> Result<(), SysError> {
+    // SAFETY: close_range only closes descriptors; callers own every fd >= first (they
+    // are about to exec, or have moved what they keep below `first`).
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+    if r == -1 { Err(last("close_range")) } else { Ok(()) }
+}
+
+/// Open the peer (slave) side of a pty master without a path lookup (TIOCGPTPEER), so it
+/// comes from the master's own devpts instance whatever mount namespace we are in.
+pub fn pty_peer(master: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes the open flags as an integer and returns a new fd.
+    let fd = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    if fd < 0 {
+        return Err(last("ioctl(TIOCGPTPEER)"));
+    }
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Make `fd` (a terminal) the controlling terminal of the calling session leader.
+pub fn set_controlling_tty(fd: RawFd) -> Result<(), SysError> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal).
+    let r = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
+    if r == -1 { Err(last("ioctl(TIOCSCTTY)")) } else { Ok(()) }
+}
+
+/// Terminal window size (rows, cols) of `fd`, if it is a terminal.
+pub fn window_size(fd: RawFd) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we pass, which lives across the call.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws as *mut libc::winsize) };
+    (r == 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// Set the window size of terminal `fd`.
+pub fn set_window_size(fd: RawFd, rows: u16, cols: u16) -> Result<(), SysError> {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads one `winsize` from the struct we pass.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws as *const libc::winsize) };
+    if r == -1 { Err(last("ioctl(TIOCSWINSZ)")) } else { Ok(()) }
+}
+
+/// Bring the loopback interface of the current network namespace up.
+pub fn loopback_up() -> Result<(), SysError> {
+    // SAFETY: socket() has no memory preconditions; we take ownership of the new fd.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(last("socket"));
+    }
+    // SAFETY: fd was just returned by socket() and is owned by nobody else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills the flags of the ifreq we own and pass by pointer.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req as *mut libc::ifreq) } == -1 {
+        return Err(last("ioctl(SIOCGIFFLAGS)"));
+    }
+    // SAFETY: the kernel initialised ifru_flags in the call above; writing a union field is safe.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req as *const libc::ifreq) } == -1 {
+        return Err(last("ioctl(SIOCSIFFLAGS)"));
+    }
+    Ok(())
+}
+
+/// Block `signals` in the calling thread (used before a signalfd takes them over).
+pub fn block_signals(signals: &[libc::c_int]) -> Result<(), SysError> {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for &s in signals {
+        if let Ok(sig) = nix::sys::signal::Signal::try_from(s) {
+            set.add(sig);
+        }
+    }
+    set.thread_block().map_err(|e| SysError::Call { call: "sigprocmask", source: e.into() })
+}
+
+/// Reset every signal disposition to default and unblock all signals, as a freshly
+/// exec'd init expects (a forked child inherits the monitor's mask).
+pub fn reset_signals() {
+    let _ = nix::sys::signal::SigSet::all().thread_unblock();
+    for s in 1..65 {
+        if s == libc::SIGKILL || s == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL as a handler has no preconditions; setting it for an invalid
+        // number just fails with EINVAL, which we ignore.
+        unsafe { libc::signal(s, libc::SIG_DFL) };
+    }
+}
+
+/// Close every descriptor from 3 up except `keep`.
+pub fn close_all_except(keep: RawFd) -> Result<(), SysError> {
+    let keep = keep as u32;
+    for (first, last_fd) in [(3, keep.saturating_sub(1)), (keep + 1, u32::MAX)] {
+        if first > last_fd || keep < 3 && first == 3 && last_fd < 3 {
+            continue;
+        }
+        // SAFETY: close_range only closes descriptors; the caller is about to exec and
+        // owns all of them except `keep`, which stays open.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, first, last_fd, 0) };
+        if r == -1 {
+            return Err(last("close_range"));
+        }
+    }
+    Ok(())
+}
+
+/// Unlock the peer of pty master `master` (what unlockpt(3) does).
+pub fn pty_unlock(master: BorrowedFd<'_>) -> Result<(), SysError> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer we pass, which lives across the call.
+    let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock as *const libc::c_int) };
+    if r == -1 { Err(last("ioctl(TIOCSPTLCK)")) } else { Ok(()) }
+}
+
+/// Take ownership of descriptor `fd` inherited from the parent process (e.g. a pipe
+/// handed over by number on the command line), after checking it is open.
+///
+/// Call it once per inherited descriptor, before anything else in the process could
+/// have taken ownership of that number.
+pub fn take_inherited_fd(fd: RawFd) -> Result<OwnedFd, SysError> {
+    // SAFETY: F_GETFD only queries the descriptor flags.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(SysError::Call { call: "fcntl(F_GETFD)", source: io::Error::from_raw_os_error(libc::EBADF) });
+    }
+    // SAFETY: the descriptor is open (checked above) and, per this function's contract,
+    // owned by nothing else in this process, so wrapping it transfers sole ownership.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Write `data` to `path` atomically: a temporary file in the same directory, renamed
+/// over the target, so readers see the old or the new content, never a mix.
+/// `durable` also fsyncs file and directory (configs); runtime state skips that, since
+/// it means nothing after a host reboot and start/stop latency matters.
+pub fn write_atomic(path: &std::path::Path, data: &[u8], durable: bool) -> io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        if durable {
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        if durable {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }

@@ -3,9 +3,29 @@
 //! Each method writes a root filesystem owned by *host* ids (uid 0 = host root);
 //! the caller (`crate::ops::build`) builds into a temporary directory, shifts
 //! ownership into the guest's id range and renames it into place, so an
-//! interrupted build never leaves a half guest behind.
+//! interrupted build never leaves a half guest behind. A method that fails may
+//! leave `rootfs` half filled: the caller removes it.
+//!
+//! The methods drive the host's tools (`busybox`, `debootstrap`, `tar`, `rsync`)
+//! as child processes and pass their output, line by line, to
+//! [`BuildContext::progress`]; nothing here prints.
+//!
+//! Every method leaves `/dev` empty: the runtime mounts the guest's own /dev.
 
+mod busybox;
+mod debootstrap;
+mod init;
+mod rsync;
+mod skeleton;
+mod tarball;
+mod util;
+
+pub use debootstrap::DEFAULT_PACKAGES;
+pub use init::detect_init;
+
+use std::io;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 
 /// How to build a guest's root filesystem (`hangar build -m METHOD`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +36,11 @@ pub enum Method {
     Debootstrap {
         suite: String,
         mirror: String,
+        /// Packages to install besides [`DEFAULT_PACKAGES`].
+        include: Vec<String>,
     },
-    /// Unpack a root filesystem archive (VServer's "template").
+    /// Unpack a root filesystem archive (VServer's "template"): the archive holds
+    /// the root's contents, as `tar -C rootfs -cf x.tar .` writes them.
     Tarball { file: PathBuf },
     /// Copy a directory or `HOST:DIR` (never /dev, /proc, /sys).
     Rsync { source: String },
@@ -48,13 +71,90 @@ pub struct BuildContext<'a> {
 pub enum BuildError {
     #[error("{0}")]
     Invalid(String),
+    #[error("{rootfs} is not an empty directory: build into a new empty directory")]
+    RootfsNotEmpty { rootfs: PathBuf },
+    #[error("{tool} is not installed: install the {package} package")]
+    ToolMissing {
+        tool: &'static str,
+        package: &'static str,
+    },
+    #[error("could not run {tool}")]
+    Spawn {
+        tool: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{tool} failed ({status}){}", tail_suffix(.output))]
+    ToolFailed {
+        tool: &'static str,
+        status: ExitStatus,
+        /// The tool's last lines of output, newest last.
+        output: String,
+    },
+    #[error("could not {action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is missing: install busybox-static")]
+    NoBusybox { path: PathBuf },
+    #[error("{path} is dynamically linked: install busybox-static, whose busybox is static")]
+    BusyboxNotStatic { path: PathBuf },
+    #[error("archive {path} does not exist: give the path of a root filesystem archive")]
+    NoArchive { path: PathBuf },
+    #[error("source directory {path} does not exist: give an existing directory or HOST:DIR")]
+    NoSource { path: PathBuf },
+    #[error("{what} holds no /sbin/init: is it a root filesystem?")]
+    NoInit { what: String },
+    #[error(
+        "debootstrap gave no sysvinit: /sbin/init is {found}; check that suite {suite} has sysvinit-core"
+    )]
+    NotSysvinit { suite: String, found: String },
+    #[error("could not unpack the cached {path}: remove it to debootstrap afresh")]
+    BadCache {
+        path: PathBuf,
+        #[source]
+        source: Box<BuildError>,
+    },
+}
+
+/// Formats a tool's last output for an error message: `": LINE; LINE"` or nothing.
+fn tail_suffix(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", lines.join("; "))
+    }
 }
 
 /// Fill `rootfs` (an existing empty directory) according to `method`.
 pub fn populate(
-    _method: &Method,
-    _rootfs: &Path,
-    _cx: &mut BuildContext<'_>,
+    method: &Method,
+    rootfs: &Path,
+    cx: &mut BuildContext<'_>,
 ) -> Result<BuildOutcome, BuildError> {
-    Err(BuildError::Invalid("not yet written".into()))
+    util::check_hostname(cx.hostname)?;
+    util::check_empty_dir(rootfs)?;
+    match method {
+        Method::Busybox => busybox::populate(rootfs, cx),
+        Method::Debootstrap {
+            suite,
+            mirror,
+            include,
+        } => debootstrap::populate(
+            &debootstrap::Spec {
+                suite,
+                mirror,
+                include,
+            },
+            rootfs,
+            cx,
+        ),
+        Method::Tarball { file } => tarball::populate(file, rootfs, cx),
+        Method::Rsync { source } => rsync::populate(source, rootfs, cx),
+        Method::Skeleton => skeleton::populate(rootfs),
+    }
 }

@@ -1,0 +1,81 @@
+//! The one error type of the crate.
+//!
+//! Every variant names the file, directory or value that was involved, because
+//! a bare `EBUSY` or `EINVAL` from cgroupfs tells an operator nothing.
+
+use std::io;
+use std::path::PathBuf;
+
+/// What went wrong while setting up, changing, reading or removing a cgroup.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// A cgroup file could not be read.
+    #[error("could not read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel refused a value written to a cgroup file.
+    #[error("could not write {value:?} to {path}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A cgroup file held something the parser did not expect.
+    #[error("unexpected content {value:?} in {path}")]
+    Parse { path: PathBuf, value: String },
+    /// A cgroup directory could not be created.
+    #[error("could not create cgroup directory {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A cgroup directory could not be removed for a reason other than busy.
+    #[error("could not remove cgroup directory {path}")]
+    RemoveDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Processes kept the cgroup busy although they were sent SIGKILL.
+    #[error("cgroup {path} is still busy after killing its processes for {waited_ms} ms")]
+    Busy { path: PathBuf, waited_ms: u128 },
+    /// Sending SIGKILL to a process in the cgroup failed.
+    #[error("could not kill process {pid} in cgroup {path}")]
+    Kill {
+        pid: i32,
+        path: PathBuf,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    /// A pid that does not name one process (the kernel reads 0 as the writer itself).
+    #[error("invalid pid {pid}")]
+    InvalidPid { pid: i32 },
+    /// A limit needs a controller that is not mounted or not enabled.
+    #[error("limit {limit} needs the {controller} controller, which this host does not offer")]
+    MissingController {
+        limit: &'static str,
+        controller: &'static str,
+    },
+    /// A swap limit was asked for but the kernel does not account swap.
+    #[error(
+        "swap limit requested but {path} does not exist: swap accounting is off \
+         (boot the host with swapaccount=1)"
+    )]
+    NoSwapAccounting { path: PathBuf },
+    /// cgroup v1 can only cap memory+swap together, so it needs a memory limit too.
+    #[error("swap limit {swap} needs a memory limit as well on cgroup v1")]
+    SwapWithoutMemory { swap: u64 },
+    /// A parent or guest name that would escape the hangar subtree or is not a plain name.
+    #[error(
+        "invalid cgroup name {name:?}: use letters, digits, '-', '_' or '.' and do not start with '.'"
+    )]
+    InvalidName { name: String },
+    /// The host has neither a cgroup v2 mount nor usable cgroup v1 hierarchies.
+    #[error("no usable cgroup filesystem is mounted (looked in {path})")]
+    NoCgroupMount { path: PathBuf },
+}

@@ -1,0 +1,166 @@
+//! Command-line arguments: structs only, no behaviour.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "hangar", version, about = "build, run and manage isolated guest servers")]
+pub struct Cli {
+    /// Root prefix for all of hangar's files (tests and sandboxes)
+    #[arg(long, global = true, env = "HANGAR_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Build a new guest (vserver NAME build)
+    Build(BuildArgs),
+    /// Start a guest; returns once its init runs
+    Start(NameArg),
+    /// Shut a guest down cleanly (its init's own signal), killing it after a timeout
+    Stop(StopArgs),
+    /// Stop and start again
+    Restart(StopArgs),
+    /// Kill a guest at once (xm destroy)
+    Kill(NameArg),
+    /// Remove a guest and everything it owns
+    Delete(DeleteArgs),
+    /// Run a command in a running guest (vserver NAME exec)
+    Exec(ExecArgs),
+    /// Open an interactive shell in a running guest (vserver NAME enter)
+    Enter(NameArg),
+    /// Show guests with their resource use (vserver-stat)
+    List(ListArgs),
+    /// Show a guest's console output
+    Logs(LogsArgs),
+    /// Show or edit a guest's configuration
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Args)]
+pub struct NameArg {
+    pub name: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum MethodName {
+    Busybox,
+    Debootstrap,
+    Tarball,
+    Rsync,
+    Skeleton,
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    pub name: String,
+    /// Build method
+    #[arg(short = 'm', long = "method", value_enum)]
+    pub method: MethodName,
+    /// Hostname of the guest (default: its name)
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Context id, 2-32767 (default: the lowest free one)
+    #[arg(long = "context", value_name = "N")]
+    pub context: Option<String>,
+    /// Run without a user namespace: guest root is host root (weaker; for compatibility)
+    #[arg(long)]
+    pub privileged: bool,
+    #[command(flatten)]
+    pub method_args: MethodArgs,
+    /// Method options may also follow `--`, as with vserver: -- -d bookworm
+    #[arg(last = true, value_name = "METHOD ARGS")]
+    pub rest: Vec<String>,
+}
+
+#[derive(Args, Default, Clone)]
+pub struct MethodArgs {
+    /// debootstrap: Debian suite (default from the host defaults, bookworm)
+    #[arg(short = 'd', long = "dist", value_name = "SUITE")]
+    pub dist: Option<String>,
+    /// debootstrap: Debian mirror URL
+    #[arg(long)]
+    pub mirror: Option<String>,
+    /// debootstrap: extra packages, comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "PKG,...")]
+    pub include: Vec<String>,
+    /// tarball: the root filesystem archive
+    #[arg(short = 't', long = "template", value_name = "FILE")]
+    pub template: Option<PathBuf>,
+    /// rsync: directory or HOST:DIR to copy (never its /dev)
+    #[arg(long)]
+    pub source: Option<String>,
+}
+
+/// The method options as a parser of their own, for what follows `--`.
+#[derive(Parser)]
+#[command(name = "method options", no_binary_name = true)]
+pub struct TrailingMethodArgs {
+    #[command(flatten)]
+    pub args: MethodArgs,
+}
+
+#[derive(Args)]
+pub struct StopArgs {
+    pub name: String,
+    /// Seconds to wait for a clean shutdown before killing (default: the guest's)
+    #[arg(long, short = 't')]
+    pub timeout: Option<u32>,
+}
+
+#[derive(Args)]
+pub struct DeleteArgs {
+    pub name: String,
+    /// Kill the guest first if it runs
+    #[arg(long, short = 'f')]
+    pub force: bool,
+}
+
+#[derive(Args)]
+pub struct ExecArgs {
+    pub name: String,
+    /// Allocate a terminal (default: when stdin is one)
+    #[arg(short = 't', long, conflicts_with = "no_tty")]
+    pub tty: bool,
+    /// Never allocate a terminal
+    #[arg(short = 'T', long)]
+    pub no_tty: bool,
+    /// Extra environment, KEY=VALUE
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The command and its arguments
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    pub name: String,
+    /// Keep printing new output
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCmd {
+    /// Print the guest's config file
+    Show(NameArg),
+    /// Edit it in $EDITOR; it is validated before it is saved
+    Edit(NameArg),
+}

@@ -1,0 +1,64 @@
+//! The guest's /dev: a small tmpfs with the harmless character devices bound from the
+//! host (a user namespace may not mknod), a private devpts, shm, and the console.
+//! No block device and nothing else of the host's is there.
+
+use crate::ContainerError;
+use nix::mount::{MsFlags, mount};
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+/// Character devices every guest gets.
+pub const NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+const NONE: Option<&str> = None;
+
+fn mnt(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<(), ContainerError> {
+    mount(src, target, fstype, flags, data).map_err(|e| ContainerError::path("mount", target, e))
+}
+
+fn touch(p: &Path) -> Result<(), ContainerError> {
+    std::fs::File::create(p).map(drop).map_err(|e| ContainerError::path("creating", p, e))
+}
+
+fn mkdir(p: &Path) -> Result<(), ContainerError> {
+    std::fs::create_dir_all(p).map_err(|e| ContainerError::path("creating", p, e))
+}
+
+fn link(target: &str, at: &Path) -> Result<(), ContainerError> {
+    symlink(target, at).map_err(|e| ContainerError::path("symlinking", at, e))
+}
+
+/// Build the guest's /dev at `dev` (a directory inside the future root).
+pub fn populate(dev: &Path, console: &Path) -> Result<(), ContainerError> {
+    mkdir(dev)?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_STRICTATIME;
+    mnt(Some("tmpfs"), dev, Some("tmpfs"), flags, Some("mode=755,size=65536k"))?;
+    for n in NODES {
+        let target = dev.join(n);
+        touch(&target)?;
+        let src = format!("/dev/{n}");
+        mnt(Some(src.as_str()), &target, NONE, MsFlags::MS_BIND, NONE)?;
+    }
+    let pts = dev.join("pts");
+    mkdir(&pts)?;
+    // gid 5 is the tty group of Debian and busybox guests alike.
+    let pts_opts = "newinstance,ptmxmode=0666,mode=0620,gid=5";
+    mnt(Some("devpts"), &pts, Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some(pts_opts))?;
+    link("pts/ptmx", &dev.join("ptmx"))?;
+    let shm = dev.join("shm");
+    mkdir(&shm)?;
+    mnt(Some("shm"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777,size=65536k"))?;
+    let mq = dev.join("mqueue");
+    mkdir(&mq)?;
+    // The mqueue filesystem belongs to the ipc namespace; failing here only loses POSIX
+    // message queues, which few guests use.
+    let _ = mount(Some("mqueue"), &mq, Some("mqueue"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, NONE);
+    let console_at = dev.join("console");
+    touch(&console_at)?;
+    let src = console.to_str().unwrap_or_default();
+    mnt(Some(src), &console_at, NONE, MsFlags::MS_BIND, NONE)?;
+    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+        link(target, &dev.join(name))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Start a guest's init: the monitor calls [`launch`] and gets back the host pid of init.
+//!
+//! The forked child is born in new user, mount, pid, uts, ipc and network namespaces. It
+//! waits on a pipe until the monitor has written its uid/gid maps and put it in its
+//! cgroup, then becomes root of its namespace, unshares its cgroup namespace, builds its
+//! mounts, pivots, drops capabilities, installs seccomp and execs init. Any failure before
+//! exec is written to an error pipe, which exec closes (O_CLOEXEC): EOF there means init runs.
+
+use crate::{ContainerError, caps, mounts, seccomp};
+use hangar_model::LaunchSpec;
+use hangar_sys::Forked;
+use nix::sched::CloneFlags;
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// Fork the guest's init from `spec`. `console` is the pty peer that becomes its console.
+pub fn launch(spec: &LaunchSpec, console: &OwnedFd) -> Result<i32, ContainerError> {
+    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ContainerError::sys("pipe", e))?;
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ContainerError::sys("pipe", e))?;
+    let filter = if spec.seccomp { Some(seccomp::default_filter()?) } else { None };
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET;
+    if spec.id_base.is_some() {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    match hangar_sys::fork_into(flags.bits())? {
+        Forked::Child => {
+            drop(go_w);
+            drop(err_r);
+            let mut go = [0u8; 1];
+            if std::fs::File::from(go_r).read(&mut go).unwrap_or(0) != 1 {
+                hangar_sys::exit_now(1);
+            }
+            let err_fd = err_w.as_raw_fd();
+            let e = child(spec, console, err_fd, filter.as_deref());
+            let mut w = std::fs::File::from(err_w);
+            let _ = w.write_all(crate::error_chain(&e).as_bytes());
+            hangar_sys::exit_now(1)
+        }
+        Forked::Parent(pid) => {
+            drop(go_r);
+            drop(err_w);
+            if let Err(e) = prepare_from_host(spec, pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                return Err(e);
+            }
+            std::fs::File::from(go_w).write_all(b"g").map_err(|e| ContainerError::sys("signalling the guest", e))?;
+            let mut msg = String::new();
+            let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
+            if msg.is_empty() {
+                return Ok(pid);
+            }
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            Err(ContainerError::Child(msg))
+        }
+    }
+}
+
+/// What the host side does for the new child: id maps, then cgroup membership.
+fn prepare_from_host(spec: &LaunchSpec, pid: i32) -> Result<(), ContainerError> {
+    if let Some(base) = spec.id_base {
+        write_id_maps(pid, base, spec.id_count)?;
+    }
+    for dir in &spec.cgroup_dirs {
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, pid.to_string()).map_err(|e| ContainerError::path("joining cgroup", procs, e))?;
+    }
+    Ok(())
+}
+
+/// Map guest ids 0..count to host ids base..base+count, for uids and gids alike.
+pub fn write_id_maps(pid: i32, base: u32, count: u32) -> Result<(), ContainerError> {
+    let line = format!("0 {base} {count}\n");
+    for map in ["uid_map", "gid_map"] {
+        let p = format!("/proc/{pid}/{map}");
+        std::fs::write(&p, &line).map_err(|e| ContainerError::path("writing", p, e))?;
+    }
+    Ok(())
+}
+
+/// Become root of the guest's namespaces (when it has a user namespace).
+pub fn become_guest_root(userns: bool) -> Result<(), ContainerError> {
+    if userns {
+        let root_g = nix::unistd::Gid::from_raw(0);
+        let root_u = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresgid(root_g, root_g, root_g).map_err(|e| ContainerError::sys("setresgid", e))?;
+        nix::unistd::setgroups(&[]).map_err(|e| ContainerError::sys("setgroups", e))?;
+        nix::unistd::setresuid(root_u, root_u, root_u).map_err(|e| ContainerError::sys("setresuid", e))?;
+    }
+    Ok(())
+}
+
+/// The child's side; returns only on failure.
+fn child(spec: &LaunchSpec, console: &OwnedFd, err_fd: i32, filter: Option<&[libc::sock_filter]>) -> ContainerError {
+    match child_steps(spec, console, err_fd, filter) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn child_steps(
+    spec: &LaunchSpec,
+    console: &OwnedFd,
+    err_fd: i32,
+    filter: Option<&[libc::sock_filter]>,
+) -> Result<std::convert::Infallible, ContainerError> {
+    let userns = spec.id_base.is_some();
+    become_guest_root(userns)?;
+    // A credential change clears the parent-death signal: set it now, so the guest dies
+    // with its monitor instead of running on unsupervised.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|e| ContainerError::sys("prctl", e))?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| ContainerError::sys("unshare(cgroup)", e))?;
+    nix::unistd::sethostname(&spec.hostname).map_err(|e| ContainerError::sys("sethostname", e))?;
+    // Bind the console by its path: a descriptor's mount belongs to the monitor's mount
+    // namespace, and the kernel binds only from mounts of our own copy of it.
+    let console_path = std::fs::read_link(mounts::fd_path(console.as_raw_fd()))
+        .map_err(|e| ContainerError::sys("finding the console pty", e))?;
+    mounts::setup(&spec.rootfs, &console_path, userns)?;
+    hangar_sys::loopback_up()?;
+    attach_console(console)?;
+    caps::drop_bounding()?;
+    let argv = cstrings(&spec.init)?;
+    let mut env = crate::base_env();
+    env.extend(spec.env.iter().cloned());
+    let envp = cstrings(&env)?;
+    hangar_sys::reset_signals();
+    hangar_sys::close_all_except(err_fd)?;
+    if let Some(f) = filter {
+        hangar_sys::seccomp_install(f)?;
+    }
+    let e = nix::unistd::execve(&argv[0], &argv, &envp).unwrap_err();
+    Err(ContainerError::sys(format!("executing {} in the guest", spec.init[0]), e))
+}
+
+/// Make the console the controlling terminal and stdio of the new session.
+fn attach_console(console: &OwnedFd) -> Result<(), ContainerError> {
+    nix::unistd::setsid().map_err(|e| ContainerError::sys("setsid", e))?;
+    set_stdio(console)?;
+    hangar_sys::set_controlling_tty(0)?;
+    Ok(())
+}
+
+pub(crate) fn cstrings(v: &[String]) -> Result<Vec<CString>, ContainerError> {
+    v.iter()
+        .map(|s| CString::new(s.as_str()).map_err(|_| ContainerError::Child(format!("{s:?} contains a NUL byte"))))
+        .collect()
+}
+
+/// Make `fd` the standard input, output and error.
+pub fn set_stdio(fd: &impl std::os::fd::AsFd) -> Result<(), ContainerError> {
+    let e = |e| ContainerError::sys("dup2", e);
+    nix::unistd::dup2_stdin(fd).map_err(e)?;
+    nix::unistd::dup2_stdout(fd).map_err(e)?;
+    nix::unistd::dup2_stderr(fd).map_err(e)
+}

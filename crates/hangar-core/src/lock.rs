@@ -1,0 +1,66 @@
+//! Locks: every mutation of a guest holds its lock; allocations of host-wide resources
+//! (context ids) hold the host lock. Both are flock(2) locks on files, released by the
+//! kernel when the holder exits, however it exits.
+
+use crate::paths::Paths;
+use crate::{CoreError, Result};
+use hangar_model::GuestName;
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::File;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub struct Lock {
+    _flock: Flock<File>,
+}
+
+fn open(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| CoreError::io("creating", dir, e))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| CoreError::io("opening", path, e))
+}
+
+/// Take an exclusive lock, waiting up to `wait` for another holder to finish.
+fn take(path: &Path, wait: Duration) -> Result<Option<Lock>> {
+    let deadline = Instant::now() + wait;
+    let mut file = open(path)?;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(f) => return Ok(Some(Lock { _flock: f })),
+            Err((f, _)) if Instant::now() < deadline => {
+                file = f;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => return Ok(None),
+        }
+    }
+}
+
+/// Lock guest `name` for a mutation.
+pub fn guest(paths: &Paths, name: &GuestName) -> Result<Lock> {
+    let p = paths.locks_dir().join(format!("{name}.lock"));
+    take(&p, Duration::from_secs(10))?.ok_or_else(|| CoreError::Busy(name.to_string()))
+}
+
+/// Lock guest `name` only if nobody holds it (used to tell stale builds from live ones).
+pub fn try_guest(paths: &Paths, name: &GuestName) -> Result<Option<Lock>> {
+    take(&paths.locks_dir().join(format!("{name}.lock")), Duration::ZERO)
+}
+
+/// Lock host-wide allocations.
+pub fn host(paths: &Paths) -> Result<Lock> {
+    take(&paths.locks_dir().join("host.lock"), Duration::from_secs(30))?
+        .ok_or_else(|| CoreError::Invalid("the host lock is held by another hangar command for too long".into()))
+}
+
+/// Is a process holding an exclusive lock on `path` (a monitor on its monitor.lock)?
+pub fn is_held(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    Flock::lock(file, FlockArg::LockSharedNonblock).is_err()
+}

@@ -1,0 +1,9 @@
+//! One file per operation, each taking the guest's lock for what it changes.
+
+pub mod build;
+pub mod config;
+pub mod delete;
+pub mod exec;
+pub mod list;
+pub mod start;
+pub mod stop;

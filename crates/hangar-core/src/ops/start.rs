@@ -1,0 +1,123 @@
+//! `hangar start`: create the guest's cgroup, write its launch spec, spawn its monitor,
+//! and return once the monitor reports that init runs.
+
+use crate::{CoreError, Host, Result, lock, status, store};
+use hangar_model::{GuestConfig, GuestName, LaunchSpec};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Start guest `name`; returns the host pid of its init.
+pub fn start(host: &Host, name: &GuestName) -> Result<i32> {
+    let _guest = lock::guest(&host.paths, name)?;
+    start_locked(host, name)
+}
+
+pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
+    let cfg = store::load(&host.paths, name)?;
+    if status::status(&host.paths, name).is_active() {
+        return Err(CoreError::Invalid(format!("guest {name} is already running")));
+    }
+    let rootfs = host.paths.rootfs(name, &cfg.rootfs);
+    check_rootfs(&cfg, &rootfs)?;
+    ensure_ownership(&cfg, &rootfs)?;
+    let cgroup = host.cgroups()?.create(&host.cgroup_parent(), &cfg.context.to_string(), &host.limits(&cfg))?;
+    let spec = LaunchSpec {
+        name: name.to_string(),
+        hostname: cfg.hostname.clone(),
+        rootfs,
+        init: cfg.init.clone(),
+        env: vec![],
+        id_base: (!cfg.security.privileged).then(|| cfg.context.id_base()),
+        id_count: hangar_model::ctx::ID_RANGE,
+        cgroup_dirs: cgroup.dirs().to_vec(),
+        stop_signal: cfg.stop.signal.number(),
+        stop_timeout: cfg.stop.timeout,
+        seccomp: cfg.security.seccomp,
+        run_dir: host.paths.run_dir(name),
+        console_log: host.paths.console_log(name),
+    };
+    let result = spawn_monitor(host, name, &spec);
+    if result.is_err() && !status::monitor_alive(&host.paths, name) {
+        let _ = cgroup.remove();
+    }
+    result
+}
+
+fn check_rootfs(cfg: &GuestConfig, rootfs: &std::path::Path) -> Result<()> {
+    if !rootfs.is_dir() {
+        return Err(CoreError::Invalid(format!("guest {}: root filesystem {} is missing", cfg.name, rootfs.display())));
+    }
+    // Look at the init path without following a final symlink: an absolute link inside
+    // the guest (/sbin/init -> /bin/busybox) means nothing on the host.
+    let init = rootfs.join(cfg.init[0].trim_start_matches('/'));
+    if std::fs::symlink_metadata(&init).is_err() {
+        return Err(CoreError::Invalid(format!(
+            "guest {}: its root filesystem has no {} (set `init` with `hangar config edit {}`)",
+            cfg.name, cfg.init[0], cfg.name
+        )));
+    }
+    Ok(())
+}
+
+/// A guest's files must belong to its id range (or to the host for a privileged guest);
+/// after a change of context id or of `privileged`, shift them once.
+fn ensure_ownership(cfg: &GuestConfig, rootfs: &std::path::Path) -> Result<()> {
+    let range = hangar_model::ctx::ID_RANGE;
+    let want = if cfg.security.privileged { 0 } else { cfg.context.id_base() };
+    let have = hangar_container::idshift::current_base(rootfs, range)?;
+    if have != want {
+        hangar_container::idshift::shift(rootfs, have, want, range)?;
+    }
+    Ok(())
+}
+
+/// The monitor binary: `HANGAR_MONITOR`, or `hangar-monitor` beside the running binary.
+fn monitor_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("HANGAR_MONITOR") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.parent().map(|d| d.join("hangar-monitor")).unwrap_or_else(|| "hangar-monitor".into())
+}
+
+fn spawn_monitor(host: &Host, name: &GuestName, spec: &LaunchSpec) -> Result<i32> {
+    let run_dir = &spec.run_dir;
+    let log_dir = host.paths.log_dir(name);
+    for d in [run_dir, &log_dir] {
+        std::fs::create_dir_all(d).map_err(|e| CoreError::io("creating", d, e))?;
+    }
+    let spec_path = run_dir.join("spec.json");
+    let json = serde_json::to_vec_pretty(spec).expect("specs serialise");
+    hangar_sys::write_atomic(&spec_path, &json, false).map_err(|e| CoreError::io("writing", &spec_path, e))?;
+    let monitor_log = log_dir.join("monitor.log");
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&monitor_log)
+        .map_err(|e| CoreError::io("opening", &monitor_log, e))?;
+    let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| CoreError::io("creating a pipe for", &monitor_log, e.into()))?;
+    let bin = monitor_binary();
+    let child = Command::new(&bin)
+        .arg(&spec_path)
+        .arg(ready_w.as_raw_fd().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| CoreError::io("starting the monitor", &bin, e))?;
+    drop(ready_w);
+    drop(child);
+    let mut reply = String::new();
+    let _ = std::fs::File::from(ready_r).read_to_string(&mut reply);
+    let reply = reply.trim();
+    if let Some(pid) = reply.strip_prefix("ok ") {
+        return pid.parse().map_err(|_| CoreError::Invalid(format!("monitor said {reply:?}")));
+    }
+    let message = match reply.strip_prefix("error: ") {
+        Some(m) => m.to_string(),
+        None => format!("its monitor exited before the guest ran; see {}", monitor_log.display()),
+    };
+    Err(CoreError::Monitor { name: name.to_string(), message })
+}

@@ -1,0 +1,330 @@
+//! The guest configuration: one TOML file per guest, human-readable and editable.
+//!
+//! Parsing refuses unknown keys (a typo must not silently do nothing) and every value is
+//! checked; errors name the field. `GuestConfig::from_toml` is the only way in.
+
+use crate::{ContextId, GuestName, ModelError, Signal, Size};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// What runs the guest: a container shares the host kernel; a vm has its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestKind {
+    Container,
+    Vm,
+}
+
+impl std::fmt::Display for GuestKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GuestKind::Container => "container",
+            GuestKind::Vm => "vm",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestConfig {
+    pub name: GuestName,
+    pub kind: GuestKind,
+    pub context: ContextId,
+    pub hostname: String,
+    /// Root filesystem; relative paths are inside the guest's directory.
+    #[serde(default = "default_rootfs")]
+    pub rootfs: PathBuf,
+    /// The guest's init command line (pid 1 inside the guest).
+    pub init: Vec<String>,
+    #[serde(default)]
+    pub stop: StopPolicy,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub autostart: Autostart,
+    #[serde(default)]
+    pub security: Security,
+}
+
+fn default_rootfs() -> PathBuf {
+    PathBuf::from("rootfs")
+}
+
+/// How a guest is asked to shut down: its init's own signal, then SIGKILL after the timeout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopPolicy {
+    #[serde(default = "default_stop_signal")]
+    pub signal: Signal,
+    /// Seconds to wait for a clean shutdown before killing.
+    #[serde(default = "default_stop_timeout")]
+    pub timeout: u32,
+}
+
+fn default_stop_signal() -> Signal {
+    Signal::TERM
+}
+fn default_stop_timeout() -> u32 {
+    30
+}
+
+impl Default for StopPolicy {
+    fn default() -> Self {
+        StopPolicy {
+            signal: default_stop_signal(),
+            timeout: default_stop_timeout(),
+        }
+    }
+}
+
+/// Resource limits. Unset keys take the host defaults at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Hard limit of resident memory (VServer's rss.hard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Size>,
+    /// Swap the guest may use on top of `memory`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap: Option<Size>,
+    /// Maximum number of processes and threads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+}
+
+impl Limits {
+    /// These limits with unset keys filled from `defaults`.
+    pub fn or(&self, defaults: &Limits) -> Limits {
+        Limits {
+            memory: self.memory.or(defaults.memory),
+            swap: self.swap.or(defaults.swap),
+            pids: self.pids.or(defaults.pids),
+        }
+    }
+}
+
+/// Network attachment. Only `none` (a private network namespace with lo) exists so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    #[serde(default)]
+    pub mode: NetMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetMode {
+    #[default]
+    None,
+}
+
+/// VServer's `apps/init/mark` and start order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Autostart {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_order")]
+    pub order: u32,
+}
+
+fn default_order() -> u32 {
+    50
+}
+
+impl Default for Autostart {
+    fn default() -> Self {
+        Autostart {
+            enabled: false,
+            order: default_order(),
+        }
+    }
+}
+
+/// Isolation settings. The defaults are the safe ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Security {
+    /// Run without a user namespace: guest root is host root. Weaker; for compatibility only.
+    #[serde(default)]
+    pub privileged: bool,
+    /// Apply hangar's default seccomp filter.
+    #[serde(default = "yes")]
+    pub seccomp: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            privileged: false,
+            seccomp: true,
+        }
+    }
+}
+
+impl GuestConfig {
+    /// Parse and validate a config file's text.
+    pub fn from_toml(text: &str) -> Result<Self, ModelError> {
+        let cfg: GuestConfig =
+            toml::from_str(text).map_err(|e| ModelError::Toml(one_line(&e.to_string())))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a guest config always serialises")
+    }
+
+    /// Checks that span fields or that serde cannot express.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        validate_hostname(&self.hostname)?;
+        let field = |field, why: &str| {
+            Err(ModelError::Field {
+                field,
+                why: why.to_string(),
+            })
+        };
+        if self.kind == GuestKind::Vm {
+            return field(
+                "kind",
+                "vm guests are not supported yet; use kind = \"container\"",
+            );
+        }
+        match self.init.first() {
+            None => return field("init", "must name the init program, e.g. [\"/sbin/init\"]"),
+            Some(p) if !p.starts_with('/') => {
+                return field("init", "the init program must be an absolute path");
+            }
+            _ => {}
+        }
+        if self.init.iter().any(|a| a.contains('\0')) {
+            return field("init", "arguments must not contain NUL bytes");
+        }
+        if !(1..=3600).contains(&self.stop.timeout) {
+            return field("stop.timeout", "must be 1 to 3600 seconds");
+        }
+        if self.stop.signal.number() == 9 {
+            return field(
+                "stop.signal",
+                "SIGKILL is no clean shutdown; `hangar kill` does that",
+            );
+        }
+        if self.limits.pids == Some(0) {
+            return field("limits.pids", "must be at least 1");
+        }
+        if matches!(self.limits.memory, Some(m) if m.0 < (4 << 20)) {
+            return field("limits.memory", "must be at least 4M");
+        }
+        if self.rootfs.as_os_str().is_empty() {
+            return field("rootfs", "must not be empty");
+        }
+        Ok(())
+    }
+}
+
+/// Hostnames per RFC 1123, at most 64 bytes (the kernel's limit).
+pub fn validate_hostname(h: &str) -> Result<(), ModelError> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    };
+    if h.is_empty() || h.len() > 64 || !h.split('.').all(label_ok) {
+        return Err(ModelError::Hostname(h.to_string()));
+    }
+    Ok(())
+}
+
+/// toml's messages span several lines with a source excerpt; the CLI wants one line.
+fn one_line(s: &str) -> String {
+    let mut parts = s.lines().map(str::trim).filter(|l| {
+        !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' ')
+    });
+    let mut out = parts.next().unwrap_or_default().to_string();
+    for p in parts {
+        if !p.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            out.push_str(": ");
+            out.push_str(p);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "web"
+kind = "container"
+context = 7
+hostname = "web.example.org"
+init = ["/sbin/init"]
+
+[stop]
+signal = "SIGUSR2"
+timeout = 10
+
+[limits]
+memory = "512M"
+pids = 256
+"#;
+
+    #[test]
+    fn a_good_config_parses_and_round_trips() {
+        let c = GuestConfig::from_toml(GOOD).unwrap();
+        assert_eq!(c.context.get(), 7);
+        assert_eq!(c.limits.memory, Some(Size(512 << 20)));
+        assert_eq!(c.stop.signal.number(), 12);
+        assert!(!c.security.privileged && c.security.seccomp);
+        assert_eq!(GuestConfig::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let e = GuestConfig::from_toml(&format!("{GOOD}\nmemroy = 3\n")).unwrap_err();
+        assert!(e.to_string().contains("memroy"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let cases = [
+            (GOOD.replace("\"512M\"", "\"lots\""), "lots"),
+            (GOOD.replace("context = 7", "context = 1"), "context"),
+            (GOOD.replace("\"/sbin/init\"", "\"sbin/init\""), "init"),
+            (GOOD.replace("timeout = 10", "timeout = 0"), "stop.timeout"),
+            (GOOD.replace("web.example.org", "bad_host"), "bad_host"),
+            (GOOD.replace("name = \"web\"", "name = \"../x\""), "../x"),
+            (GOOD.replace("\"SIGUSR2\"", "\"SIGKILL\""), "stop.signal"),
+        ];
+        for (text, needle) in cases {
+            let e = GuestConfig::from_toml(&text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
+    #[test]
+    fn limits_fall_back_to_defaults() {
+        let own = Limits {
+            memory: Some(Size(1 << 30)),
+            ..Default::default()
+        };
+        let d = Limits {
+            memory: Some(Size(1 << 20)),
+            swap: None,
+            pids: Some(100),
+        };
+        let eff = own.or(&d);
+        assert_eq!(eff.memory, Some(Size(1 << 30)));
+        assert_eq!(eff.pids, Some(100));
+    }
+}

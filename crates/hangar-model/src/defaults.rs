@@ -1,0 +1,87 @@
+//! Host-wide defaults (VServer's `/etc/vservers/.defaults`): `etc/hangar/defaults.toml`.
+//!
+//! A missing file means the built-in values below. Every new guest gets at least a memory
+//! and a pids limit from here, so one guest's leak or fork bomb stays inside it.
+
+use crate::{Limits, ModelError, Size};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostDefaults {
+    /// Limits for guests whose config leaves a key unset.
+    #[serde(default = "default_limits")]
+    pub limits: Limits,
+    /// Name of the cgroup under which every guest's cgroup lives.
+    /// Unset: `hangar` for the host's own root, `hangar-<hash>` for a relocated HANGAR_ROOT.
+    #[serde(default)]
+    pub cgroup_parent: Option<String>,
+    /// Debian mirror for `build -m debootstrap`.
+    #[serde(default = "default_mirror")]
+    pub mirror: String,
+    /// Debian suite for `build -m debootstrap`.
+    #[serde(default = "default_suite")]
+    pub suite: String,
+}
+
+fn default_limits() -> Limits {
+    Limits {
+        memory: Some(Size(1 << 30)),
+        swap: None,
+        pids: Some(1024),
+    }
+}
+fn default_mirror() -> String {
+    "http://deb.debian.org/debian".into()
+}
+fn default_suite() -> String {
+    "bookworm".into()
+}
+
+impl Default for HostDefaults {
+    fn default() -> Self {
+        HostDefaults {
+            limits: default_limits(),
+            cgroup_parent: None,
+            mirror: default_mirror(),
+            suite: default_suite(),
+        }
+    }
+}
+
+impl HostDefaults {
+    pub fn from_toml(text: &str) -> Result<Self, ModelError> {
+        let d: HostDefaults =
+            toml::from_str(text).map_err(|e| ModelError::Toml(e.to_string().replace('\n', " ")))?;
+        if let Some(p) = &d.cgroup_parent {
+            let ok = !p.is_empty()
+                && p.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_./".contains(&c))
+                && !p.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+            if !ok {
+                return Err(ModelError::Field {
+                    field: "cgroup_parent",
+                    why: format!("{p:?} is not a relative cgroup path"),
+                });
+            }
+        }
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_safe_defaults() {
+        let d = HostDefaults::from_toml("").unwrap();
+        assert!(d.limits.memory.is_some() && d.limits.pids.is_some());
+    }
+
+    #[test]
+    fn escaping_cgroup_parent_is_refused() {
+        assert!(HostDefaults::from_toml("cgroup_parent = \"../x\"").is_err());
+        assert!(HostDefaults::from_toml("cgroup_parent = \"hangar\"").is_ok());
+    }
+}

@@ -1,0 +1,40 @@
+//! The launch spec: everything a guest's monitor needs, resolved by `hangar-core` so the
+//! monitor reads no config, probes nothing and stays small.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    pub name: String,
+    pub hostname: String,
+    /// Absolute path of the root filesystem on the host.
+    pub rootfs: PathBuf,
+    pub init: Vec<String>,
+    /// Environment of init, `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// First host uid/gid of the guest's range; None runs without a user namespace.
+    pub id_base: Option<u32>,
+    pub id_count: u32,
+    /// Cgroup directories the guest's processes join (one per v1 hierarchy, one on v2).
+    pub cgroup_dirs: Vec<PathBuf>,
+    pub stop_signal: i32,
+    pub stop_timeout: u32,
+    pub seccomp: bool,
+    /// Runtime directory of this guest: state.json, control socket, monitor lock.
+    pub run_dir: PathBuf,
+    /// Console log of the guest's init.
+    pub console_log: PathBuf,
+}
+
+impl LaunchSpec {
+    pub fn state_path(&self) -> PathBuf {
+        self.run_dir.join("state.json")
+    }
+    pub fn socket_path(&self) -> PathBuf {
+        self.run_dir.join("control.sock")
+    }
+    pub fn lock_path(&self) -> PathBuf {
+        self.run_dir.join("monitor.lock")
+    }
+}

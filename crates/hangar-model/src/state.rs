@@ -1,0 +1,68 @@
+//! Lifecycle states and the runtime state file a guest's monitor keeps.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a guest is in its life. The monitor writes it; `hangar list` reads it and checks
+/// the monitor is really alive before believing "running".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuestState {
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+}
+
+impl GuestState {
+    pub fn can_start(self) -> bool {
+        self == GuestState::Stopped
+    }
+    pub fn can_stop(self) -> bool {
+        matches!(
+            self,
+            GuestState::Running | GuestState::Starting | GuestState::Stopping
+        )
+    }
+    pub fn is_active(self) -> bool {
+        self != GuestState::Stopped
+    }
+}
+
+impl std::fmt::Display for GuestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GuestState::Stopped => "stopped",
+            GuestState::Starting => "starting",
+            GuestState::Running => "running",
+            GuestState::Stopping => "stopping",
+        })
+    }
+}
+
+/// How the guest's init ended last time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExitReason {
+    /// init exited with this code.
+    Exited(i32),
+    /// init was killed by this signal (SIGKILL from `hangar kill` or a timed-out stop).
+    Signaled(i32),
+    /// The guest powered itself off (reboot(2) with halt/poweroff inside its pid namespace).
+    Halted,
+    /// The monitor was killed; its guest died with it.
+    MonitorLost,
+}
+
+/// `run/hangar/guests/NAME/state.json`, written atomically by the monitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeState {
+    pub state: GuestState,
+    /// Host pid of the guest's init, while it runs.
+    pub init_pid: Option<i32>,
+    pub monitor_pid: i32,
+    /// Unix time (seconds) when the current init started.
+    pub started_at: Option<u64>,
+    /// How many times the guest rebooted itself under this monitor.
+    pub reboots: u32,
+    pub last_exit: Option<ExitReason>,
+}

@@ -1,0 +1,258 @@
+//! The monitor's life: lock, launch, serve, reap, clean up.
+
+use hangar_model::control::{Reply, Request};
+use hangar_model::state::ExitReason;
+use hangar_model::{GuestState, LaunchSpec, RuntimeState};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::{SigSet, SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::time::{Duration, Instant, SystemTime};
+
+type Res<T> = Result<T, String>;
+
+struct Monitor {
+    spec: LaunchSpec,
+    state: RuntimeState,
+    console_master: OwnedFd,
+    /// Our copy of the console's peer: keeps the pty open while init restarts.
+    console_peer: OwnedFd,
+    log: std::fs::File,
+    /// When set, init is being stopped and gets SIGKILL at this instant.
+    kill_at: Option<Instant>,
+    stopping: bool,
+}
+
+pub fn run(spec_path: &str, mut ready: std::fs::File) -> Res<()> {
+    let spec: LaunchSpec = std::fs::read(spec_path)
+        .map_err(|e| format!("reading {spec_path}: {e}"))
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("parsing {spec_path}: {e}")))?;
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(spec.lock_path())
+        .map_err(|e| format!("opening {}: {e}", spec.lock_path().display()))?;
+    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| "another monitor already runs this guest".to_string())?;
+    let mut mon = match Monitor::start(spec) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = writeln!(ready, "error: {e}");
+            return Err(e);
+        }
+    };
+    let _ = writeln!(ready, "ok {}", mon.state.init_pid.unwrap_or(0));
+    drop(ready);
+    let result = mon.serve();
+    mon.finish();
+    result
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Monitor {
+    fn start(spec: LaunchSpec) -> Res<Monitor> {
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
+            mask.add(s);
+        }
+        mask.thread_block().map_err(|e| format!("blocking signals: {e}"))?;
+        let pty = nix::pty::openpty(None, None).map_err(|e| format!("opening the console pty: {e}"))?;
+        nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+            .map_err(|e| format!("console pty: {e}"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.console_log)
+            .map_err(|e| format!("opening {}: {e}", spec.console_log.display()))?;
+        let state = RuntimeState {
+            state: GuestState::Starting,
+            init_pid: None,
+            monitor_pid: std::process::id() as i32,
+            started_at: None,
+            reboots: 0,
+            last_exit: None,
+        };
+        let mut mon =
+            Monitor { spec, state, console_master: pty.master, console_peer: pty.slave, log, kill_at: None, stopping: false };
+        mon.launch()?;
+        Ok(mon)
+    }
+
+    fn launch(&mut self) -> Res<()> {
+        let pid = hangar_container::launch::launch(&self.spec, &self.console_peer).map_err(|e| hangar_container::error_chain(&e))?;
+        self.state.state = GuestState::Running;
+        self.state.init_pid = Some(pid);
+        self.state.started_at = Some(now());
+        self.save();
+        Ok(())
+    }
+
+    fn save(&self) {
+        let json = serde_json::to_vec(&self.state).unwrap_or_default();
+        if let Err(e) = hangar_sys::write_atomic(&self.spec.state_path(), &json, false) {
+            eprintln!("hangar-monitor: writing state: {e}");
+        }
+    }
+
+    fn serve(&mut self) -> Res<()> {
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
+            mask.add(s);
+        }
+        let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| format!("signalfd: {e}"))?;
+        let sock = self.spec.socket_path();
+        let _ = std::fs::remove_file(&sock);
+        let listener = UnixListener::bind(&sock).map_err(|e| format!("binding {}: {e}", sock.display()))?;
+        listener.set_nonblocking(true).map_err(|e| format!("socket: {e}"))?;
+        let mut buf = [0u8; 4096];
+        while self.state.init_pid.is_some() {
+            let timeout = match self.kill_at {
+                Some(t) => PollTimeout::try_from(t.saturating_duration_since(Instant::now()).as_millis() as i32 + 1)
+                    .unwrap_or(PollTimeout::MAX),
+                None => PollTimeout::NONE,
+            };
+            let mut fds = [
+                PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.console_master.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, timeout) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(format!("poll: {e}")),
+                Ok(_) => {}
+            }
+            let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
+            let (sig, conn, console) = (ready(0), ready(1), ready(2));
+            if console {
+                self.copy_console(&mut buf);
+            }
+            if sig {
+                while let Ok(Some(info)) = sfd.read_signal() {
+                    if info.ssi_signo != libc::SIGCHLD as u32 {
+                        self.stop(self.spec.stop_timeout);
+                    }
+                }
+                self.reap();
+            }
+            if conn {
+                while let Ok((stream, _)) = listener.accept() {
+                    self.answer(stream);
+                }
+            }
+            if self.kill_at.is_some_and(|t| Instant::now() >= t) {
+                self.kill_at = None;
+                self.signal_init(libc::SIGKILL);
+            }
+        }
+        self.copy_console(&mut buf);
+        Ok(())
+    }
+
+    fn copy_console(&mut self, buf: &mut [u8]) {
+        while let Ok(n @ 1..) = nix::unistd::read(&self.console_master, buf) {
+            let _ = self.log.write_all(&buf[..n]);
+        }
+    }
+
+    fn signal_init(&self, sig: i32) {
+        if let (Some(pid), Ok(sig)) = (self.state.init_pid, Signal::try_from(sig)) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+        }
+    }
+
+    fn stop(&mut self, timeout: u32) {
+        if !self.stopping {
+            self.stopping = true;
+            self.state.state = GuestState::Stopping;
+            self.save();
+            self.signal_init(self.spec.stop_signal);
+            self.kill_at = Some(Instant::now() + Duration::from_secs(timeout.into()));
+        }
+    }
+
+    fn answer(&mut self, stream: std::os::unix::net::UnixStream) {
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut line = String::new();
+        let mut reader = BufReader::new(&stream);
+        let reply = match reader.read_line(&mut line).map(|_| serde_json::from_str::<Request>(&line)) {
+            Ok(Ok(Request::Status)) => Reply::Ok { state: self.state.clone() },
+            Ok(Ok(Request::Stop { timeout })) => {
+                self.stop(timeout);
+                Reply::Ok { state: self.state.clone() }
+            }
+            Ok(Ok(Request::Kill)) => {
+                self.stopping = true;
+                self.state.state = GuestState::Stopping;
+                self.signal_init(libc::SIGKILL);
+                Reply::Ok { state: self.state.clone() }
+            }
+            Ok(Err(e)) => Reply::Error { message: format!("bad request: {e}") },
+            Err(e) => Reply::Error { message: format!("reading request: {e}") },
+        };
+        let mut out = serde_json::to_string(&reply).unwrap_or_default();
+        out.push('\n');
+        let _ = (&stream).write_all(out.as_bytes());
+    }
+
+    /// Collect exited children; decide what the end of init means.
+    fn reap(&mut self) {
+        loop {
+            let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(s) => s,
+            };
+            if status.pid().map(Pid::as_raw) != self.state.init_pid {
+                continue;
+            }
+            let exit = match status {
+                WaitStatus::Exited(_, c) => ExitReason::Exited(c),
+                WaitStatus::Signaled(_, Signal::SIGINT, _) => ExitReason::Halted,
+                WaitStatus::Signaled(_, s, _) => ExitReason::Signaled(s as i32),
+                _ => continue,
+            };
+            // reboot(2) inside a pid namespace ends its init with SIGHUP: restart it.
+            let rebooted = exit == ExitReason::Signaled(libc::SIGHUP) && !self.stopping;
+            self.state.init_pid = None;
+            self.state.last_exit = Some(exit);
+            if rebooted {
+                self.state.reboots += 1;
+                self.state.state = GuestState::Starting;
+                if let Err(e) = self.launch() {
+                    eprintln!("hangar-monitor: restarting after reboot: {e}");
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.state.state = GuestState::Stopped;
+        self.state.init_pid = None;
+        self.state.started_at = None;
+        self.save();
+        let _ = std::fs::remove_file(self.spec.socket_path());
+        for dir in self.spec.cgroup_dirs.iter().rev() {
+            remove_cgroup_dir(dir);
+        }
+    }
+}
+
+/// rmdir a cgroup once its last task is gone (v1 may report EBUSY for a moment).
+fn remove_cgroup_dir(dir: &std::path::Path) {
+    for _ in 0..200 {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(Duration::from_millis(5)),
+            _ => return,
+        }
+    }
+}
+
