@@ -4,7 +4,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "hangar", version, about = "build, run and manage isolated guest servers")]
+#[command(
+    name = "hangar",
+    version,
+    about = "build, run and manage isolated guest servers"
+)]
 pub struct Cli {
     /// Root prefix for all of hangar's files (tests and sandboxes)
     #[arg(long, global = true, env = "HANGAR_ROOT", value_name = "DIR")]

@@ -47,15 +47,35 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Kill(a) => ops::stop::kill(&host, &name(&a.name)?)?,
         Cmd::Delete(a) => ops::delete::delete(&host, &name(&a.name)?, a.force)?,
         Cmd::Exec(a) => {
-            let tty = a.tty || (!a.no_tty && std::io::stdin().is_terminal() && std::io::stdout().is_terminal());
-            return Ok(ops::exec::exec(&host, &name(&a.name)?, a.command, a.env, tty)?);
+            let tty = a.tty
+                || (!a.no_tty && std::io::stdin().is_terminal() && std::io::stdout().is_terminal());
+            return Ok(ops::exec::exec(
+                &host,
+                &name(&a.name)?,
+                a.command,
+                a.env,
+                tty,
+            )?);
         }
         Cmd::Enter(a) => {
             if !std::io::stdin().is_terminal() {
-                bail!("enter needs a terminal; use `hangar exec {} -- COMMAND` from scripts", a.name);
+                bail!(
+                    "enter needs a terminal; use `hangar exec {} -- COMMAND` from scripts",
+                    a.name
+                );
             }
-            let shell = vec!["/bin/sh".to_string(), "-c".into(), "exec $( [ -x /bin/bash ] && echo /bin/bash || echo /bin/sh ) -l".into()];
-            return Ok(ops::exec::exec(&host, &name(&a.name)?, shell, vec![], true)?);
+            let shell = vec![
+                "/bin/sh".to_string(),
+                "-c".into(),
+                "exec $( [ -x /bin/bash ] && echo /bin/bash || echo /bin/sh ) -l".into(),
+            ];
+            return Ok(ops::exec::exec(
+                &host,
+                &name(&a.name)?,
+                shell,
+                vec![],
+                true,
+            )?);
         }
         Cmd::List(a) => {
             let rows = ops::list::list(&host)?;
@@ -67,7 +87,9 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Logs(a) => logs(&host, &name(&a.name)?, a.follow)?,
         Cmd::Config(ConfigCmd::Show(a)) => print!("{}", ops::config::show(&host, &name(&a.name)?)?),
         Cmd::Config(ConfigCmd::Edit(a)) => {
-            let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
+            let editor = std::env::var("VISUAL")
+                .or_else(|_| std::env::var("EDITOR"))
+                .unwrap_or_else(|_| "vi".into());
             ops::config::edit(&host, &name(&a.name)?, &editor)?;
         }
     }
@@ -90,28 +112,59 @@ fn method(m: MethodName, a: MethodArgs, host: &Host) -> Result<Method> {
             mirror: a.mirror.unwrap_or_else(|| host.defaults.mirror.clone()),
             include: a.include,
         },
-        MethodName::Tarball => Method::Tarball { file: a.template.context("-m tarball needs -t FILE (a root filesystem archive)")? },
-        MethodName::Rsync => Method::Rsync { source: a.source.context("-m rsync needs --source DIR or HOST:DIR")? },
+        MethodName::Tarball => Method::Tarball {
+            file: a
+                .template
+                .context("-m tarball needs -t FILE (a root filesystem archive)")?,
+        },
+        MethodName::Rsync => Method::Rsync {
+            source: a
+                .source
+                .context("-m rsync needs --source DIR or HOST:DIR")?,
+        },
     })
 }
 
 fn build(host: &Host, b: args::BuildArgs) -> Result<()> {
     let guest = name(&b.name)?;
-    let context = b.context.as_deref().map(|c| c.parse::<ContextId>().map_err(|_| anyhow::anyhow!("invalid context id {c:?}: use a number from 2 to 32767"))).transpose()?;
+    let context = b
+        .context
+        .as_deref()
+        .map(|c| {
+            c.parse::<ContextId>().map_err(|_| {
+                anyhow::anyhow!("invalid context id {c:?}: use a number from 2 to 32767")
+            })
+        })
+        .transpose()?;
     let mut margs = b.method_args;
     if !b.rest.is_empty() {
-        let t = TrailingMethodArgs::try_parse_from(&b.rest).map_err(|e| anyhow::anyhow!("method options after --: {}", e.to_string().lines().next().unwrap_or("")))?;
+        let t = TrailingMethodArgs::try_parse_from(&b.rest).map_err(|e| {
+            anyhow::anyhow!(
+                "method options after --: {}",
+                e.to_string().lines().next().unwrap_or("")
+            )
+        })?;
         let t = t.args;
         margs = MethodArgs {
             dist: t.dist.or(margs.dist),
             mirror: t.mirror.or(margs.mirror),
-            include: if t.include.is_empty() { margs.include } else { t.include },
+            include: if t.include.is_empty() {
+                margs.include
+            } else {
+                t.include
+            },
             template: t.template.or(margs.template),
             source: t.source.or(margs.source),
         };
     }
     let method = method(b.method, margs, host)?;
-    let req = ops::build::BuildRequest { name: guest, method, hostname: b.hostname, context, privileged: b.privileged };
+    let req = ops::build::BuildRequest {
+        name: guest,
+        method,
+        hostname: b.hostname,
+        context,
+        privileged: b.privileged,
+    };
     let bar = std::io::stderr().is_terminal().then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -128,7 +181,10 @@ fn build(host: &Host, b: args::BuildArgs) -> Result<()> {
         pb.finish_and_clear();
     }
     let cfg = result?;
-    quiet_note(&format!("built {} (context {}); start it with `hangar start {}`", cfg.name, cfg.context, cfg.name));
+    quiet_note(&format!(
+        "built {} (context {}); start it with `hangar start {}`",
+        cfg.name, cfg.context, cfg.name
+    ));
     Ok(())
 }
 

@@ -12,12 +12,20 @@ pub const NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"]
 
 const NONE: Option<&str> = None;
 
-fn mnt(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<(), ContainerError> {
+fn mnt(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), ContainerError> {
     mount(src, target, fstype, flags, data).map_err(|e| ContainerError::path("mount", target, e))
 }
 
 fn touch(p: &Path) -> Result<(), ContainerError> {
-    std::fs::File::create(p).map(drop).map_err(|e| ContainerError::path("creating", p, e))
+    std::fs::File::create(p)
+        .map(drop)
+        .map_err(|e| ContainerError::path("creating", p, e))
 }
 
 fn mkdir(p: &Path) -> Result<(), ContainerError> {
@@ -32,7 +40,13 @@ fn link(target: &str, at: &Path) -> Result<(), ContainerError> {
 pub fn populate(dev: &Path, console: &Path) -> Result<(), ContainerError> {
     mkdir(dev)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_STRICTATIME;
-    mnt(Some("tmpfs"), dev, Some("tmpfs"), flags, Some("mode=755,size=65536k"))?;
+    mnt(
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        flags,
+        Some("mode=755,size=65536k"),
+    )?;
     for n in NODES {
         let target = dev.join(n);
         touch(&target)?;
@@ -43,21 +57,44 @@ pub fn populate(dev: &Path, console: &Path) -> Result<(), ContainerError> {
     mkdir(&pts)?;
     // gid 5 is the tty group of Debian and busybox guests alike.
     let pts_opts = "newinstance,ptmxmode=0666,mode=0620,gid=5";
-    mnt(Some("devpts"), &pts, Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some(pts_opts))?;
+    mnt(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(pts_opts),
+    )?;
     link("pts/ptmx", &dev.join("ptmx"))?;
     let shm = dev.join("shm");
     mkdir(&shm)?;
-    mnt(Some("shm"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777,size=65536k"))?;
+    mnt(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777,size=65536k"),
+    )?;
     let mq = dev.join("mqueue");
     mkdir(&mq)?;
     // The mqueue filesystem belongs to the ipc namespace; failing here only loses POSIX
     // message queues, which few guests use.
-    let _ = mount(Some("mqueue"), &mq, Some("mqueue"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, NONE);
+    let _ = mount(
+        Some("mqueue"),
+        &mq,
+        Some("mqueue"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        NONE,
+    );
     let console_at = dev.join("console");
     touch(&console_at)?;
     let src = console.to_str().unwrap_or_default();
     mnt(Some(src), &console_at, NONE, MsFlags::MS_BIND, NONE)?;
-    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         link(target, &dev.join(name))?;
     }
     Ok(())

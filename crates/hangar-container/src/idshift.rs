@@ -11,7 +11,8 @@ use std::path::Path;
 
 /// Id base the tree at `rootfs` is currently shifted to (0 for a host-owned tree).
 pub fn current_base(rootfs: &Path, range: u32) -> Result<u32, ContainerError> {
-    let m = std::fs::symlink_metadata(rootfs).map_err(|e| ContainerError::path("reading", rootfs, e))?;
+    let m = std::fs::symlink_metadata(rootfs)
+        .map_err(|e| ContainerError::path("reading", rootfs, e))?;
     Ok(m.uid() - m.uid() % range)
 }
 
@@ -24,8 +25,15 @@ pub fn shift(rootfs: &Path, from: u32, to: u32, range: u32) -> Result<u64, Conta
     let mut changed = 0;
     let mut stack = vec![rootfs.to_path_buf()];
     while let Some(p) = stack.pop() {
-        let m = std::fs::symlink_metadata(&p).map_err(|e| ContainerError::path("reading", &p, e))?;
-        let map = |id: u32| if (from..from + range).contains(&id) { Some(id - from + to) } else { None };
+        let m =
+            std::fs::symlink_metadata(&p).map_err(|e| ContainerError::path("reading", &p, e))?;
+        let map = |id: u32| {
+            if (from..from + range).contains(&id) {
+                Some(id - from + to)
+            } else {
+                None
+            }
+        };
         let (uid, gid) = (map(m.uid()), map(m.gid()));
         if uid.is_some() || gid.is_some() {
             // lchown clears setuid/setgid bits of regular files; put them back.
@@ -39,8 +47,14 @@ pub fn shift(rootfs: &Path, from: u32, to: u32, range: u32) -> Result<u64, Conta
             changed += 1;
         }
         if m.file_type().is_dir() {
-            for entry in std::fs::read_dir(&p).map_err(|e| ContainerError::path("listing", &p, e))? {
-                stack.push(entry.map_err(|e| ContainerError::path("listing", &p, e))?.path());
+            for entry in
+                std::fs::read_dir(&p).map_err(|e| ContainerError::path("listing", &p, e))?
+            {
+                stack.push(
+                    entry
+                        .map_err(|e| ContainerError::path("listing", &p, e))?
+                        .path(),
+                );
             }
         }
     }
@@ -68,7 +82,12 @@ mod tests {
         assert_eq!(current_base(&dir, 65536).unwrap(), 0);
         shift(&dir, 0, 7 * 65536, 65536).unwrap();
         let m = std::fs::metadata(&f).unwrap();
-        let result = (m.uid(), m.gid(), m.mode() & 0o7777, current_base(&dir, 65536).unwrap());
+        let result = (
+            m.uid(),
+            m.gid(),
+            m.mode() & 0o7777,
+            current_base(&dir, 65536).unwrap(),
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(result, (7 * 65536, 7 * 65536 + 5, 0o4755, 7 * 65536));
     }

@@ -56,7 +56,8 @@ pub fn guest_pty(t: &Target, id_base: Option<u32>) -> Result<(OwnedFd, OwnedFd),
     hangar_sys::pty_unlock(std::os::fd::AsFd::as_fd(&master))?;
     let peer = hangar_sys::pty_peer(std::os::fd::AsFd::as_fd(&master))?;
     if let Some(base) = id_base {
-        nix::unistd::fchown(&peer, Some(base.into()), Some((base + 5).into())).map_err(|e| ContainerError::sys("fchown pty", e))?;
+        nix::unistd::fchown(&peer, Some(base.into()), Some((base + 5).into()))
+            .map_err(|e| ContainerError::sys("fchown pty", e))?;
     }
     Ok((master, peer))
 }
@@ -83,11 +84,17 @@ pub fn spawn(t: &Target, cmd: &Command, tty: Option<OwnedFd>) -> Result<i32, Con
     let mut env = crate::base_env();
     env.extend(cmd.env.iter().cloned());
     let envp = cstrings(&env)?;
-    let filter = if t.seccomp { Some(seccomp::default_filter()?) } else { None };
+    let filter = if t.seccomp {
+        Some(seccomp::default_filter()?)
+    } else {
+        None
+    };
     match hangar_sys::fork()? {
         Forked::Parent(pid) => Ok(pid),
         Forked::Child => {
-            let code = match joiner(t, &ns, || exec_child(cmd, &argv, &envp, tty.as_ref(), filter.as_deref())) {
+            let code = match joiner(t, &ns, || {
+                exec_child(cmd, &argv, &envp, tty.as_ref(), filter.as_deref())
+            }) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("hangar: {e}");
@@ -121,11 +128,14 @@ fn joiner(
     let me = std::process::id().to_string();
     for dir in &t.cgroup_dirs {
         let procs = dir.join("cgroup.procs");
-        std::fs::write(&procs, &me).map_err(|e| ContainerError::path("joining cgroup", procs, e))?;
+        std::fs::write(&procs, &me)
+            .map_err(|e| ContainerError::path("joining cgroup", procs, e))?;
     }
     nix::sys::prctl::set_dumpable(false).map_err(|e| ContainerError::sys("prctl", e))?;
     for (f, flag) in ns {
-        nix::sched::setns(f, *flag).map_err(|e| ContainerError::sys(format!("entering the guest's {flag:?} namespace"), e))?;
+        nix::sched::setns(f, *flag).map_err(|e| {
+            ContainerError::sys(format!("entering the guest's {flag:?} namespace"), e)
+        })?;
     }
     become_guest_root(t.userns)?;
     match hangar_sys::fork()? {
@@ -133,7 +143,14 @@ fn joiner(
         Forked::Child => {
             let e = child();
             eprintln!("hangar: {e}");
-            hangar_sys::exit_now(if matches!(&e, ContainerError::Sys { source, .. } if source.raw_os_error() == Some(libc::ENOENT)) { 127 } else { 126 })
+            hangar_sys::exit_now(
+                if matches!(&e, ContainerError::Sys { source, .. } if source.raw_os_error() == Some(libc::ENOENT))
+                {
+                    127
+                } else {
+                    126
+                },
+            )
         }
     }
 }
@@ -152,7 +169,9 @@ fn exec_child(
             set_stdio(tty)?;
             hangar_sys::set_controlling_tty(0)?;
         }
-        nix::unistd::chdir(cmd.cwd.as_str()).or_else(|_| nix::unistd::chdir("/")).map_err(|e| ContainerError::sys("chdir", e))?;
+        nix::unistd::chdir(cmd.cwd.as_str())
+            .or_else(|_| nix::unistd::chdir("/"))
+            .map_err(|e| ContainerError::sys("chdir", e))?;
         caps::drop_bounding()?;
         hangar_sys::reset_signals();
         hangar_sys::close_all_except(2)?;
@@ -160,7 +179,7 @@ fn exec_child(
             hangar_sys::seccomp_install(f)?;
         }
         let e = nix::unistd::execvpe(&argv[0], argv, envp).unwrap_err();
-        Err(ContainerError::sys(format!("{}", cmd.argv[0]), e))
+        Err(ContainerError::sys(cmd.argv[0].clone(), e))
     };
     match steps() {
         Ok(never) => match never {},

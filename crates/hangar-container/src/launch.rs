@@ -16,9 +16,15 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Fork the guest's init from `spec`. `console` is the pty peer that becomes its console.
 pub fn launch(spec: &LaunchSpec, console: &OwnedFd) -> Result<i32, ContainerError> {
-    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ContainerError::sys("pipe", e))?;
-    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ContainerError::sys("pipe", e))?;
-    let filter = if spec.seccomp { Some(seccomp::default_filter()?) } else { None };
+    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| ContainerError::sys("pipe", e))?;
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| ContainerError::sys("pipe", e))?;
+    let filter = if spec.seccomp {
+        Some(seccomp::default_filter()?)
+    } else {
+        None
+    };
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
@@ -45,11 +51,16 @@ pub fn launch(spec: &LaunchSpec, console: &OwnedFd) -> Result<i32, ContainerErro
             drop(go_r);
             drop(err_w);
             if let Err(e) = prepare_from_host(spec, pid) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
                 return Err(e);
             }
-            std::fs::File::from(go_w).write_all(b"g").map_err(|e| ContainerError::sys("signalling the guest", e))?;
+            std::fs::File::from(go_w)
+                .write_all(b"g")
+                .map_err(|e| ContainerError::sys("signalling the guest", e))?;
             let mut msg = String::new();
             let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
             if msg.is_empty() {
@@ -68,7 +79,8 @@ fn prepare_from_host(spec: &LaunchSpec, pid: i32) -> Result<(), ContainerError> 
     }
     for dir in &spec.cgroup_dirs {
         let procs = dir.join("cgroup.procs");
-        std::fs::write(&procs, pid.to_string()).map_err(|e| ContainerError::path("joining cgroup", procs, e))?;
+        std::fs::write(&procs, pid.to_string())
+            .map_err(|e| ContainerError::path("joining cgroup", procs, e))?;
     }
     Ok(())
 }
@@ -88,15 +100,22 @@ pub fn become_guest_root(userns: bool) -> Result<(), ContainerError> {
     if userns {
         let root_g = nix::unistd::Gid::from_raw(0);
         let root_u = nix::unistd::Uid::from_raw(0);
-        nix::unistd::setresgid(root_g, root_g, root_g).map_err(|e| ContainerError::sys("setresgid", e))?;
+        nix::unistd::setresgid(root_g, root_g, root_g)
+            .map_err(|e| ContainerError::sys("setresgid", e))?;
         nix::unistd::setgroups(&[]).map_err(|e| ContainerError::sys("setgroups", e))?;
-        nix::unistd::setresuid(root_u, root_u, root_u).map_err(|e| ContainerError::sys("setresuid", e))?;
+        nix::unistd::setresuid(root_u, root_u, root_u)
+            .map_err(|e| ContainerError::sys("setresuid", e))?;
     }
     Ok(())
 }
 
 /// The child's side; returns only on failure.
-fn child(spec: &LaunchSpec, console: &OwnedFd, err_fd: i32, filter: Option<&[libc::sock_filter]>) -> ContainerError {
+fn child(
+    spec: &LaunchSpec,
+    console: &OwnedFd,
+    err_fd: i32,
+    filter: Option<&[libc::sock_filter]>,
+) -> ContainerError {
     match child_steps(spec, console, err_fd, filter) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -113,8 +132,10 @@ fn child_steps(
     become_guest_root(userns)?;
     // A credential change clears the parent-death signal: set it now, so the guest dies
     // with its monitor instead of running on unsupervised.
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|e| ContainerError::sys("prctl", e))?;
-    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| ContainerError::sys("unshare(cgroup)", e))?;
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| ContainerError::sys("prctl", e))?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| ContainerError::sys("unshare(cgroup)", e))?;
     nix::unistd::sethostname(&spec.hostname).map_err(|e| ContainerError::sys("sethostname", e))?;
     // Bind the console by its path: a descriptor's mount belongs to the monitor's mount
     // namespace, and the kernel binds only from mounts of our own copy of it.
@@ -134,7 +155,10 @@ fn child_steps(
         hangar_sys::seccomp_install(f)?;
     }
     let e = nix::unistd::execve(&argv[0], &argv, &envp).unwrap_err();
-    Err(ContainerError::sys(format!("executing {} in the guest", spec.init[0]), e))
+    Err(ContainerError::sys(
+        format!("executing {} in the guest", spec.init[0]),
+        e,
+    ))
 }
 
 /// Make the console the controlling terminal and stdio of the new session.
@@ -147,7 +171,10 @@ fn attach_console(console: &OwnedFd) -> Result<(), ContainerError> {
 
 pub(crate) fn cstrings(v: &[String]) -> Result<Vec<CString>, ContainerError> {
     v.iter()
-        .map(|s| CString::new(s.as_str()).map_err(|_| ContainerError::Child(format!("{s:?} contains a NUL byte"))))
+        .map(|s| {
+            CString::new(s.as_str())
+                .map_err(|_| ContainerError::Child(format!("{s:?} contains a NUL byte")))
+        })
         .collect()
 }
 

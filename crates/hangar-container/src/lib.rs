@@ -42,17 +42,31 @@ pub enum ContainerError {
 
 impl ContainerError {
     pub(crate) fn sys(what: impl Into<String>, e: impl Into<std::io::Error>) -> Self {
-        ContainerError::Sys { what: what.into(), source: e.into() }
+        ContainerError::Sys {
+            what: what.into(),
+            source: e.into(),
+        }
     }
-    pub(crate) fn path(what: &'static str, path: impl Into<PathBuf>, e: impl Into<std::io::Error>) -> Self {
-        ContainerError::Path { what, path: path.into(), source: e.into() }
+    pub(crate) fn path(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+        e: impl Into<std::io::Error>,
+    ) -> Self {
+        ContainerError::Path {
+            what,
+            path: path.into(),
+            source: e.into(),
+        }
     }
 }
 
 impl From<hangar_sys::SysError> for ContainerError {
     fn from(e: hangar_sys::SysError) -> Self {
         match e {
-            hangar_sys::SysError::Call { call, source } => ContainerError::Sys { what: call.to_string(), source },
+            hangar_sys::SysError::Call { call, source } => ContainerError::Sys {
+                what: call.to_string(),
+                source,
+            },
         }
     }
 }

@@ -11,20 +11,44 @@ const NONE: Option<&str> = None;
 
 /// Files of /proc that would tell a guest about the host or let it poke the kernel:
 /// /dev/null is bound over them.
-const MASKED_FILES: &[&str] = &["kcore", "keys", "timer_list", "sched_debug", "kallsyms", "kmsg", "latency_stats"];
+const MASKED_FILES: &[&str] = &[
+    "kcore",
+    "keys",
+    "timer_list",
+    "sched_debug",
+    "kallsyms",
+    "kmsg",
+    "latency_stats",
+];
 /// Directories of /proc hidden under an empty read-only tmpfs.
 const MASKED_DIRS: &[&str] = &["acpi", "scsi", "firmware"];
 /// Parts of /proc that stay visible but read-only.
 const READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus", "fs"];
 
-fn mnt(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<(), ContainerError> {
+fn mnt(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), ContainerError> {
     mount(src, target, fstype, flags, data).map_err(|e| ContainerError::path("mount", target, e))
 }
 
 /// Bind `path` onto itself and remount it read-only.
 pub fn bind_read_only(path: &Path) -> Result<(), ContainerError> {
-    mnt(Some(path.to_str().unwrap_or("/")), path, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)?;
-    let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mnt(
+        Some(path.to_str().unwrap_or("/")),
+        path,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )?;
+    let ro = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV;
     mnt(NONE, path, NONE, ro, NONE)
 }
 
@@ -32,9 +56,23 @@ pub fn bind_read_only(path: &Path) -> Result<(), ContainerError> {
 /// `console` is the host path of the pty peer that becomes /dev/console.
 pub fn setup(rootfs: &Path, console: &Path, userns: bool) -> Result<(), ContainerError> {
     // Nothing we mount from here on may propagate back to the host.
-    mnt(NONE, Path::new("/"), NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)?;
-    let root = rootfs.to_str().ok_or_else(|| ContainerError::Child(format!("rootfs {rootfs:?} is not UTF-8")))?;
-    mnt(Some(root), rootfs, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)?;
+    mnt(
+        NONE,
+        Path::new("/"),
+        NONE,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        NONE,
+    )?;
+    let root = rootfs
+        .to_str()
+        .ok_or_else(|| ContainerError::Child(format!("rootfs {rootfs:?} is not UTF-8")))?;
+    mnt(
+        Some(root),
+        rootfs,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )?;
     mount_proc(&rootfs.join("proc"))?;
     mount_sys(&rootfs.join("sys"), userns)?;
     devices::populate(&rootfs.join("dev"), console)?;
@@ -58,7 +96,13 @@ fn mount_proc(proc_dir: &Path) -> Result<(), ContainerError> {
     for d in MASKED_DIRS {
         let p = proc_dir.join(d);
         if p.is_dir() {
-            mnt(Some("tmpfs"), &p, Some("tmpfs"), flags | MsFlags::MS_RDONLY, Some("size=0"))?;
+            mnt(
+                Some("tmpfs"),
+                &p,
+                Some("tmpfs"),
+                flags | MsFlags::MS_RDONLY,
+                Some("size=0"),
+            )?;
         }
     }
     for r in READ_ONLY {
@@ -77,15 +121,33 @@ fn mount_sys(sys_dir: &Path, userns: bool) -> Result<(), ContainerError> {
     // user namespace that owns the network namespace, which ours does.
     let fresh = mnt(Some("sysfs"), sys_dir, Some("sysfs"), flags, NONE);
     if fresh.is_err() && !userns {
-        mnt(Some("/sys"), sys_dir, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)?;
-        mnt(NONE, sys_dir, NONE, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, NONE)?;
+        mnt(
+            Some("/sys"),
+            sys_dir,
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            NONE,
+        )?;
+        mnt(
+            NONE,
+            sys_dir,
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+            NONE,
+        )?;
         return Ok(());
     }
     fresh?;
     // cgroupfs is not exposed to guests yet; hide the host's mount point contents.
     let cg = sys_dir.join("fs/cgroup");
     if cg.is_dir() {
-        mnt(Some("tmpfs"), &cg, Some("tmpfs"), flags, Some("size=0,mode=555"))?;
+        mnt(
+            Some("tmpfs"),
+            &cg,
+            Some("tmpfs"),
+            flags,
+            Some("size=0,mode=555"),
+        )?;
     }
     Ok(())
 }
@@ -97,7 +159,8 @@ fn pivot(rootfs: &Path) -> Result<(), ContainerError> {
     // pivot_root(".", ".") stacks the old root on top of the new one; unmounting "."
     // then removes the old root without needing a directory for it in the guest.
     nix::unistd::pivot_root(".", ".").map_err(|e| ContainerError::path("pivot_root", rootfs, e))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| ContainerError::sys("detaching the host root", e))?;
+    umount2(".", MntFlags::MNT_DETACH)
+        .map_err(|e| ContainerError::sys("detaching the host root", e))?;
     nix::unistd::chdir("/").map_err(|e| ContainerError::sys("chdir /", e))?;
     Ok(())
 }

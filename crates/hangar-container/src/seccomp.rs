@@ -43,12 +43,31 @@ pub const DENIED: &[(&str, libc::c_long)] = &[
 
 /// Compile the default filter to classic BPF, ready for `hangar_sys::seccomp_install`.
 pub fn default_filter() -> Result<Vec<libc::sock_filter>, ContainerError> {
-    let rules = DENIED.iter().map(|&(_, nr)| (nr as i64, vec![])).collect::<BTreeMap<_, _>>();
-    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| ContainerError::Seccomp(e.to_string()))?;
-    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
+    let rules = DENIED
+        .iter()
+        .map(|&(_, nr)| (nr, vec![]))
+        .collect::<BTreeMap<_, _>>();
+    let arch = TargetArch::try_from(std::env::consts::ARCH)
         .map_err(|e| ContainerError::Seccomp(e.to_string()))?;
-    let prog: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| ContainerError::Seccomp(e.to_string()))?;
-    Ok(prog.into_iter().map(|i| libc::sock_filter { code: i.code, jt: i.jt, jf: i.jf, k: i.k }).collect())
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(|e| ContainerError::Seccomp(e.to_string()))?;
+    let prog: BpfProgram = filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| ContainerError::Seccomp(e.to_string()))?;
+    Ok(prog
+        .into_iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -47,7 +47,11 @@ pub enum CoreError {
 
 impl CoreError {
     pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        CoreError::Io { what, path: path.into(), source }
+        CoreError::Io {
+            what,
+            path: path.into(),
+            source,
+        }
     }
 }
 

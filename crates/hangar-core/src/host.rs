@@ -20,7 +20,10 @@ impl Host {
 
     /// The cgroup every guest's cgroup lives under.
     pub fn cgroup_parent(&self) -> String {
-        self.defaults.cgroup_parent.clone().unwrap_or_else(|| self.paths.default_cgroup_parent())
+        self.defaults
+            .cgroup_parent
+            .clone()
+            .unwrap_or_else(|| self.paths.default_cgroup_parent())
     }
 
     pub fn cgroups(&self) -> Result<hangar_cgroup::Cgroups> {
@@ -29,7 +32,9 @@ impl Host {
 
     /// The guest's cgroup handle (whether or not it exists now).
     pub fn guest_cgroup(&self, cfg: &GuestConfig) -> Result<hangar_cgroup::GuestCgroup> {
-        Ok(self.cgroups()?.guest(&self.cgroup_parent(), &cfg.context.to_string()))
+        Ok(self
+            .cgroups()?
+            .guest(&self.cgroup_parent(), &cfg.context.to_string()))
     }
 
     /// Effective limits: the guest's own, or the host defaults.

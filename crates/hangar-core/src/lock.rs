@@ -50,17 +50,27 @@ pub fn guest(paths: &Paths, name: &GuestName) -> Result<Lock> {
 
 /// Lock guest `name` only if nobody holds it (used to tell stale builds from live ones).
 pub fn try_guest(paths: &Paths, name: &GuestName) -> Result<Option<Lock>> {
-    take(&paths.locks_dir().join(format!("{name}.lock")), Duration::ZERO)
+    take(
+        &paths.locks_dir().join(format!("{name}.lock")),
+        Duration::ZERO,
+    )
 }
 
 /// Lock host-wide allocations.
 pub fn host(paths: &Paths) -> Result<Lock> {
-    take(&paths.locks_dir().join("host.lock"), Duration::from_secs(30))?
-        .ok_or_else(|| CoreError::Invalid("the host lock is held by another hangar command for too long".into()))
+    take(
+        &paths.locks_dir().join("host.lock"),
+        Duration::from_secs(30),
+    )?
+    .ok_or_else(|| {
+        CoreError::Invalid("the host lock is held by another hangar command for too long".into())
+    })
 }
 
 /// Is a process holding an exclusive lock on `path` (a monitor on its monitor.lock)?
 pub fn is_held(path: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(path) else { return false };
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
     Flock::lock(file, FlockArg::LockSharedNonblock).is_err()
 }

@@ -26,7 +26,9 @@ impl Paths {
 
     /// `--root` if given, else `HANGAR_ROOT`, else `/`.
     pub fn from_env(root: Option<PathBuf>) -> Self {
-        let root = root.or_else(|| std::env::var_os("HANGAR_ROOT").map(PathBuf::from)).unwrap_or_else(|| "/".into());
+        let root = root
+            .or_else(|| std::env::var_os("HANGAR_ROOT").map(PathBuf::from))
+            .unwrap_or_else(|| "/".into());
         Paths::new(root)
     }
 
@@ -68,7 +70,9 @@ impl Paths {
         self.log_dir(name).join("console.log")
     }
     pub fn cache_dir(&self) -> PathBuf {
-        std::env::var_os("HANGAR_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| self.at("var/cache/hangar"))
+        std::env::var_os("HANGAR_CACHE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.at("var/cache/hangar"))
     }
 
     /// The cgroup parent when the defaults file names none: `hangar` for the host's own
@@ -87,6 +91,10 @@ impl Paths {
 
     /// Resolve a guest's rootfs setting (relative paths live in its data dir).
     pub fn rootfs(&self, name: &GuestName, configured: &Path) -> PathBuf {
-        if configured.is_absolute() { configured.to_path_buf() } else { self.data_dir(name).join(configured) }
+        if configured.is_absolute() {
+            configured.to_path_buf()
+        } else {
+            self.data_dir(name).join(configured)
+        }
     }
 }

@@ -22,7 +22,10 @@ impl Status {
         self.state.is_active()
     }
     pub fn init_pid(&self) -> Option<i32> {
-        self.runtime.as_ref().and_then(|r| r.init_pid).filter(|_| self.is_active())
+        self.runtime
+            .as_ref()
+            .and_then(|r| r.init_pid)
+            .filter(|_| self.is_active())
     }
 }
 
@@ -38,7 +41,10 @@ fn read_state(paths: &Paths, name: &GuestName) -> Option<RuntimeState> {
 pub fn status(paths: &Paths, name: &GuestName) -> Status {
     let runtime = read_state(paths, name);
     if monitor_alive(paths, name) {
-        let state = runtime.as_ref().map(|r| r.state).unwrap_or(GuestState::Starting);
+        let state = runtime
+            .as_ref()
+            .map(|r| r.state)
+            .unwrap_or(GuestState::Starting);
         return Status { state, runtime };
     }
     // No monitor: the guest is stopped, whatever the state file says. If it says
@@ -51,20 +57,37 @@ pub fn status(paths: &Paths, name: &GuestName) -> Status {
         }
         r
     });
-    Status { state: GuestState::Stopped, runtime }
+    Status {
+        state: GuestState::Stopped,
+        runtime,
+    }
 }
 
 /// Send one request to the guest's monitor.
 pub fn request(paths: &Paths, name: &GuestName, req: &Request) -> Result<RuntimeState> {
     let sock = paths.run_dir(name).join("control.sock");
-    let err = |message: String| CoreError::Monitor { name: name.to_string(), message };
-    let mut stream = UnixStream::connect(&sock).map_err(|e| err(format!("cannot reach its monitor at {}: {e}", sock.display())))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| err(e.to_string()))?;
+    let err = |message: String| CoreError::Monitor {
+        name: name.to_string(),
+        message,
+    };
+    let mut stream = UnixStream::connect(&sock).map_err(|e| {
+        err(format!(
+            "cannot reach its monitor at {}: {e}",
+            sock.display()
+        ))
+    })?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| err(e.to_string()))?;
     let mut line = serde_json::to_string(req).expect("requests serialise");
     line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(|e| err(format!("sending to its monitor: {e}")))?;
+    stream
+        .write_all(line.as_bytes())
+        .map_err(|e| err(format!("sending to its monitor: {e}")))?;
     let mut reply = String::new();
-    BufReader::new(&stream).read_line(&mut reply).map_err(|e| err(format!("reading its monitor's reply: {e}")))?;
+    BufReader::new(&stream)
+        .read_line(&mut reply)
+        .map_err(|e| err(format!("reading its monitor's reply: {e}")))?;
     match serde_json::from_str::<Reply>(&reply) {
         Ok(Reply::Ok { state }) => Ok(state),
         Ok(Reply::Error { message }) => Err(err(message)),
@@ -78,7 +101,10 @@ pub fn wait_stopped(paths: &Paths, name: &GuestName, limit: Duration) -> Result<
     let mut nap = Duration::from_micros(200);
     while monitor_alive(paths, name) {
         if Instant::now() >= deadline {
-            return Err(CoreError::Monitor { name: name.to_string(), message: "did not stop in time".into() });
+            return Err(CoreError::Monitor {
+                name: name.to_string(),
+                message: "did not stop in time".into(),
+            });
         }
         std::thread::sleep(nap);
         nap = (nap * 2).min(Duration::from_millis(20));

@@ -7,7 +7,9 @@ use hangar_model::{ContextId, GuestConfig, GuestName, HostDefaults};
 pub fn load_defaults(paths: &Paths) -> Result<HostDefaults> {
     let f = paths.defaults_file();
     match std::fs::read_to_string(&f) {
-        Ok(text) => HostDefaults::from_toml(&text).map_err(|source| CoreError::Config { file: f, source }),
+        Ok(text) => {
+            HostDefaults::from_toml(&text).map_err(|source| CoreError::Config { file: f, source })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HostDefaults::default()),
         Err(e) => Err(CoreError::io("reading", f, e)),
     }
@@ -20,20 +22,34 @@ pub fn exists(paths: &Paths, name: &GuestName) -> bool {
 pub fn load(paths: &Paths, name: &GuestName) -> Result<GuestConfig> {
     let f = paths.config_file(name);
     let text = match std::fs::read_to_string(&f) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CoreError::NotFound(name.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CoreError::NotFound(name.to_string()));
+        }
         r => r.map_err(|e| CoreError::io("reading", &f, e))?,
     };
-    let cfg = GuestConfig::from_toml(&text).map_err(|source| CoreError::Config { file: f.clone(), source })?;
+    let cfg = GuestConfig::from_toml(&text).map_err(|source| CoreError::Config {
+        file: f.clone(),
+        source,
+    })?;
     if &cfg.name != name {
-        return Err(CoreError::Invalid(format!("{}: name = {:?} does not match the file name", f.display(), cfg.name.as_str())));
+        return Err(CoreError::Invalid(format!(
+            "{}: name = {:?} does not match the file name",
+            f.display(),
+            cfg.name.as_str()
+        )));
     }
     Ok(cfg)
 }
 
 pub fn save(paths: &Paths, cfg: &GuestConfig) -> Result<()> {
     let f = paths.config_file(&cfg.name);
-    std::fs::create_dir_all(paths.configs_dir()).map_err(|e| CoreError::io("creating", paths.configs_dir(), e))?;
-    let text = format!("# hangar guest config; edit with `hangar config edit {}`\n{}", cfg.name, cfg.to_toml());
+    std::fs::create_dir_all(paths.configs_dir())
+        .map_err(|e| CoreError::io("creating", paths.configs_dir(), e))?;
+    let text = format!(
+        "# hangar guest config; edit with `hangar config edit {}`\n{}",
+        cfg.name,
+        cfg.to_toml()
+    );
     hangar_sys::write_atomic(&f, text.as_bytes(), true).map_err(|e| CoreError::io("writing", f, e))
 }
 
@@ -46,7 +62,12 @@ pub fn names(paths: &Paths) -> Result<Vec<GuestName>> {
     };
     let mut out: Vec<GuestName> = entries
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".toml")).and_then(|n| GuestName::new(n).ok()))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".toml"))
+                .and_then(|n| GuestName::new(n).ok())
+        })
         .collect();
     out.sort();
     Ok(out)
@@ -64,10 +85,16 @@ pub fn used_contexts(paths: &Paths) -> Result<Vec<(ContextId, String)>> {
     if let Ok(entries) = std::fs::read_dir(paths.data_root()) {
         for e in entries.filter_map(|e| e.ok()) {
             let file = e.file_name();
-            let Some(n) = file.to_str().and_then(|f| f.strip_prefix(".build-")).and_then(|n| GuestName::new(n).ok()) else {
+            let Some(n) = file
+                .to_str()
+                .and_then(|f| f.strip_prefix(".build-"))
+                .and_then(|n| GuestName::new(n).ok())
+            else {
                 continue;
             };
-            let ctx = std::fs::read_to_string(e.path().join("context")).ok().and_then(|s| s.trim().parse().ok());
+            let ctx = std::fs::read_to_string(e.path().join("context"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
             if let Some(ctx) = ctx {
                 used.push((ctx, n.to_string()));
             }
@@ -81,7 +108,10 @@ pub fn allocate_context(paths: &Paths, wanted: Option<ContextId>) -> Result<Cont
     let used = used_contexts(paths)?;
     if let Some(c) = wanted {
         return match used.iter().find(|(u, _)| *u == c) {
-            Some((_, by)) => Err(CoreError::ContextTaken { ctx: c.get(), by: by.clone() }),
+            Some((_, by)) => Err(CoreError::ContextTaken {
+                ctx: c.get(),
+                by: by.clone(),
+            }),
             None => Ok(c),
         };
     }

@@ -12,7 +12,9 @@ mod supervise;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let (Some(spec_path), Some(ready_fd)) = (args.next(), args.next().and_then(|s| s.parse::<i32>().ok())) else {
+    let (Some(spec_path), Some(ready_fd)) =
+        (args.next(), args.next().and_then(|s| s.parse::<i32>().ok()))
+    else {
         eprintln!("usage: hangar-monitor SPEC.json READY_FD (started by `hangar start`)");
         std::process::exit(2);
     };

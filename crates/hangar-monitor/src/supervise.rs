@@ -5,7 +5,7 @@ use hangar_model::state::ExitReason;
 use hangar_model::{GuestState, LaunchSpec, RuntimeState};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
-use nix::sys::signalfd::{SigSet, SfdFlags, SignalFd};
+use nix::sys::signalfd::{SfdFlags, SigSet, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader, Write};
@@ -30,7 +30,9 @@ struct Monitor {
 pub fn run(spec_path: &str, mut ready: std::fs::File) -> Res<()> {
     let spec: LaunchSpec = std::fs::read(spec_path)
         .map_err(|e| format!("reading {spec_path}: {e}"))
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("parsing {spec_path}: {e}")))?;
+        .and_then(|b| {
+            serde_json::from_slice(&b).map_err(|e| format!("parsing {spec_path}: {e}"))
+        })?;
     let lock_file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -54,7 +56,10 @@ pub fn run(spec_path: &str, mut ready: std::fs::File) -> Res<()> {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Monitor {
@@ -63,10 +68,15 @@ impl Monitor {
         for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
             mask.add(s);
         }
-        mask.thread_block().map_err(|e| format!("blocking signals: {e}"))?;
-        let pty = nix::pty::openpty(None, None).map_err(|e| format!("opening the console pty: {e}"))?;
-        nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
-            .map_err(|e| format!("console pty: {e}"))?;
+        mask.thread_block()
+            .map_err(|e| format!("blocking signals: {e}"))?;
+        let pty =
+            nix::pty::openpty(None, None).map_err(|e| format!("opening the console pty: {e}"))?;
+        nix::fcntl::fcntl(
+            &pty.master,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .map_err(|e| format!("console pty: {e}"))?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -80,14 +90,22 @@ impl Monitor {
             reboots: 0,
             last_exit: None,
         };
-        let mut mon =
-            Monitor { spec, state, console_master: pty.master, console_peer: pty.slave, log, kill_at: None, stopping: false };
+        let mut mon = Monitor {
+            spec,
+            state,
+            console_master: pty.master,
+            console_peer: pty.slave,
+            log,
+            kill_at: None,
+            stopping: false,
+        };
         mon.launch()?;
         Ok(mon)
     }
 
     fn launch(&mut self) -> Res<()> {
-        let pid = hangar_container::launch::launch(&self.spec, &self.console_peer).map_err(|e| hangar_container::error_chain(&e))?;
+        let pid = hangar_container::launch::launch(&self.spec, &self.console_peer)
+            .map_err(|e| hangar_container::error_chain(&e))?;
         self.state.state = GuestState::Running;
         self.state.init_pid = Some(pid);
         self.state.started_at = Some(now());
@@ -111,13 +129,18 @@ impl Monitor {
             .map_err(|e| format!("signalfd: {e}"))?;
         let sock = self.spec.socket_path();
         let _ = std::fs::remove_file(&sock);
-        let listener = UnixListener::bind(&sock).map_err(|e| format!("binding {}: {e}", sock.display()))?;
-        listener.set_nonblocking(true).map_err(|e| format!("socket: {e}"))?;
+        let listener =
+            UnixListener::bind(&sock).map_err(|e| format!("binding {}: {e}", sock.display()))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("socket: {e}"))?;
         let mut buf = [0u8; 4096];
         while self.state.init_pid.is_some() {
             let timeout = match self.kill_at {
-                Some(t) => PollTimeout::try_from(t.saturating_duration_since(Instant::now()).as_millis() as i32 + 1)
-                    .unwrap_or(PollTimeout::MAX),
+                Some(t) => PollTimeout::try_from(
+                    t.saturating_duration_since(Instant::now()).as_millis() as i32 + 1,
+                )
+                .unwrap_or(PollTimeout::MAX),
                 None => PollTimeout::NONE,
             };
             let mut fds = [
@@ -184,20 +207,33 @@ impl Monitor {
         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
         let mut line = String::new();
         let mut reader = BufReader::new(&stream);
-        let reply = match reader.read_line(&mut line).map(|_| serde_json::from_str::<Request>(&line)) {
-            Ok(Ok(Request::Status)) => Reply::Ok { state: self.state.clone() },
+        let reply = match reader
+            .read_line(&mut line)
+            .map(|_| serde_json::from_str::<Request>(&line))
+        {
+            Ok(Ok(Request::Status)) => Reply::Ok {
+                state: self.state.clone(),
+            },
             Ok(Ok(Request::Stop { timeout })) => {
                 self.stop(timeout);
-                Reply::Ok { state: self.state.clone() }
+                Reply::Ok {
+                    state: self.state.clone(),
+                }
             }
             Ok(Ok(Request::Kill)) => {
                 self.stopping = true;
                 self.state.state = GuestState::Stopping;
                 self.signal_init(libc::SIGKILL);
-                Reply::Ok { state: self.state.clone() }
+                Reply::Ok {
+                    state: self.state.clone(),
+                }
             }
-            Ok(Err(e)) => Reply::Error { message: format!("bad request: {e}") },
-            Err(e) => Reply::Error { message: format!("reading request: {e}") },
+            Ok(Err(e)) => Reply::Error {
+                message: format!("bad request: {e}"),
+            },
+            Err(e) => Reply::Error {
+                message: format!("reading request: {e}"),
+            },
         };
         let mut out = serde_json::to_string(&reply).unwrap_or_default();
         out.push('\n');
@@ -250,9 +286,10 @@ impl Monitor {
 fn remove_cgroup_dir(dir: &std::path::Path) {
     for _ in 0..200 {
         match std::fs::remove_dir(dir) {
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
             _ => return,
         }
     }
 }
-

@@ -20,7 +20,10 @@ pub enum SysError {
 }
 
 fn last(call: &'static str) -> SysError {
-    SysError::Call { call, source: io::Error::last_os_error() }
+    SysError::Call {
+        call,
+        source: io::Error::last_os_error(),
+    }
 }
 
 /// Which side of a fork we are on.
@@ -92,13 +95,25 @@ pub fn cap_last_cap() -> u32 {
 /// Without no_new_privs: the caller holds CAP_SYS_ADMIN in its user namespace (guest root
 /// does), and leaving no_new_privs unset keeps setuid programs inside the guest working.
 pub fn seccomp_install(filter: &[libc::sock_filter]) -> Result<(), SysError> {
-    let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut libc::sock_filter };
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
     // SAFETY: `prog` points at `filter`, which outlives the call; the kernel copies the
     // program before returning and keeps no pointer to our memory.
     let r = unsafe {
-        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog)
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
     };
-    if r == -1 { Err(last("seccomp")) } else { Ok(()) }
+    if r == -1 {
+        Err(last("seccomp"))
+    } else {
+        Ok(())
+    }
 }
 
 /// Close every descriptor from `first` up, so nothing of the host leaks into a guest.
@@ -106,7 +121,11 @@ pub fn close_from(first: u32) -> Result<(), SysError> {
     // SAFETY: close_range only closes descriptors; callers own every fd >= first (they
     // are about to exec, or have moved what they keep below `first`).
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
-    if r == -1 { Err(last("close_range")) } else { Ok(()) }
+    if r == -1 {
+        Err(last("close_range"))
+    } else {
+        Ok(())
+    }
 }
 
 /// Open the peer (slave) side of a pty master without a path lookup (TIOCGPTPEER), so it
@@ -126,12 +145,21 @@ pub fn pty_peer(master: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
 pub fn set_controlling_tty(fd: RawFd) -> Result<(), SysError> {
     // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal).
     let r = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
-    if r == -1 { Err(last("ioctl(TIOCSCTTY)")) } else { Ok(()) }
+    if r == -1 {
+        Err(last("ioctl(TIOCSCTTY)"))
+    } else {
+        Ok(())
+    }
 }
 
 /// Terminal window size (rows, cols) of `fd`, if it is a terminal.
 pub fn window_size(fd: RawFd) -> Option<(u16, u16)> {
-    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we pass, which lives across the call.
     let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws as *mut libc::winsize) };
     (r == 0).then_some((ws.ws_row, ws.ws_col))
@@ -139,10 +167,19 @@ pub fn window_size(fd: RawFd) -> Option<(u16, u16)> {
 
 /// Set the window size of terminal `fd`.
 pub fn set_window_size(fd: RawFd, rows: u16, cols: u16) -> Result<(), SysError> {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ reads one `winsize` from the struct we pass.
     let r = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws as *const libc::winsize) };
-    if r == -1 { Err(last("ioctl(TIOCSWINSZ)")) } else { Ok(()) }
+    if r == -1 {
+        Err(last("ioctl(TIOCSWINSZ)"))
+    } else {
+        Ok(())
+    }
 }
 
 /// Bring the loopback interface of the current network namespace up.
@@ -160,13 +197,27 @@ pub fn loopback_up() -> Result<(), SysError> {
         *d = *s as libc::c_char;
     }
     // SAFETY: SIOCGIFFLAGS fills the flags of the ifreq we own and pass by pointer.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req as *mut libc::ifreq) } == -1 {
+    if unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS,
+            &mut req as *mut libc::ifreq,
+        )
+    } == -1
+    {
         return Err(last("ioctl(SIOCGIFFLAGS)"));
     }
     // SAFETY: the kernel initialised ifru_flags in the call above; writing a union field is safe.
     unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
     // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req as *const libc::ifreq) } == -1 {
+    if unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCSIFFLAGS,
+            &req as *const libc::ifreq,
+        )
+    } == -1
+    {
         return Err(last("ioctl(SIOCSIFFLAGS)"));
     }
     Ok(())
@@ -180,7 +231,10 @@ pub fn block_signals(signals: &[libc::c_int]) -> Result<(), SysError> {
             set.add(sig);
         }
     }
-    set.thread_block().map_err(|e| SysError::Call { call: "sigprocmask", source: e.into() })
+    set.thread_block().map_err(|e| SysError::Call {
+        call: "sigprocmask",
+        source: e.into(),
+    })
 }
 
 /// Reset every signal disposition to default and unblock all signals, as a freshly
@@ -218,8 +272,18 @@ pub fn close_all_except(keep: RawFd) -> Result<(), SysError> {
 pub fn pty_unlock(master: BorrowedFd<'_>) -> Result<(), SysError> {
     let unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK reads one int from the pointer we pass, which lives across the call.
-    let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock as *const libc::c_int) };
-    if r == -1 { Err(last("ioctl(TIOCSPTLCK)")) } else { Ok(()) }
+    let r = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCSPTLCK,
+            &unlock as *const libc::c_int,
+        )
+    };
+    if r == -1 {
+        Err(last("ioctl(TIOCSPTLCK)"))
+    } else {
+        Ok(())
+    }
 }
 
 /// Take ownership of descriptor `fd` inherited from the parent process (e.g. a pipe
@@ -230,7 +294,10 @@ pub fn pty_unlock(master: BorrowedFd<'_>) -> Result<(), SysError> {
 pub fn take_inherited_fd(fd: RawFd) -> Result<OwnedFd, SysError> {
     // SAFETY: F_GETFD only queries the descriptor flags.
     if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
-        return Err(SysError::Call { call: "fcntl(F_GETFD)", source: io::Error::from_raw_os_error(libc::EBADF) });
+        return Err(SysError::Call {
+            call: "fcntl(F_GETFD)",
+            source: io::Error::from_raw_os_error(libc::EBADF),
+        });
     }
     // SAFETY: the descriptor is open (checked above) and, per this function's contract,
     // owned by nothing else in this process, so wrapping it transfers sole ownership.

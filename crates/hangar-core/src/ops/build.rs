@@ -18,7 +18,11 @@ pub struct BuildRequest {
     pub privileged: bool,
 }
 
-pub fn build(host: &Host, req: BuildRequest, progress: &mut dyn FnMut(&str)) -> Result<GuestConfig> {
+pub fn build(
+    host: &Host,
+    req: BuildRequest,
+    progress: &mut dyn FnMut(&str),
+) -> Result<GuestConfig> {
     let name = &req.name;
     let hostname = req.hostname.clone().unwrap_or_else(|| name.to_string());
     validate_hostname(&hostname)?;
@@ -31,8 +35,10 @@ pub fn build(host: &Host, req: BuildRequest, progress: &mut dyn FnMut(&str)) -> 
     let context = {
         let _host_lock = lock::host(&host.paths)?;
         let ctx = store::allocate_context(&host.paths, req.context)?;
-        std::fs::create_dir_all(build_dir.join("rootfs")).map_err(|e| CoreError::io("creating", &build_dir, e))?;
-        std::fs::write(build_dir.join("context"), ctx.to_string()).map_err(|e| CoreError::io("writing", &build_dir, e))?;
+        std::fs::create_dir_all(build_dir.join("rootfs"))
+            .map_err(|e| CoreError::io("creating", &build_dir, e))?;
+        std::fs::write(build_dir.join("context"), ctx.to_string())
+            .map_err(|e| CoreError::io("writing", &build_dir, e))?;
         ctx
     };
     let result = finish(host, &req, &hostname, context, progress);
@@ -53,7 +59,11 @@ fn finish(
     let build_dir = host.paths.build_dir(&req.name);
     let rootfs = build_dir.join("rootfs");
     let cache = host.paths.cache_dir();
-    let mut cx = BuildContext { hostname, cache_dir: Some(&cache), progress };
+    let mut cx = BuildContext {
+        hostname,
+        cache_dir: Some(&cache),
+        progress,
+    };
     let outcome = populate(&req.method, &rootfs, &mut cx)?;
     if !req.privileged {
         progress("shifting file ownership into the guest's id range");
@@ -63,7 +73,8 @@ fn finish(
     }
     let _ = std::fs::remove_file(build_dir.join("context"));
     let data_dir = host.paths.data_dir(&req.name);
-    std::fs::rename(&build_dir, &data_dir).map_err(|e| CoreError::io("moving the build into", &data_dir, e))?;
+    std::fs::rename(&build_dir, &data_dir)
+        .map_err(|e| CoreError::io("moving the build into", &data_dir, e))?;
     let cfg = GuestConfig {
         name: req.name.clone(),
         kind: GuestKind::Container,
@@ -71,11 +82,17 @@ fn finish(
         hostname: hostname.to_string(),
         rootfs: "rootfs".into(),
         init: outcome.init,
-        stop: StopPolicy { signal: hangar_model::Signal::parse(&outcome.stop_signal)?, ..StopPolicy::default() },
+        stop: StopPolicy {
+            signal: hangar_model::Signal::parse(&outcome.stop_signal)?,
+            ..StopPolicy::default()
+        },
         limits: Limits::default(),
         network: Network::default(),
         autostart: Autostart::default(),
-        security: Security { privileged: req.privileged, ..Security::default() },
+        security: Security {
+            privileged: req.privileged,
+            ..Security::default()
+        },
     };
     cfg.validate()?;
     store::save(&host.paths, &cfg)?;
@@ -87,7 +104,8 @@ fn finish(
 pub(crate) fn remove_leftovers(host: &Host, name: &GuestName) -> Result<()> {
     for dir in [host.paths.build_dir(name), host.paths.data_dir(name)] {
         if dir.exists() && !store::exists(&host.paths, name) {
-            std::fs::remove_dir_all(&dir).map_err(|e| CoreError::io("removing leftover", &dir, e))?;
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| CoreError::io("removing leftover", &dir, e))?;
         }
     }
     Ok(())

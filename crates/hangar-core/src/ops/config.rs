@@ -14,12 +14,21 @@ pub fn show(host: &Host, name: &GuestName) -> Result<String> {
 pub fn check_edit(host: &Host, old: &GuestConfig, text: &str) -> Result<GuestConfig> {
     let new = GuestConfig::from_toml(text)?;
     if new.name != old.name {
-        return Err(CoreError::Invalid(format!("the name cannot change here; use `hangar rename {} NEW`", old.name)));
+        return Err(CoreError::Invalid(format!(
+            "the name cannot change here; use `hangar rename {} NEW`",
+            old.name
+        )));
     }
     if new.context != old.context {
         let _host = lock::host(&host.paths)?;
-        if let Some((_, by)) = store::used_contexts(&host.paths)?.into_iter().find(|(c, by)| *c == new.context && by != old.name.as_str()) {
-            return Err(CoreError::ContextTaken { ctx: new.context.get(), by });
+        if let Some((_, by)) = store::used_contexts(&host.paths)?
+            .into_iter()
+            .find(|(c, by)| *c == new.context && by != old.name.as_str())
+        {
+            return Err(CoreError::ContextTaken {
+                ctx: new.context.get(),
+                by,
+            });
         }
     }
     Ok(new)
@@ -43,7 +52,10 @@ pub fn edit(host: &Host, name: &GuestName, editor: &str) -> Result<()> {
         .status()
         .map_err(|e| CoreError::io("running the editor on", &draft, e))?;
     if !status.success() {
-        return Err(CoreError::Invalid(format!("the editor failed; nothing changed (draft kept at {})", draft.display())));
+        return Err(CoreError::Invalid(format!(
+            "the editor failed; nothing changed (draft kept at {})",
+            draft.display()
+        )));
     }
     let text = std::fs::read_to_string(&draft).map_err(|e| CoreError::io("reading", &draft, e))?;
     match check_edit(host, &old, &text) {

@@ -15,7 +15,11 @@ pub fn delete(host: &Host, name: &GuestName, force: bool) -> Result<()> {
     }
     let cfg_file = host.paths.config_file(name);
     std::fs::remove_file(&cfg_file).map_err(|e| CoreError::io("removing", &cfg_file, e))?;
-    for dir in [host.paths.data_dir(name), host.paths.run_dir(name), host.paths.log_dir(name)] {
+    for dir in [
+        host.paths.data_dir(name),
+        host.paths.run_dir(name),
+        host.paths.log_dir(name),
+    ] {
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| CoreError::io("removing", &dir, e))?;
         }

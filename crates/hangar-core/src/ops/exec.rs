@@ -10,25 +10,47 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 pub fn target(host: &Host, name: &GuestName) -> Result<(Target, Option<u32>)> {
     let cfg = store::load(&host.paths, name)?;
     let st = status::status(&host.paths, name);
-    let init_pid = st.init_pid().ok_or_else(|| CoreError::NotRunning(name.to_string()))?;
+    let init_pid = st
+        .init_pid()
+        .ok_or_else(|| CoreError::NotRunning(name.to_string()))?;
     let cgroup = host.guest_cgroup(&cfg)?;
     let userns = !cfg.security.privileged;
-    let t = Target { init_pid, cgroup_dirs: cgroup.dirs().to_vec(), userns, seccomp: cfg.security.seccomp };
+    let t = Target {
+        init_pid,
+        cgroup_dirs: cgroup.dirs().to_vec(),
+        userns,
+        seccomp: cfg.security.seccomp,
+    };
     Ok((t, userns.then(|| cfg.context.id_base())))
 }
 
 /// Run `argv` in the guest; returns its exit code. With `tty`, a terminal from the
 /// guest's own devpts is proxied to ours (which is put in raw mode meanwhile).
-pub fn exec(host: &Host, name: &GuestName, argv: Vec<String>, env: Vec<String>, tty: bool) -> Result<i32> {
+pub fn exec(
+    host: &Host,
+    name: &GuestName,
+    argv: Vec<String>,
+    env: Vec<String>,
+    tty: bool,
+) -> Result<i32> {
     if argv.is_empty() {
-        return Err(CoreError::Invalid("no command given: hangar exec NAME -- COMMAND [ARGS]".into()));
+        return Err(CoreError::Invalid(
+            "no command given: hangar exec NAME -- COMMAND [ARGS]".into(),
+        ));
     }
     let (t, id_base) = target(host, name)?;
     let mut env = env;
     if tty {
-        env.push(format!("TERM={}", std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
+        env.push(format!(
+            "TERM={}",
+            std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
+        ));
     }
-    let cmd = Command { argv, env, cwd: "/root".into() };
+    let cmd = Command {
+        argv,
+        env,
+        cwd: "/root".into(),
+    };
     if !tty {
         return Ok(join::run(&t, &cmd)?);
     }
@@ -58,12 +80,22 @@ fn proxy_terminal(master: &OwnedFd) {
     let mut buf = [0u8; 8192];
     let mut stdin_open = true;
     loop {
-        let in_flags = if stdin_open { PollFlags::POLLIN } else { PollFlags::empty() };
-        let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN), PollFd::new(stdin.as_fd(), in_flags)];
+        let in_flags = if stdin_open {
+            PollFlags::POLLIN
+        } else {
+            PollFlags::empty()
+        };
+        let mut fds = [
+            PollFd::new(master.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stdin.as_fd(), in_flags),
+        ];
         if poll(&mut fds, PollTimeout::NONE).is_err() {
             continue;
         }
-        let (m, i) = (fds[0].revents().unwrap_or(PollFlags::empty()), fds[1].revents().unwrap_or(PollFlags::empty()));
+        let (m, i) = (
+            fds[0].revents().unwrap_or(PollFlags::empty()),
+            fds[1].revents().unwrap_or(PollFlags::empty()),
+        );
         if !m.is_empty() {
             match nix::unistd::read(master, &mut buf) {
                 Ok(n) if n > 0 => {

@@ -66,9 +66,17 @@ pub fn info(host: &Host, name: &GuestName) -> Result<GuestInfo> {
             info.sys_time_ms = s.cpu_system_us / 1000;
             info.memory_limit = s.memory_limit.or(info.memory_limit);
         }
-        info.vsz_kib = cg.pids().unwrap_or_default().iter().map(|&p| vsize_kib(p)).sum();
+        info.vsz_kib = cg
+            .pids()
+            .unwrap_or_default()
+            .iter()
+            .map(|&p| vsize_kib(p))
+            .sum();
         let started = st.runtime.as_ref().and_then(|r| r.started_at);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         info.uptime_secs = started.map(|s| now.saturating_sub(s));
     }
     Ok(info)
@@ -76,8 +84,14 @@ pub fn info(host: &Host, name: &GuestName) -> Result<GuestInfo> {
 
 /// Virtual size of a process from /proc/PID/stat (field 23, bytes).
 fn vsize_kib(pid: i32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
     // The command name (field 2) may hold spaces; fields after its closing paren are plain.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    rest.split_whitespace().nth(20).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) / 1024
+    rest.split_whitespace()
+        .nth(20)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        / 1024
 }

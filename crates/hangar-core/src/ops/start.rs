@@ -17,12 +17,18 @@ pub fn start(host: &Host, name: &GuestName) -> Result<i32> {
 pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
     let cfg = store::load(&host.paths, name)?;
     if status::status(&host.paths, name).is_active() {
-        return Err(CoreError::Invalid(format!("guest {name} is already running")));
+        return Err(CoreError::Invalid(format!(
+            "guest {name} is already running"
+        )));
     }
     let rootfs = host.paths.rootfs(name, &cfg.rootfs);
     check_rootfs(&cfg, &rootfs)?;
     ensure_ownership(&cfg, &rootfs)?;
-    let cgroup = host.cgroups()?.create(&host.cgroup_parent(), &cfg.context.to_string(), &host.limits(&cfg))?;
+    let cgroup = host.cgroups()?.create(
+        &host.cgroup_parent(),
+        &cfg.context.to_string(),
+        &host.limits(&cfg),
+    )?;
     let spec = LaunchSpec {
         name: name.to_string(),
         hostname: cfg.hostname.clone(),
@@ -47,7 +53,11 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
 
 fn check_rootfs(cfg: &GuestConfig, rootfs: &std::path::Path) -> Result<()> {
     if !rootfs.is_dir() {
-        return Err(CoreError::Invalid(format!("guest {}: root filesystem {} is missing", cfg.name, rootfs.display())));
+        return Err(CoreError::Invalid(format!(
+            "guest {}: root filesystem {} is missing",
+            cfg.name,
+            rootfs.display()
+        )));
     }
     // Look at the init path without following a final symlink: an absolute link inside
     // the guest (/sbin/init -> /bin/busybox) means nothing on the host.
@@ -65,7 +75,11 @@ fn check_rootfs(cfg: &GuestConfig, rootfs: &std::path::Path) -> Result<()> {
 /// after a change of context id or of `privileged`, shift them once.
 fn ensure_ownership(cfg: &GuestConfig, rootfs: &std::path::Path) -> Result<()> {
     let range = hangar_model::ctx::ID_RANGE;
-    let want = if cfg.security.privileged { 0 } else { cfg.context.id_base() };
+    let want = if cfg.security.privileged {
+        0
+    } else {
+        cfg.context.id_base()
+    };
     let have = hangar_container::idshift::current_base(rootfs, range)?;
     if have != want {
         hangar_container::idshift::shift(rootfs, have, want, range)?;
@@ -79,7 +93,9 @@ fn monitor_binary() -> PathBuf {
         return p.into();
     }
     let exe = std::env::current_exe().unwrap_or_default();
-    exe.parent().map(|d| d.join("hangar-monitor")).unwrap_or_else(|| "hangar-monitor".into())
+    exe.parent()
+        .map(|d| d.join("hangar-monitor"))
+        .unwrap_or_else(|| "hangar-monitor".into())
 }
 
 fn spawn_monitor(host: &Host, name: &GuestName, spec: &LaunchSpec) -> Result<i32> {
@@ -90,14 +106,16 @@ fn spawn_monitor(host: &Host, name: &GuestName, spec: &LaunchSpec) -> Result<i32
     }
     let spec_path = run_dir.join("spec.json");
     let json = serde_json::to_vec_pretty(spec).expect("specs serialise");
-    hangar_sys::write_atomic(&spec_path, &json, false).map_err(|e| CoreError::io("writing", &spec_path, e))?;
+    hangar_sys::write_atomic(&spec_path, &json, false)
+        .map_err(|e| CoreError::io("writing", &spec_path, e))?;
     let monitor_log = log_dir.join("monitor.log");
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&monitor_log)
         .map_err(|e| CoreError::io("opening", &monitor_log, e))?;
-    let (ready_r, ready_w) = nix::unistd::pipe().map_err(|e| CoreError::io("creating a pipe for", &monitor_log, e.into()))?;
+    let (ready_r, ready_w) = nix::unistd::pipe()
+        .map_err(|e| CoreError::io("creating a pipe for", &monitor_log, e.into()))?;
     let bin = monitor_binary();
     let child = Command::new(&bin)
         .arg(&spec_path)
@@ -113,11 +131,19 @@ fn spawn_monitor(host: &Host, name: &GuestName, spec: &LaunchSpec) -> Result<i32
     let _ = std::fs::File::from(ready_r).read_to_string(&mut reply);
     let reply = reply.trim();
     if let Some(pid) = reply.strip_prefix("ok ") {
-        return pid.parse().map_err(|_| CoreError::Invalid(format!("monitor said {reply:?}")));
+        return pid
+            .parse()
+            .map_err(|_| CoreError::Invalid(format!("monitor said {reply:?}")));
     }
     let message = match reply.strip_prefix("error: ") {
         Some(m) => m.to_string(),
-        None => format!("its monitor exited before the guest ran; see {}", monitor_log.display()),
+        None => format!(
+            "its monitor exited before the guest ran; see {}",
+            monitor_log.display()
+        ),
     };
-    Err(CoreError::Monitor { name: name.to_string(), message })
+    Err(CoreError::Monitor {
+        name: name.to_string(),
+        message,
+    })
 }

@@ -19,7 +19,11 @@ fn stop_locked(host: &Host, name: &GuestName, timeout: Option<u32>) -> Result<()
     }
     let timeout = timeout.unwrap_or(cfg.stop.timeout);
     status::request(&host.paths, name, &Request::Stop { timeout })?;
-    status::wait_stopped(&host.paths, name, Duration::from_secs(u64::from(timeout) + 10))
+    status::wait_stopped(
+        &host.paths,
+        name,
+        Duration::from_secs(u64::from(timeout) + 10),
+    )
 }
 
 /// Kill the guest at once (Xen's destroy).

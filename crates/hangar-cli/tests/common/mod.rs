@@ -1,0 +1,250 @@
+//! Test harness for end-to-end tests of the `hangar` binary against the real kernel.
+//!
+//! Each `TestHost` is a private `HANGAR_ROOT` in a temporary directory. Dropping it
+//! kills every guest it started, removes its cgroups (the guests' and their parent) and
+//! deletes the directory, also when the test failed.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Skip (with a message saying why) unless we are root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP: this test needs root (namespaces, cgroups, mounts)");
+            return;
+        }
+    };
+}
+
+pub struct TestHost {
+    pub root: PathBuf,
+}
+
+pub fn hangar_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hangar"))
+}
+
+fn monitor_bin() -> PathBuf {
+    let p = hangar_bin().with_file_name("hangar-monitor");
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace (cargo build --workspace) first",
+        p.display()
+    );
+    p
+}
+
+/// Shared cache of slow downloads (debootstrap) for one test run.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("HANGAR_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/var/tmp/hangar-test-cache".into())
+}
+
+impl TestHost {
+    pub fn new(tag: &str) -> TestHost {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let root =
+            std::env::temp_dir().join(format!("hangar-test-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        TestHost { root }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(hangar_bin());
+        c.args(args)
+            .env("HANGAR_ROOT", &self.root)
+            .env("HANGAR_MONITOR", monitor_bin())
+            .env("HANGAR_CACHE_DIR", cache_dir())
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Run hangar; return its output whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("running hangar")
+    }
+
+    /// Run hangar and insist that it succeeds; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "hangar {args:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run hangar and insist that it fails; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "hangar {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// `hangar exec NAME -- sh -c SCRIPT`, returning (exit code, stdout).
+    pub fn sh(&self, name: &str, script: &str) -> (i32, String) {
+        let out = self.run(&["exec", name, "--", "sh", "-c", script]);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    pub fn list(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.ok(&["list", "--format", "json"])).expect("list --format json")
+    }
+
+    pub fn info(&self, name: &str) -> serde_json::Value {
+        self.list()
+            .into_iter()
+            .find(|g| g["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in list"))
+    }
+
+    pub fn state(&self, name: &str) -> String {
+        self.info(name)["state"].as_str().unwrap().to_string()
+    }
+
+    /// The monitor's runtime state file.
+    pub fn runtime(&self, name: &str) -> serde_json::Value {
+        let p = self
+            .root
+            .join(format!("run/hangar/guests/{name}/state.json"));
+        serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+    }
+
+    pub fn rootfs(&self, name: &str) -> PathBuf {
+        self.root
+            .join(format!("var/lib/hangar/guests/{name}/rootfs"))
+    }
+
+    pub fn config_file(&self, name: &str) -> PathBuf {
+        self.root.join(format!("etc/hangar/guests/{name}.toml"))
+    }
+
+    pub fn build_busybox(&self, name: &str) {
+        self.ok(&["build", name, "-m", "busybox"]);
+    }
+
+    pub fn started(&self, name: &str) -> i64 {
+        self.ok(&["start", name]);
+        self.info(name)["init_pid"].as_i64().expect("init pid")
+    }
+
+    pub fn cgroup_parent(&self) -> String {
+        hangar_core::paths::Paths::new(&self.root).default_cgroup_parent()
+    }
+
+    /// Every file of this host's tree, for "nothing changed" checks.
+    pub fn snapshot(&self) -> Vec<PathBuf> {
+        let mut out = vec![];
+        let mut stack = vec![self.root.clone()];
+        while let Some(p) = stack.pop() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                for e in rd.flatten() {
+                    let path = e.path();
+                    if path.starts_with(self.root.join("var/lib/hangar/locks")) {
+                        continue;
+                    }
+                    out.push(path.clone());
+                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        stack.push(path);
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// Poll `f` until it returns true or `limit` passes.
+pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+pub fn host_uid_of(pid: i64) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    for _ in 0..100 {
+        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Ok(out) = self.cmd(&["list", "--format", "json"]).output() {
+            let rows: Vec<serde_json::Value> =
+                serde_json::from_slice(&out.stdout).unwrap_or_default();
+            for g in rows.iter().filter(|g| g["state"] != "stopped") {
+                let _ = self
+                    .cmd(&["kill", g["name"].as_str().unwrap_or_default()])
+                    .output();
+            }
+        }
+        // Kill any monitor still holding a lock under this root (e.g. a test killed the CLI).
+        if let Ok(rd) = std::fs::read_dir(self.root.join("run/hangar/guests")) {
+            for e in rd.flatten() {
+                if let Ok(spec) = std::fs::read(e.path().join("state.json")) {
+                    let v: serde_json::Value = serde_json::from_slice(&spec).unwrap_or_default();
+                    if let Some(pid) = v["monitor_pid"].as_i64() {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid as i32),
+                            nix::sys::signal::SIGKILL,
+                        );
+                    }
+                }
+            }
+        }
+        let parent = self.cgroup_parent();
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in rd.flatten() {
+                let d = e.path().join(&parent);
+                if d.exists() {
+                    remove_cgroup_tree(&d);
+                }
+            }
+        }
+        let d = PathBuf::from("/sys/fs/cgroup").join(&parent);
+        if d.exists() {
+            remove_cgroup_tree(&d);
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}

@@ -1,0 +1,243 @@
+//! End-to-end lifecycle of busybox guests: build, start, exec, stop, reboot, kill,
+//! delete, and what survives the death of a CLI or a monitor. Needs root.
+
+mod common;
+use common::{TestHost, wait_for};
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+#[test]
+fn started_guest_runs_init_as_pid_1_and_sees_only_itself() {
+    require_root!();
+    let h = TestHost::new("pid1");
+    h.build_busybox("web");
+    h.started("web");
+    let (code, out) = h.sh(
+        "web",
+        "cat /proc/1/comm; hostname; ls /proc | grep -c '^[0-9]'; ip -o link | cut -d: -f2",
+    );
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines[0], "init");
+    assert_eq!(lines[1], "web");
+    // init, sh, ls, grep: the guest sees its own few processes and none of the host's.
+    let visible: u32 = lines[2].parse().unwrap();
+    assert!(visible <= 5, "guest sees {visible} processes");
+    assert_eq!(&lines[3..], ["lo"]);
+}
+
+#[test]
+fn exec_passes_exit_codes_and_stdin() {
+    require_root!();
+    let h = TestHost::new("exec");
+    h.build_busybox("g");
+    h.started("g");
+    assert_eq!(h.sh("g", "exit 7").0, 7);
+    let mut child = h
+        .cmd(&["exec", "g", "--", "tr", "a-z", "A-Z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello guest\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO GUEST\n");
+    let missing = h.run(&["exec", "g", "--", "/no/such/program"]);
+    assert_eq!(missing.status.code(), Some(127));
+}
+
+#[test]
+fn stop_shuts_a_busybox_guest_down_cleanly() {
+    require_root!();
+    let h = TestHost::new("stop");
+    h.build_busybox("g");
+    h.started("g");
+    let t = Instant::now();
+    h.ok(&["stop", "g", "--timeout", "20"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "stop took {:?}: init was killed, not shut down",
+        t.elapsed()
+    );
+    assert_eq!(h.state("g"), "stopped");
+    // Busybox init powers off (reboot(2) with POWER_OFF), which ends it with SIGINT: "halted".
+    assert_eq!(h.runtime("g")["last_exit"], "halted");
+    let log = std::fs::read_to_string(h.root.join("var/log/hangar/g/console.log")).unwrap();
+    assert!(log.contains("poweroff"), "console log: {log}");
+}
+
+#[test]
+fn reboot_inside_the_guest_restarts_it() {
+    require_root!();
+    let h = TestHost::new("reboot");
+    h.build_busybox("g");
+    let first = h.started("g");
+    h.sh("g", "reboot");
+    assert!(
+        wait_for(Duration::from_secs(15), || h.runtime("g")["reboots"] == 1),
+        "{}",
+        h.runtime("g")
+    );
+    assert!(wait_for(Duration::from_secs(5), || h.state("g") == "running"));
+    let second = h.info("g")["init_pid"].as_i64().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(h.sh("g", "cat /proc/1/comm").1.trim(), "init");
+}
+
+#[test]
+fn kill_stops_at_once_and_leaves_no_cgroup() {
+    require_root!();
+    let h = TestHost::new("kill");
+    h.build_busybox("g");
+    h.started("g");
+    let t = Instant::now();
+    h.ok(&["kill", "g"]);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(h.state("g"), "stopped");
+    let leftover: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join(h.cgroup_parent()).join("2"))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(leftover.is_empty(), "cgroups left: {leftover:?}");
+    assert!(h.fails(&["kill", "g"]).contains("not running"));
+}
+
+#[test]
+fn killing_the_cli_leaves_the_guest_running() {
+    require_root!();
+    let h = TestHost::new("clikill");
+    h.build_busybox("g");
+    h.started("g");
+    let mut cli = h.cmd(&["exec", "g", "--", "sleep", "60"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    assert_eq!(h.state("g"), "running");
+    assert_eq!(h.sh("g", "echo alive").1.trim(), "alive");
+}
+
+#[test]
+fn a_dead_monitor_is_reported_and_affects_no_other_guest() {
+    require_root!();
+    let h = TestHost::new("monkill");
+    h.build_busybox("a");
+    h.build_busybox("b");
+    h.started("a");
+    h.started("b");
+    let monitor = h.runtime("a")["monitor_pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(5), || h.state("a") == "stopped"),
+        "list still says {}",
+        h.state("a")
+    );
+    assert_eq!(h.state("b"), "running");
+    assert_eq!(h.sh("b", "echo alive").1.trim(), "alive");
+    // The guest died with its monitor, and it can be started again.
+    h.started("a");
+    assert_eq!(h.state("a"), "running");
+}
+
+#[test]
+fn guest_root_is_an_unprivileged_host_uid_distinct_per_guest() {
+    require_root!();
+    let h = TestHost::new("uids");
+    h.ok(&["build", "a", "-m", "busybox", "--context", "40"]);
+    h.ok(&["build", "b", "-m", "busybox", "--context", "41"]);
+    let pa = h.started("a");
+    let pb = h.started("b");
+    let (ua, ub) = (common::host_uid_of(pa), common::host_uid_of(pb));
+    assert_eq!(ua, 40 * 65536);
+    assert_eq!(ub, 41 * 65536);
+    assert_eq!(h.sh("a", "id -u").1.trim(), "0");
+    // The guest's files belong to its range too.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(h.rootfs("a").join("etc/passwd"))
+            .unwrap()
+            .uid(),
+        ua
+    );
+}
+
+#[test]
+fn two_guests_cannot_see_each_other() {
+    require_root!();
+    let h = TestHost::new("neighbours");
+    h.build_busybox("a");
+    h.build_busybox("b");
+    h.started("a");
+    h.started("b");
+    h.sh("b", "sleep 300 >/dev/null 2>&1 &");
+    let (_, ps_a) = h.sh("a", "ps -o comm");
+    assert!(!ps_a.contains("sleep"), "a sees b's process: {ps_a}");
+    let (_, host_a) = h.sh("a", "hostname");
+    assert_eq!(host_a.trim(), "a");
+    // b's files are not reachable from a: there is no path out of a's root.
+    std::fs::write(h.rootfs("b").join("root/secret"), "b only").unwrap();
+    let (_, found) = h.sh(
+        "a",
+        "find / -name secret -path '*root*' 2>/dev/null | head -1",
+    );
+    assert_eq!(found.trim(), "");
+    // Mounts of a show nothing of the host's filesystem tree or of b.
+    let (_, mounts) = h.sh("a", "cat /proc/self/mountinfo");
+    assert!(!mounts.contains("guests/b"), "{mounts}");
+}
+
+#[test]
+fn delete_refuses_a_running_guest_and_removes_everything_with_force() {
+    require_root!();
+    let h = TestHost::new("delete");
+    h.build_busybox("g");
+    h.started("g");
+    assert!(h.fails(&["delete", "g"]).contains("running"));
+    assert_eq!(h.state("g"), "running");
+    h.ok(&["delete", "g", "--force"]);
+    assert!(h.list().is_empty());
+    for p in [
+        "etc/hangar/guests/g.toml",
+        "var/lib/hangar/guests/g",
+        "run/hangar/guests/g",
+        "var/log/hangar/g",
+    ] {
+        assert!(!h.root.join(p).exists(), "{p} left behind");
+    }
+}
+
+#[test]
+fn list_shows_vserver_stat_columns() {
+    require_root!();
+    let h = TestHost::new("list");
+    h.ok(&["build", "g", "-m", "busybox", "--context", "77"]);
+    h.started("g");
+    let table = h.ok(&["list"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "CTX", "PROC", "VSZ", "RSS", "userTIME", "sysTIME", "UPTIME", "NAME", "STATE", "KIND"
+        ]
+    );
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        (row[0], row[7], row[8], row[9]),
+        ("77", "g", "running", "container")
+    );
+    let info = h.info("g");
+    assert!(info["procs"].as_u64().unwrap() >= 1);
+    assert!(info["vsz_kib"].as_u64().unwrap() > 0);
+}
