@@ -142,6 +142,7 @@ fn child_steps(
     let console_path = std::fs::read_link(mounts::fd_path(console.as_raw_fd()))
         .map_err(|e| ContainerError::sys("finding the console pty", e))?;
     mounts::setup(&spec.rootfs, &console_path, userns)?;
+    sync_hostname_file(&spec.hostname);
     hangar_sys::loopback_up()?;
     attach_console(console)?;
     caps::drop_bounding()?;
@@ -184,4 +185,18 @@ pub fn set_stdio(fd: &impl std::os::fd::AsFd) -> Result<(), ContainerError> {
     nix::unistd::dup2_stdin(fd).map_err(e)?;
     nix::unistd::dup2_stdout(fd).map_err(e)?;
     nix::unistd::dup2_stderr(fd).map_err(e)
+}
+
+/// Keep the guest's /etc/hostname in step with its config, so init scripts that set the
+/// hostname from it (busybox rcS, Debian's hostname.sh) agree with `hangar config`.
+/// Runs inside the guest, as guest root, after pivot_root: a symlink planted in the
+/// guest cannot redirect the write to a host file.
+fn sync_hostname_file(hostname: &str) {
+    let path = std::path::Path::new("/etc/hostname");
+    match std::fs::read_to_string(path) {
+        Ok(old) if old.trim() != hostname => {
+            let _ = std::fs::write(path, format!("{hostname}\n"));
+        }
+        _ => {}
+    }
 }
