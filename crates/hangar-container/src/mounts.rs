@@ -76,6 +76,7 @@ pub fn setup(rootfs: &Path, console: &Path, userns: bool) -> Result<(), Containe
     mount_proc(&rootfs.join("proc"))?;
     mount_sys(&rootfs.join("sys"), userns)?;
     devices::populate(&rootfs.join("dev"), console)?;
+    mount_run(&rootfs.join("run"))?;
     pivot(rootfs)
 }
 
@@ -147,6 +148,25 @@ fn mount_sys(sys_dir: &Path, userns: bool) -> Result<(), ContainerError> {
             Some("tmpfs"),
             flags,
             Some("size=0,mode=555"),
+        )?;
+    }
+    Ok(())
+}
+
+/// A fresh tmpfs on /run, as a booting Linux system has: stale pid files and sockets of
+/// the last run never survive into the next.
+fn mount_run(run: &Path) -> Result<(), ContainerError> {
+    if std::fs::symlink_metadata(run)
+        .map(|m| m.is_dir())
+        .unwrap_or(false)
+    {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        mnt(
+            Some("tmpfs"),
+            run,
+            Some("tmpfs"),
+            flags,
+            Some("mode=755,size=65536k"),
         )?;
     }
     Ok(())

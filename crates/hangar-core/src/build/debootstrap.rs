@@ -11,7 +11,8 @@
 //! - /etc/inittab boots to runlevel 2 without gettys, halts on SIGPWR (the
 //!   `powerwait` entry; `hangar stop` sends SIGPWR) and on ctrl-alt-del;
 //! - /etc/fstab has no entries, /dev is empty, /etc/hostname and /etc/hosts
-//!   name the guest.
+//!   name the guest; /etc/mtab and /run/shm are the links mountall.sh would
+//!   have made.
 //!
 //! With a cache directory, the pristine debootstrap result is kept there as
 //! `debootstrap-SUITE-HASH.tar` (HASH covers the mirror, the packages and the
@@ -77,6 +78,11 @@ const POINTLESS_SCRIPTS: &[&str] = &[
 const START_LEVELS: &[&str] = &["S", "2", "3", "4", "5"];
 /// Runlevels that only stop scripts (halt and reboot).
 const STOP_LEVELS: &[&str] = &["0", "6"];
+
+/// Links mountall.sh (disabled) would make at boot; `/run/shm` is one of the
+/// directories bootclean cleans, and it fails the boot scripts when missing.
+const MOUNTALL_LINKS: &[(&str, &str)] =
+    &[("etc/mtab", "../proc/self/mounts"), ("run/shm", "/dev/shm")];
 
 const INITTAB: &str = "\
 # /etc/inittab: init(8) configuration, written by hangar build.
@@ -286,8 +292,15 @@ fn fit_for_container(rootfs: &Path, cx: &mut BuildContext<'_>) -> Result<(), Bui
     util::write_identity(rootfs, cx.hostname)?;
     util::write_file(rootfs, "etc/fstab", FSTAB, 0o644)?;
     util::write_file(rootfs, "etc/inittab", INITTAB, 0o644)?;
+    // sysvinit 3.06 warns at every boot and runlevel change without it.
+    util::mkdir(rootfs, "etc/inittab.d", 0o755)?;
     let dev = rootfs.join("dev");
     util::clear_dir(&dev)?;
+    for (link, target) in MOUNTALL_LINKS {
+        if fs::symlink_metadata(rootfs.join(link)).is_err() {
+            util::make_symlink(rootfs, target, link)?;
+        }
+    }
     let disabled = disable_scripts(&rootfs.join("etc"))?;
     if !disabled.is_empty() {
         (cx.progress)(&format!(

@@ -102,7 +102,7 @@ pub enum BuildError {
     NoBusybox { path: PathBuf },
     #[error("{path} is dynamically linked: install busybox-static, whose busybox is static")]
     BusyboxNotStatic { path: PathBuf },
-    #[error("archive {path} does not exist: give the path of a root filesystem archive")]
+    #[error("archive {path} is missing or not a file: give the path of a root filesystem archive")]
     NoArchive { path: PathBuf },
     #[error("source directory {path} does not exist: give an existing directory or HOST:DIR")]
     NoSource { path: PathBuf },
