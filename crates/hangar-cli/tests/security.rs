@@ -1,0 +1,99 @@
+//! The security battery (tests/security/battery.sh) run inside guests as guest root:
+//! every classic escape must be blocked. Needs root and gcc (for the static probe).
+
+mod common;
+use common::TestHost;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn security_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/security")
+}
+
+/// Compile the static probe into `dir`.
+fn build_probe(dir: &Path) -> PathBuf {
+    let out = dir.join("probe");
+    let st = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&out)
+        .arg(security_dir().join("probe.c"))
+        .status()
+        .expect("gcc is needed to build the probe (scripts/setup-host.sh installs it)");
+    assert!(st.success(), "compiling probe.c failed");
+    out
+}
+
+fn run_battery(h: &TestHost, guest: &str) -> String {
+    let root = h.rootfs(guest).join("root");
+    std::fs::copy(security_dir().join("battery.sh"), root.join("battery.sh")).unwrap();
+    std::fs::copy(build_probe(&h.root), root.join("probe")).unwrap();
+    let dev = std::fs::metadata("/").unwrap().dev();
+    let majmin = format!(
+        "{}:{}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
+    );
+    let host_name_before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let out = h.run(&[
+        "exec",
+        guest,
+        "--",
+        "sh",
+        "/root/battery.sh",
+        &format!("HOST_PID={}", std::process::id()),
+        &format!("HOST_DISK_MAJMIN={majmin}"),
+        "PROBE=/root/probe",
+        "BATTERY_HOSTNAME=escaped",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host_name_before,
+        "the guest renamed the host"
+    );
+    assert_eq!(
+        h.sh(guest, "hostname").1.trim(),
+        "escaped",
+        "the battery's own hostname change did not happen in the guest"
+    );
+    assert!(
+        out.status.success(),
+        "escapes succeeded:\n{}",
+        text.lines()
+            .filter(|l| l.starts_with("FAIL"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    text
+}
+
+#[test]
+fn the_battery_finds_no_escape_from_a_busybox_guest() {
+    require_root!();
+    let h = TestHost::new("battery-bb");
+    h.build_busybox("g");
+    h.started("g");
+    let out = run_battery(&h, "g");
+    let summary = out
+        .lines()
+        .find(|l| l.starts_with("battery:"))
+        .expect("summary line");
+    assert!(summary.contains(" 0 failed"), "{summary}");
+    let passed: u32 = summary.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(passed >= 15, "only {passed} checks ran: {summary}");
+}
+
+#[test]
+fn the_battery_finds_no_escape_from_a_debian_guest() {
+    require_root!();
+    let h = TestHost::new("battery-deb");
+    h.ok(&["build", "deb", "-m", "debootstrap"]);
+    h.started("deb");
+    let out = run_battery(&h, "deb");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("battery:") && l.contains(" 0 failed"))
+    );
+}
