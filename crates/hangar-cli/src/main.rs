@@ -37,7 +37,13 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Cmd::Build(b) => build(&host, b)?,
         Cmd::Start(a) => {
-            let pid = ops::start::start(&host, &name(&a.name)?)?;
+            let guest = name(&a.name)?;
+            if hangar_core::store::load(&host.paths, &guest).is_ok_and(|c| c.security.privileged) {
+                eprintln!(
+                    "hangar: warning: {guest} is privileged: its root is the host's root (logged)"
+                );
+            }
+            let pid = ops::start::start(&host, &guest)?;
             quiet_note(&format!("started {} (init pid {pid})", a.name));
         }
         Cmd::Stop(a) => ops::stop::stop(&host, &name(&a.name)?, a.timeout)?,
@@ -158,6 +164,11 @@ fn build(host: &Host, b: args::BuildArgs) -> Result<()> {
         };
     }
     let method = method(b.method, margs, host)?;
+    if b.privileged {
+        eprintln!(
+            "hangar: warning: {guest} will be privileged: no user namespace, its root is the host's root"
+        );
+    }
     let req = ops::build::BuildRequest {
         name: guest,
         method,

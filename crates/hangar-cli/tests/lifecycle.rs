@@ -241,3 +241,26 @@ fn list_shows_vserver_stat_columns() {
     assert!(info["procs"].as_u64().unwrap() >= 1);
     assert!(info["vsz_kib"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn a_privileged_guest_is_a_logged_choice() {
+    require_root!();
+    let h = TestHost::new("privileged");
+    let out = h.run(&["build", "p", "-m", "busybox", "--privileged"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("privileged"));
+    let pid = h.started("p");
+    assert_eq!(common::host_uid_of(pid), 0);
+    let log = std::fs::read_to_string(h.root.join("var/log/hangar/p/security.log")).unwrap();
+    assert!(log.contains("guest p started privileged"), "{log}");
+    // Even privileged, the guest gets its own pid namespace and no host devices.
+    assert_eq!(
+        h.sh(
+            "p",
+            "cat /proc/1/comm; ls /dev | grep -c -E '^(sd|vd|mem|kmem)'"
+        )
+        .1
+        .lines()
+        .collect::<Vec<_>>(),
+        ["init", "0"]
+    );
+}

@@ -44,11 +44,39 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
         run_dir: host.paths.run_dir(name),
         console_log: host.paths.console_log(name),
     };
+    if cfg.security.privileged {
+        log_weakened(
+            host,
+            name,
+            "started privileged: no user namespace, guest root is host root",
+        )?;
+    }
+    if !cfg.security.seccomp {
+        log_weakened(host, name, "started without the default seccomp filter")?;
+    }
     let result = spawn_monitor(host, name, &spec);
     if result.is_err() && !status::monitor_alive(&host.paths, name) {
         let _ = cgroup.remove();
     }
     result
+}
+
+/// Weakened isolation is a choice the host's log keeps: `var/log/hangar/NAME/security.log`.
+fn log_weakened(host: &Host, name: &GuestName, what: &str) -> Result<()> {
+    use std::io::Write;
+    let dir = host.paths.log_dir(name);
+    std::fs::create_dir_all(&dir).map_err(|e| CoreError::io("creating", &dir, e))?;
+    let path = dir.join("security.log");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| CoreError::io("opening", &path, e))?;
+    writeln!(f, "{now} guest {name} {what}").map_err(|e| CoreError::io("writing", &path, e))
 }
 
 fn check_rootfs(cfg: &GuestConfig, rootfs: &std::path::Path) -> Result<()> {
