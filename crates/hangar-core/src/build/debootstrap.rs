@@ -129,6 +129,9 @@ pub(super) fn populate(
 ) -> Result<BuildOutcome, BuildError> {
     let packages = packages(spec)?;
     let cache = cx.cache_dir.map(|dir| cache_file(dir, spec, &packages));
+    // One builder fills a cache entry while the others wait for it, instead of all
+    // downloading the same packages at once.
+    let _cache_lock = cache.as_deref().and_then(lock_cache);
     match cache {
         Some(cache) if cache.is_file() => {
             (cx.progress)(&format!("I: unpacking cached {}", cache.display()));
@@ -150,6 +153,19 @@ pub(super) fn populate(
         init: vec![init::INIT.to_string()],
         stop_signal: STOP_SIGNAL.to_string(),
     })
+}
+
+/// Exclusive lock on `<cache>.lock`, waited for; None when the cache dir is unusable
+/// (the build then just runs without one).
+fn lock_cache(cache: &Path) -> Option<nix::fcntl::Flock<fs::File>> {
+    fs::create_dir_all(cache.parent()?).ok()?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cache.with_extension("lock"))
+        .ok()?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).ok()
 }
 
 /// [`DEFAULT_PACKAGES`] and the requested ones, each once, after checking names.

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 host for hangar: the packages it needs at run time, in
+# its tests and in bench/start.sh. Idempotent: when everything is already
+# installed it touches nothing (no apt-get update, no network).
+#
+# Usage (as root): scripts/setup-host.sh
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+
+# What hangar itself uses at run time, and what its tests use.
+runtime_pkgs=(
+    busybox-static # the `busybox` build method and the test guests
+    debootstrap    # the `debootstrap` build method
+    rsync          # the `rsync` build method, clones
+    tar            # the `tarball` build method, export/import
+    iproute2       # networks (ip link/addr/route)
+    nftables       # guest firewalling and NAT
+    procps         # ps/pgrep in tests
+    psmisc         # fuser/killall in tests
+    util-linux     # unshare, nsenter, mount, losetup
+    gcc            # the static C probe of tests/security
+    libc6-dev
+)
+# The tools bench/start.sh measures hangar against.
+bench_pkgs=(crun lxc systemd-container hyperfine)
+
+log() { printf 'setup-host: %s\n' "$*"; }
+
+if [[ ${EUID} -ne 0 ]]; then
+    log "must run as root" >&2
+    exit 1
+fi
+
+missing=()
+for pkg in "${runtime_pkgs[@]}" "${bench_pkgs[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "${pkg}" 2>/dev/null || true)
+    if [[ ${status} != installed ]]; then
+        missing+=("${pkg}")
+    fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    log "all $(( ${#runtime_pkgs[@]} + ${#bench_pkgs[@]} )) packages present"
+else
+    log "installing: ${missing[*]}"
+    # Without systemd as pid 1 (containers, CI sandboxes) a package's attempt
+    # to start its service (lxc-net, nftables) can fail its postinst: forbid
+    # service starts for the duration of the install, as Debian's
+    # policy-rc.d interface allows.
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e ${policy} && ! -d /run/systemd/system ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"${policy}"
+        chmod 0755 "${policy}"
+        trap 'rm -f "${policy}"' EXIT
+    fi
+    apt_opts=(-q -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+    # apt's chatter goes to a log that is shown only when a step fails.
+    apt_log=$(mktemp /tmp/setup-host.XXXXXX.log)
+    run_apt() {
+        log "apt-get $1"
+        if ! apt-get "${apt_opts[@]}" "$@" </dev/null >>"${apt_log}" 2>&1; then
+            cat "${apt_log}" >&2
+            log "apt-get $1 failed (log above, kept in ${apt_log})" >&2
+            exit 1
+        fi
+    }
+    run_apt update
+    run_apt install --no-install-recommends "${missing[@]}"
+    rm -f "${apt_log}"
+    log "installed ${#missing[@]} packages"
+fi
+
+# Facts that decide which code paths the tests exercise; printed, not fixed.
+if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+    cgroup_mode=unified
+elif [[ -d /sys/fs/cgroup/unified ]]; then
+    cgroup_mode=hybrid
+else
+    cgroup_mode=legacy
+fi
+log "kernel $(uname -r), cgroup ${cgroup_mode}"
