@@ -264,3 +264,45 @@ fn a_privileged_guest_is_a_logged_choice() {
         ["init", "0"]
     );
 }
+
+#[test]
+fn exec_with_a_tty_gets_a_terminal_from_the_guests_devpts() {
+    require_root!();
+    let h = TestHost::new("tty");
+    h.build_busybox("g");
+    h.started("g");
+    let out = h.run(&["exec", "-t", "g", "--", "sh", "-c", "tty; stty size"]);
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines().next().unwrap_or("").starts_with("/dev/pts/"),
+        "{text}"
+    );
+    let code = h
+        .run(&["exec", "-t", "g", "--", "sh", "-c", "exit 3"])
+        .status
+        .code();
+    assert_eq!(code, Some(3));
+}
+
+#[test]
+fn init_holds_no_host_descriptor_and_its_console_is_logged() {
+    require_root!();
+    let h = TestHost::new("initfds");
+    h.build_busybox("g");
+    h.started("g");
+    let (_, fds) = h.sh("g", "ls /proc/1/fd | sort -n | tr '\\n' ' '");
+    assert_eq!(fds.trim(), "0 1 2");
+    // init's console is a terminal of the guest's own devpts, bound on /dev/console.
+    let (_, console) = h.sh(
+        "g",
+        "t=$(readlink /proc/1/fd/0); echo $t; stat -c %t:%T $t /dev/console",
+    );
+    let lines: Vec<&str> = console.lines().collect();
+    assert!(lines[0].starts_with("/dev/pts/"), "{console}");
+    assert_eq!(lines[1], lines[2], "{console}");
+    h.sh("g", "echo written-to-the-console > /dev/console");
+    assert!(wait_for(Duration::from_secs(5), || h
+        .ok(&["logs", "g"])
+        .contains("written-to-the-console")));
+}

@@ -4,7 +4,8 @@
 
 use crate::ContainerError;
 use nix::mount::{MsFlags, mount};
-use std::os::unix::fs::symlink;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, symlink};
 use std::path::Path;
 
 /// Character devices every guest gets.
@@ -37,7 +38,7 @@ fn link(target: &str, at: &Path) -> Result<(), ContainerError> {
 }
 
 /// Build the guest's /dev at `dev` (a directory inside the future root).
-pub fn populate(dev: &Path, console: &Path) -> Result<(), ContainerError> {
+pub fn populate(dev: &Path) -> Result<(), ContainerError> {
     mkdir(dev)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_STRICTATIME;
     mnt(
@@ -85,10 +86,6 @@ pub fn populate(dev: &Path, console: &Path) -> Result<(), ContainerError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         NONE,
     );
-    let console_at = dev.join("console");
-    touch(&console_at)?;
-    let src = console.to_str().unwrap_or_default();
-    mnt(Some(src), &console_at, NONE, MsFlags::MS_BIND, NONE)?;
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -98,4 +95,38 @@ pub fn populate(dev: &Path, console: &Path) -> Result<(), ContainerError> {
         link(target, &dev.join(name))?;
     }
     Ok(())
+}
+
+/// A console pty from the guest's own devpts (so that inside the guest its name is a
+/// real /dev/pts entry, like any other terminal there), bound onto /dev/console.
+/// Returns (master, peer); the monitor keeps the master and logs what comes out of it.
+pub fn console(dev: &Path) -> Result<(OwnedFd, OwnedFd), ContainerError> {
+    let ptmx = dev.join("pts/ptmx");
+    let master: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&ptmx)
+        .map_err(|e| ContainerError::path("opening", &ptmx, e))?
+        .into();
+    hangar_sys::pty_unlock(master.as_fd())?;
+    let peer = hangar_sys::pty_peer(master.as_fd())?;
+    let name = std::fs::read_link(format!("/proc/self/fd/{}", peer.as_raw_fd()))
+        .map_err(|e| ContainerError::sys("naming the console pty", e))?;
+    let index = name
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let console_at = dev.join("console");
+    touch(&console_at)?;
+    let src = dev.join("pts").join(index);
+    mnt(
+        Some(src.to_str().unwrap_or_default()),
+        &console_at,
+        NONE,
+        MsFlags::MS_BIND,
+        NONE,
+    )?;
+    Ok((master, peer))
 }

@@ -5,17 +5,33 @@
 //! cgroup, then becomes root of its namespace, unshares its cgroup namespace, builds its
 //! mounts, pivots, drops capabilities, installs seccomp and execs init. Any failure before
 //! exec is written to an error pipe, which exec closes (O_CLOEXEC): EOF there means init runs.
+//! The console is a pty of the guest's own devpts; the child passes its two ends to the
+//! monitor over a socket pair (SCM_RIGHTS) before it execs.
 
 use crate::{ContainerError, caps, mounts, seccomp};
 use hangar_model::LaunchSpec;
 use hangar_sys::Forked;
 use nix::sched::CloneFlags;
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 
-/// Fork the guest's init from `spec`. `console` is the pty peer that becomes its console.
-pub fn launch(spec: &LaunchSpec, console: &OwnedFd) -> Result<i32, ContainerError> {
+/// A guest's init, running.
+pub struct Launched {
+    /// Host pid of init.
+    pub pid: i32,
+    /// The console pty's master: what init and its children write to /dev/console.
+    pub console: OwnedFd,
+    /// The console pty's peer, kept open so the console survives its users closing it.
+    pub console_peer: OwnedFd,
+}
+
+/// Fork the guest's init from `spec`.
+pub fn launch(spec: &LaunchSpec) -> Result<Launched, ContainerError> {
+    let (fds_parent, fds_child) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| ContainerError::sys("socketpair", e))?;
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| ContainerError::sys("pipe", e))?;
     let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -37,12 +53,13 @@ pub fn launch(spec: &LaunchSpec, console: &OwnedFd) -> Result<i32, ContainerErro
         Forked::Child => {
             drop(go_w);
             drop(err_r);
+            drop(fds_parent);
             let mut go = [0u8; 1];
             if std::fs::File::from(go_r).read(&mut go).unwrap_or(0) != 1 {
                 hangar_sys::exit_now(1);
             }
             let err_fd = err_w.as_raw_fd();
-            let e = child(spec, console, err_fd, filter.as_deref());
+            let e = child(spec, &fds_child, err_fd, filter.as_deref());
             let mut w = std::fs::File::from(err_w);
             let _ = w.write_all(crate::error_chain(&e).as_bytes());
             hangar_sys::exit_now(1)
@@ -50,6 +67,7 @@ pub fn launch(spec: &LaunchSpec, console: &OwnedFd) -> Result<i32, ContainerErro
         Forked::Parent(pid) => {
             drop(go_r);
             drop(err_w);
+            drop(fds_child);
             if let Err(e) = prepare_from_host(spec, pid) {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
@@ -64,7 +82,12 @@ pub fn launch(spec: &LaunchSpec, console: &OwnedFd) -> Result<i32, ContainerErro
             let mut msg = String::new();
             let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
             if msg.is_empty() {
-                return Ok(pid);
+                let (console, console_peer) = receive_console(&fds_parent)?;
+                return Ok(Launched {
+                    pid,
+                    console,
+                    console_peer,
+                });
             }
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             Err(ContainerError::Child(msg))
@@ -109,10 +132,49 @@ pub fn become_guest_root(userns: bool) -> Result<(), ContainerError> {
     Ok(())
 }
 
+/// Send the console's two ends to the monitor.
+fn send_console(sock: &UnixStream, master: &OwnedFd, peer: &OwnedFd) -> Result<(), ContainerError> {
+    let fds = [master.as_raw_fd(), peer.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(b"c")];
+    sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+        .map_err(|e| ContainerError::sys("passing the console to the monitor", e))?;
+    Ok(())
+}
+
+/// Receive the console's two ends from the child.
+fn receive_console(sock: &UnixStream) -> Result<(OwnedFd, OwnedFd), ContainerError> {
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 2]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| ContainerError::sys("receiving the console", e))?;
+    for c in msg
+        .cmsgs()
+        .map_err(|e| ContainerError::sys("receiving the console", e))?
+    {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let [master, peer] = fds[..]
+        {
+            let master = hangar_sys::own_fd(master)?;
+            let peer = hangar_sys::own_fd(peer)?;
+            return Ok((master, peer));
+        }
+    }
+    Err(ContainerError::Child(
+        "the guest did not pass its console".into(),
+    ))
+}
+
 /// The child's side; returns only on failure.
 fn child(
     spec: &LaunchSpec,
-    console: &OwnedFd,
+    console: &UnixStream,
     err_fd: i32,
     filter: Option<&[libc::sock_filter]>,
 ) -> ContainerError {
@@ -124,7 +186,7 @@ fn child(
 
 fn child_steps(
     spec: &LaunchSpec,
-    console: &OwnedFd,
+    fds: &UnixStream,
     err_fd: i32,
     filter: Option<&[libc::sock_filter]>,
 ) -> Result<std::convert::Infallible, ContainerError> {
@@ -137,14 +199,13 @@ fn child_steps(
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| ContainerError::sys("unshare(cgroup)", e))?;
     nix::unistd::sethostname(&spec.hostname).map_err(|e| ContainerError::sys("sethostname", e))?;
-    // Bind the console by its path: a descriptor's mount belongs to the monitor's mount
-    // namespace, and the kernel binds only from mounts of our own copy of it.
-    let console_path = std::fs::read_link(mounts::fd_path(console.as_raw_fd()))
-        .map_err(|e| ContainerError::sys("finding the console pty", e))?;
-    mounts::setup(&spec.rootfs, &console_path, userns)?;
+    let (master, peer) = mounts::setup(&spec.rootfs, userns)?;
     sync_hostname_file(&spec.hostname);
     hangar_sys::loopback_up()?;
-    attach_console(console)?;
+    send_console(fds, &master, &peer)?;
+    drop(master);
+    attach_console(&peer)?;
+    drop(peer);
     caps::drop_bounding()?;
     let argv = cstrings(&spec.init)?;
     let mut env = crate::base_env();

@@ -5,7 +5,8 @@
 
 use crate::{ContainerError, devices};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::path::Path;
 
 const NONE: Option<&str> = None;
 
@@ -53,8 +54,8 @@ pub fn bind_read_only(path: &Path) -> Result<(), ContainerError> {
 }
 
 /// Set up every mount of the guest under `rootfs`, then make it the root.
-/// `console` is the host path of the pty peer that becomes /dev/console.
-pub fn setup(rootfs: &Path, console: &Path, userns: bool) -> Result<(), ContainerError> {
+/// Returns the console pty (master, peer), created in the guest's own devpts.
+pub fn setup(rootfs: &Path, userns: bool) -> Result<(OwnedFd, OwnedFd), ContainerError> {
     // Nothing we mount from here on may propagate back to the host.
     mnt(
         NONE,
@@ -75,9 +76,11 @@ pub fn setup(rootfs: &Path, console: &Path, userns: bool) -> Result<(), Containe
     )?;
     mount_proc(&rootfs.join("proc"))?;
     mount_sys(&rootfs.join("sys"), userns)?;
-    devices::populate(&rootfs.join("dev"), console)?;
+    devices::populate(&rootfs.join("dev"))?;
+    let console = devices::console(&rootfs.join("dev"))?;
     mount_run(&rootfs.join("run"))?;
-    pivot(rootfs)
+    pivot(rootfs)?;
+    Ok(console)
 }
 
 fn ensure_dir(p: &Path) -> Result<(), ContainerError> {
@@ -183,9 +186,4 @@ fn pivot(rootfs: &Path) -> Result<(), ContainerError> {
         .map_err(|e| ContainerError::sys("detaching the host root", e))?;
     nix::unistd::chdir("/").map_err(|e| ContainerError::sys("chdir /", e))?;
     Ok(())
-}
-
-/// Host path of a descriptor of the current process, usable as a bind-mount source.
-pub fn fd_path(fd: i32) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{fd}"))
 }

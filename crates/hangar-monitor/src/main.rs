@@ -18,7 +18,7 @@ fn main() {
         eprintln!("usage: hangar-monitor SPEC.json READY_FD (started by `hangar start`)");
         std::process::exit(2);
     };
-    let ready = match hangar_sys::take_inherited_fd(ready_fd) {
+    let ready = match hangar_sys::own_fd(ready_fd) {
         Ok(fd) => std::fs::File::from(fd),
         Err(e) => {
             eprintln!("hangar-monitor: ready descriptor {ready_fd}: {e}");

@@ -19,7 +19,8 @@ struct Monitor {
     spec: LaunchSpec,
     state: RuntimeState,
     console_master: OwnedFd,
-    /// Our copy of the console's peer: keeps the pty open while init restarts.
+    /// Our copy of the console's peer: keeps the pty open when its users close it.
+    #[allow(dead_code, reason = "held only to keep the pty open")]
     console_peer: OwnedFd,
     log: std::fs::File,
     /// When set, init is being stopped and gets SIGKILL at this instant.
@@ -70,18 +71,12 @@ impl Monitor {
         }
         mask.thread_block()
             .map_err(|e| format!("blocking signals: {e}"))?;
-        let pty =
-            nix::pty::openpty(None, None).map_err(|e| format!("opening the console pty: {e}"))?;
-        nix::fcntl::fcntl(
-            &pty.master,
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-        )
-        .map_err(|e| format!("console pty: {e}"))?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&spec.console_log)
             .map_err(|e| format!("opening {}: {e}", spec.console_log.display()))?;
+        let launched = launch(&spec)?;
         let state = RuntimeState {
             state: GuestState::Starting,
             init_pid: None,
@@ -93,24 +88,30 @@ impl Monitor {
         let mut mon = Monitor {
             spec,
             state,
-            console_master: pty.master,
-            console_peer: pty.slave,
+            console_master: launched.console,
+            console_peer: launched.console_peer,
             log,
             kill_at: None,
             stopping: false,
         };
-        mon.launch()?;
+        mon.running(launched.pid);
         Ok(mon)
     }
 
-    fn launch(&mut self) -> Res<()> {
-        let pid = hangar_container::launch::launch(&self.spec, &self.console_peer)
-            .map_err(|e| hangar_container::error_chain(&e))?;
+    /// Launch init again (after the guest rebooted itself), on a new console.
+    fn relaunch(&mut self) -> Res<()> {
+        let launched = launch(&self.spec)?;
+        self.console_master = launched.console;
+        self.console_peer = launched.console_peer;
+        self.running(launched.pid);
+        Ok(())
+    }
+
+    fn running(&mut self, pid: i32) {
         self.state.state = GuestState::Running;
         self.state.init_pid = Some(pid);
         self.state.started_at = Some(now());
         self.save();
-        Ok(())
     }
 
     fn save(&self) {
@@ -263,7 +264,7 @@ impl Monitor {
             if rebooted {
                 self.state.reboots += 1;
                 self.state.state = GuestState::Starting;
-                if let Err(e) = self.launch() {
+                if let Err(e) = self.relaunch() {
                     eprintln!("hangar-monitor: restarting after reboot: {e}");
                 }
             }
@@ -280,6 +281,18 @@ impl Monitor {
             remove_cgroup_dir(dir);
         }
     }
+}
+
+/// Launch init, with its console master set non-blocking for the copy loop.
+fn launch(spec: &LaunchSpec) -> Res<hangar_container::launch::Launched> {
+    let launched =
+        hangar_container::launch::launch(spec).map_err(|e| hangar_container::error_chain(&e))?;
+    nix::fcntl::fcntl(
+        &launched.console,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .map_err(|e| format!("console pty: {e}"))?;
+    Ok(launched)
 }
 
 /// rmdir a cgroup once its last task is gone (v1 may report EBUSY for a moment).

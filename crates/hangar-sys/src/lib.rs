@@ -286,12 +286,13 @@ pub fn pty_unlock(master: BorrowedFd<'_>) -> Result<(), SysError> {
     }
 }
 
-/// Take ownership of descriptor `fd` inherited from the parent process (e.g. a pipe
-/// handed over by number on the command line), after checking it is open.
+/// Take ownership of descriptor `fd` handed to us by number (a pipe inherited from the
+/// parent and named on the command line, or descriptors received with SCM_RIGHTS),
+/// after checking it is open.
 ///
-/// Call it once per inherited descriptor, before anything else in the process could
-/// have taken ownership of that number.
-pub fn take_inherited_fd(fd: RawFd) -> Result<OwnedFd, SysError> {
+/// Call it once per such descriptor, before anything else in the process could have
+/// taken ownership of that number.
+pub fn own_fd(fd: RawFd) -> Result<OwnedFd, SysError> {
     // SAFETY: F_GETFD only queries the descriptor flags.
     if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
         return Err(SysError::Call {
