@@ -37,7 +37,10 @@ usage() {
 
 for arg in "$@"; do
     case $arg in
-        HOST_PID=* | HOST_DISK_MAJMIN=* | PROBE=* | BATTERY_HOSTNAME=*) export "$arg" ;;
+        HOST_PID=* | HOST_DISK_MAJMIN=* | PROBE=* | BATTERY_HOSTNAME=*)
+            # shellcheck disable=SC2163 # exports NAME=VALUE, as intended
+            export "$arg"
+            ;;
         *) usage ;;
     esac
 done

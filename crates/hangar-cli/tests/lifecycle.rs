@@ -306,3 +306,14 @@ fn init_holds_no_host_descriptor_and_its_console_is_logged() {
         .ok(&["logs", "g"])
         .contains("written-to-the-console")));
 }
+
+#[test]
+fn guests_under_a_private_directory_still_start() {
+    require_root!();
+    let h = TestHost::new("private");
+    // Only the host's root may walk this directory; the guest's root filesystem is below it.
+    std::fs::set_permissions(&h.root, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    h.build_busybox("g");
+    h.started("g");
+    assert_eq!(h.sh("g", "cat /proc/1/comm").1.trim(), "init");
+}

@@ -191,6 +191,7 @@ fn child_steps(
     filter: Option<&[libc::sock_filter]>,
 ) -> Result<std::convert::Infallible, ContainerError> {
     let userns = spec.id_base.is_some();
+    mounts::enter_root(&spec.rootfs)?;
     become_guest_root(userns)?;
     // A credential change clears the parent-death signal: set it now, so the guest dies
     // with its monitor instead of running on unsupervised.
@@ -199,7 +200,7 @@ fn child_steps(
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| ContainerError::sys("unshare(cgroup)", e))?;
     nix::unistd::sethostname(&spec.hostname).map_err(|e| ContainerError::sys("sethostname", e))?;
-    let (master, peer) = mounts::setup(&spec.rootfs, userns)?;
+    let (master, peer) = mounts::setup(userns)?;
     sync_hostname_file(&spec.hostname);
     hangar_sys::loopback_up()?;
     send_console(fds, &master, &peer)?;

@@ -53,9 +53,12 @@ pub fn bind_read_only(path: &Path) -> Result<(), ContainerError> {
     mnt(NONE, path, NONE, ro, NONE)
 }
 
-/// Set up every mount of the guest under `rootfs`, then make it the root.
-/// Returns the console pty (master, peer), created in the guest's own devpts.
-pub fn setup(rootfs: &Path, userns: bool) -> Result<(OwnedFd, OwnedFd), ContainerError> {
+/// Bind `rootfs` onto itself (pivot_root needs a mount point) and step into it.
+///
+/// Called while the process still has the host's root as its fs uid (before it becomes
+/// guest root), so the path to the rootfs only has to be open to the host's root; every
+/// later path is relative to the guest's root and never walks the host's directories.
+pub fn enter_root(rootfs: &Path) -> Result<(), ContainerError> {
     // Nothing we mount from here on may propagate back to the host.
     mnt(
         NONE,
@@ -74,12 +77,19 @@ pub fn setup(rootfs: &Path, userns: bool) -> Result<(OwnedFd, OwnedFd), Containe
         MsFlags::MS_BIND | MsFlags::MS_REC,
         NONE,
     )?;
-    mount_proc(&rootfs.join("proc"))?;
-    mount_sys(&rootfs.join("sys"), userns)?;
-    devices::populate(&rootfs.join("dev"))?;
-    let console = devices::console(&rootfs.join("dev"))?;
-    mount_run(&rootfs.join("run"))?;
-    pivot(rootfs)?;
+    // chdir resolves through the new mount, so "." is now the bind mount's root.
+    nix::unistd::chdir(rootfs).map_err(|e| ContainerError::path("chdir", rootfs, e))
+}
+
+/// Set up every mount of the guest inside the root entered by [`enter_root`], then make
+/// it the root. Returns the console pty (master, peer), from the guest's own devpts.
+pub fn setup(userns: bool) -> Result<(OwnedFd, OwnedFd), ContainerError> {
+    mount_proc(Path::new("proc"))?;
+    mount_sys(Path::new("sys"), userns)?;
+    devices::populate(Path::new("dev"))?;
+    let console = devices::console(Path::new("dev"))?;
+    mount_run(Path::new("run"))?;
+    pivot()?;
     Ok(console)
 }
 
@@ -177,11 +187,10 @@ fn mount_run(run: &Path) -> Result<(), ContainerError> {
 
 /// pivot_root into `rootfs` and detach the old root entirely, so no path leads back to
 /// the host's filesystem (pivot_root, unlike chroot, cannot be escaped with `..`).
-fn pivot(rootfs: &Path) -> Result<(), ContainerError> {
-    nix::unistd::chdir(rootfs).map_err(|e| ContainerError::path("chdir", rootfs, e))?;
+fn pivot() -> Result<(), ContainerError> {
     // pivot_root(".", ".") stacks the old root on top of the new one; unmounting "."
     // then removes the old root without needing a directory for it in the guest.
-    nix::unistd::pivot_root(".", ".").map_err(|e| ContainerError::path("pivot_root", rootfs, e))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| ContainerError::sys("pivot_root", e))?;
     umount2(".", MntFlags::MNT_DETACH)
         .map_err(|e| ContainerError::sys("detaching the host root", e))?;
     nix::unistd::chdir("/").map_err(|e| ContainerError::sys("chdir /", e))?;

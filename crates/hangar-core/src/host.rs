@@ -2,7 +2,8 @@
 
 use crate::paths::Paths;
 use crate::{Result, store};
-use hangar_model::{GuestConfig, HostDefaults};
+use hangar_model::limits::Bound;
+use hangar_model::{GuestConfig, HostDefaults, Size};
 use std::path::PathBuf;
 
 pub struct Host {
@@ -38,12 +39,18 @@ impl Host {
     }
 
     /// Effective limits: the guest's own, or the host defaults.
-    pub fn limits(&self, cfg: &GuestConfig) -> hangar_cgroup::Limits {
-        let l = cfg.limits.or(&self.defaults.limits);
+    pub fn limits(&self, cfg: &GuestConfig) -> hangar_model::Limits {
+        cfg.limits.or(&self.defaults.limits)
+    }
+
+    /// The effective limits in the cgroup layer's terms.
+    pub fn cgroup_limits(&self, cfg: &GuestConfig) -> hangar_cgroup::Limits {
+        let l = self.limits(cfg);
+        let size = |b: Option<Bound<Size>>| b.and_then(Bound::value).map(|s| s.0);
         hangar_cgroup::Limits {
-            memory_max: l.memory.map(|s| s.0),
-            memory_swap_max: l.swap.map(|s| s.0),
-            pids_max: l.pids,
+            memory_max: size(l.memory.max),
+            memory_swap_max: size(l.memory.swap),
+            pids_max: l.pids.max.and_then(Bound::value),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Parsing refuses unknown keys (a typo must not silently do nothing) and every value is
 //! checked; errors name the field. `GuestConfig::from_toml` is the only way in.
 
-use crate::{ContextId, GuestName, ModelError, Signal, Size};
+use crate::{ContextId, GuestName, Limits, ModelError, Signal};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -75,32 +75,6 @@ impl Default for StopPolicy {
         StopPolicy {
             signal: default_stop_signal(),
             timeout: default_stop_timeout(),
-        }
-    }
-}
-
-/// Resource limits. Unset keys take the host defaults at start.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    /// Hard limit of resident memory (VServer's rss.hard).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory: Option<Size>,
-    /// Swap the guest may use on top of `memory`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub swap: Option<Size>,
-    /// Maximum number of processes and threads.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pids: Option<u64>,
-}
-
-impl Limits {
-    /// These limits with unset keys filled from `defaults`.
-    pub fn or(&self, defaults: &Limits) -> Limits {
-        Limits {
-            memory: self.memory.or(defaults.memory),
-            swap: self.swap.or(defaults.swap),
-            pids: self.pids.or(defaults.pids),
         }
     }
 }
@@ -215,12 +189,7 @@ impl GuestConfig {
                 "SIGKILL is no clean shutdown; `hangar kill` does that",
             );
         }
-        if self.limits.pids == Some(0) {
-            return field("limits.pids", "must be at least 1");
-        }
-        if matches!(self.limits.memory, Some(m) if m.0 < (4 << 20)) {
-            return field("limits.memory", "must be at least 4M");
-        }
+        self.limits.validate()?;
         if self.rootfs.as_os_str().is_empty() {
             return field("rootfs", "must not be empty");
         }
@@ -274,15 +243,20 @@ signal = "SIGUSR2"
 timeout = 10
 
 [limits]
-memory = "512M"
-pids = 256
+memory.max = "512M"
+pids.max = 256
+cpu.max = "25%"
+rlimits.nofile = 4096
 "#;
 
     #[test]
     fn a_good_config_parses_and_round_trips() {
         let c = GuestConfig::from_toml(GOOD).unwrap();
         assert_eq!(c.context.get(), 7);
-        assert_eq!(c.limits.memory, Some(Size(512 << 20)));
+        assert_eq!(
+            c.limits.memory.max,
+            Some(crate::limits::Bound::At(crate::Size(512 << 20)))
+        );
         assert_eq!(c.stop.signal.number(), 12);
         assert!(!c.security.privileged && c.security.seccomp);
         assert_eq!(GuestConfig::from_toml(&c.to_toml()).unwrap(), c);
@@ -298,6 +272,8 @@ pids = 256
     fn bad_values_name_the_field() {
         let cases = [
             (GOOD.replace("\"512M\"", "\"lots\""), "lots"),
+            (GOOD.replace("\"25%\"", "\"fast\""), "fast"),
+            (GOOD.replace("nofile", "nofiles"), "nofiles"),
             (GOOD.replace("context = 7", "context = 1"), "context"),
             (GOOD.replace("\"/sbin/init\"", "\"sbin/init\""), "init"),
             (GOOD.replace("timeout = 10", "timeout = 0"), "stop.timeout"),
@@ -310,21 +286,5 @@ pids = 256
             assert!(e.contains(needle), "{needle}: {e}");
             assert!(!e.contains('\n'), "one line: {e}");
         }
-    }
-
-    #[test]
-    fn limits_fall_back_to_defaults() {
-        let own = Limits {
-            memory: Some(Size(1 << 30)),
-            ..Default::default()
-        };
-        let d = Limits {
-            memory: Some(Size(1 << 20)),
-            swap: None,
-            pids: Some(100),
-        };
-        let eff = own.or(&d);
-        assert_eq!(eff.memory, Some(Size(1 << 30)));
-        assert_eq!(eff.pids, Some(100));
     }
 }

@@ -3,6 +3,7 @@
 //! A missing file means the built-in values below. Every new guest gets at least a memory
 //! and a pids limit from here, so one guest's leak or fork bomb stays inside it.
 
+use crate::limits::Bound;
 use crate::{Limits, ModelError, Size};
 use serde::{Deserialize, Serialize};
 
@@ -25,11 +26,10 @@ pub struct HostDefaults {
 }
 
 fn default_limits() -> Limits {
-    Limits {
-        memory: Some(Size(1 << 30)),
-        swap: None,
-        pids: Some(1024),
-    }
+    let mut l = Limits::default();
+    l.memory.max = Some(Bound::At(Size(1 << 30)));
+    l.pids.max = Some(Bound::At(1024));
+    l
 }
 fn default_mirror() -> String {
     "http://deb.debian.org/debian".into()
@@ -76,7 +76,7 @@ mod tests {
     #[test]
     fn empty_file_gives_safe_defaults() {
         let d = HostDefaults::from_toml("").unwrap();
-        assert!(d.limits.memory.is_some() && d.limits.pids.is_some());
+        assert!(d.limits.memory.max.is_some() && d.limits.pids.max.is_some());
     }
 
     #[test]

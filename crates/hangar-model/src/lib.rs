@@ -10,15 +10,17 @@ pub mod config;
 pub mod control;
 pub mod ctx;
 pub mod defaults;
+pub mod limits;
 pub mod name;
 pub mod signal;
 pub mod spec;
 pub mod state;
 pub mod units;
 
-pub use config::{GuestConfig, GuestKind, Limits, Security, StopPolicy};
+pub use config::{GuestConfig, GuestKind, Security, StopPolicy};
 pub use ctx::ContextId;
 pub use defaults::HostDefaults;
+pub use limits::Limits;
 pub use name::GuestName;
 pub use signal::Signal;
 pub use spec::LaunchSpec;

@@ -32,7 +32,7 @@ impl Size {
         }
         let v: f64 = num.parse().map_err(|_| err())?;
         let bytes = v * mult as f64;
-        if !bytes.is_finite() || bytes < 1.0 || bytes > (1u64 << 62) as f64 {
+        if !bytes.is_finite() || bytes > (1u64 << 62) as f64 {
             return Err(err());
         }
         Ok(Size(bytes.round() as u64))
@@ -71,8 +71,7 @@ impl<'de> Deserialize<'de> for Size {
             S(String),
         }
         match Raw::deserialize(d)? {
-            Raw::N(n) if n > 0 => Ok(Size(n)),
-            Raw::N(n) => Err(serde::de::Error::custom(ModelError::Size(n.to_string()))),
+            Raw::N(n) => Ok(Size(n)),
             Raw::S(s) => Size::parse(&s).map_err(serde::de::Error::custom),
         }
     }
@@ -101,7 +100,7 @@ mod tests {
 
     #[test]
     fn nonsense_sizes_are_refused() {
-        for s in ["", "M", "-1G", "12X", "abc", "0", "1e30G"] {
+        for s in ["", "M", "-1G", "12X", "abc", "1e30G"] {
             assert!(Size::parse(s).is_err(), "{s}");
         }
     }

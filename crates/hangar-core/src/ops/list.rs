@@ -51,7 +51,7 @@ pub fn info(host: &Host, name: &GuestName) -> Result<GuestInfo> {
         procs: 0,
         vsz_kib: 0,
         rss_kib: 0,
-        memory_limit: host.limits(&cfg).memory_max,
+        memory_limit: host.cgroup_limits(&cfg).memory_max,
         user_time_ms: 0,
         sys_time_ms: 0,
         uptime_secs: None,

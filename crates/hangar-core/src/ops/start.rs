@@ -27,7 +27,7 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
     let cgroup = host.cgroups()?.create(
         &host.cgroup_parent(),
         &cfg.context.to_string(),
-        &host.limits(&cfg),
+        &host.cgroup_limits(&cfg),
     )?;
     let spec = LaunchSpec {
         name: name.to_string(),
