@@ -37,6 +37,8 @@ pub enum Cmd {
     Enter(NameArg),
     /// Show guests with their resource use (vserver-stat)
     List(ListArgs),
+    /// Change limits, live when the guest runs (xm mem-set, vcpu-set, vcpu-pin)
+    Set(SetArgs),
     /// Show a guest's console output
     Logs(LogsArgs),
     /// Show or edit a guest's configuration
@@ -167,4 +169,15 @@ pub enum ConfigCmd {
     Show(NameArg),
     /// Edit it in $EDITOR; it is validated before it is saved
     Edit(NameArg),
+}
+
+#[derive(Args)]
+pub struct SetArgs {
+    pub name: String,
+    /// KEY=VALUE: memory.max=512M memory.high memory.swap cpu.max=25%|1.5 cpu.fill_rate=1
+    /// cpu.interval=4 cpu.burst=50ms cpu.weight=200 cpu.pin=0-1 pids.max=256 io.weight=500
+    /// io.read_bps=/dev/vda:10M io.write_bps io.read_iops io.write_iops nofile=4096
+    /// (VALUE max = unlimited; empty = back to the host default)
+    #[arg(required = true, value_name = "KEY=VALUE")]
+    pub items: Vec<String>,
 }

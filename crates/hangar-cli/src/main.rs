@@ -90,6 +90,15 @@ fn run(cli: Cli) -> Result<i32> {
                 Format::Table => print!("{}", table::render(&rows)),
             }
         }
+        Cmd::Set(a) => {
+            let out = ops::set::set(&host, &name(&a.name)?, &a.items)?;
+            if !out.live {
+                quiet_note(&format!(
+                    "saved; {} is not running, the limits apply when it starts",
+                    a.name
+                ));
+            }
+        }
         Cmd::Logs(a) => logs(&host, &name(&a.name)?, a.follow)?,
         Cmd::Config(ConfigCmd::Show(a)) => print!("{}", ops::config::show(&host, &name(&a.name)?)?),
         Cmd::Config(ConfigCmd::Edit(a)) => {

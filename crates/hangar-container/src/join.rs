@@ -22,6 +22,8 @@ pub struct Target {
     pub cgroup_dirs: Vec<PathBuf>,
     pub userns: bool,
     pub seccomp: bool,
+    /// The guest's rlimits, for the joined command as for init.
+    pub rlimits: Vec<crate::rlimits::RlimitSetting>,
 }
 
 /// The command to run.
@@ -93,7 +95,14 @@ pub fn spawn(t: &Target, cmd: &Command, tty: Option<OwnedFd>) -> Result<i32, Con
         Forked::Parent(pid) => Ok(pid),
         Forked::Child => {
             let code = match joiner(t, &ns, || {
-                exec_child(cmd, &argv, &envp, tty.as_ref(), filter.as_deref())
+                exec_child(
+                    cmd,
+                    &argv,
+                    &envp,
+                    tty.as_ref(),
+                    &t.rlimits,
+                    filter.as_deref(),
+                )
             }) {
                 Ok(code) => code,
                 Err(e) => {
@@ -161,6 +170,7 @@ fn exec_child(
     argv: &[std::ffi::CString],
     envp: &[std::ffi::CString],
     tty: Option<&OwnedFd>,
+    rlimits: &[crate::rlimits::RlimitSetting],
     filter: Option<&[libc::sock_filter]>,
 ) -> ContainerError {
     let steps = || -> Result<std::convert::Infallible, ContainerError> {
@@ -173,6 +183,7 @@ fn exec_child(
             .or_else(|_| nix::unistd::chdir("/"))
             .map_err(|e| ContainerError::sys("chdir", e))?;
         caps::drop_bounding()?;
+        crate::rlimits::apply(0, rlimits)?;
         hangar_sys::reset_signals();
         hangar_sys::close_all_except(2)?;
         if let Some(f) = filter {

@@ -208,6 +208,7 @@ fn child_steps(
     attach_console(&peer)?;
     drop(peer);
     caps::drop_bounding()?;
+    crate::rlimits::apply(0, &spec.rlimits)?;
     let argv = cstrings(&spec.init)?;
     let mut env = crate::base_env();
     env.extend(spec.env.iter().cloned());

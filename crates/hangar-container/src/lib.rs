@@ -15,6 +15,7 @@ pub mod idshift;
 pub mod join;
 pub mod launch;
 pub mod mounts;
+pub mod rlimits;
 pub mod seccomp;
 
 use std::path::PathBuf;

@@ -43,6 +43,15 @@ impl Host {
         cfg.limits.or(&self.defaults.limits)
     }
 
+    /// The effective rlimits: (name, soft, hard), None = unlimited.
+    pub fn rlimits(&self, cfg: &GuestConfig) -> Vec<(String, Option<u64>, Option<u64>)> {
+        self.limits(cfg)
+            .rlimits
+            .into_iter()
+            .map(|(n, r)| (n, r.soft.value(), r.hard.value()))
+            .collect()
+    }
+
     /// The effective limits in the cgroup layer's terms.
     pub fn cgroup_limits(&self, cfg: &GuestConfig) -> hangar_cgroup::Limits {
         let l = self.limits(cfg);

@@ -262,9 +262,9 @@ impl Rlimit {
             if is_unlimited(v) {
                 return Ok(Bound::Unlimited);
             }
-            v.trim()
-                .parse::<u64>()
-                .map(Bound::At)
+            // Sizes are understood for all (`as = "24M"`); a plain number is itself.
+            Size::parse(v)
+                .map(|n| Bound::At(n.0))
                 .map_err(|_| ModelError::Field {
                     field: "rlimits",
                     why: format!("{name} = {s:?}: write a number, SOFT:HARD, or max"),

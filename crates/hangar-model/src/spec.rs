@@ -21,6 +21,9 @@ pub struct LaunchSpec {
     pub stop_signal: i32,
     pub stop_timeout: u32,
     pub seccomp: bool,
+    /// setrlimit values for init: (name, soft, hard), None = unlimited.
+    #[serde(default)]
+    pub rlimits: Vec<(String, Option<u64>, Option<u64>)>,
     /// Runtime directory of this guest: state.json, control socket, monitor lock.
     pub run_dir: PathBuf,
     /// Console log of the guest's init.

@@ -331,3 +331,32 @@ pub fn write_atomic(path: &std::path::Path, data: &[u8], durable: bool) -> io::R
     }
     result
 }
+
+/// Set resource limit `resource` (a RLIMIT_* number) of process `pid` (0: ourselves);
+/// `None` means unlimited.
+pub fn prlimit(
+    pid: i32,
+    resource: i32,
+    soft: Option<u64>,
+    hard: Option<u64>,
+) -> Result<(), SysError> {
+    let lim = libc::rlimit64 {
+        rlim_cur: soft.unwrap_or(libc::RLIM64_INFINITY),
+        rlim_max: hard.unwrap_or(libc::RLIM64_INFINITY),
+    };
+    // SAFETY: prlimit64 reads the struct we pass (alive across the call) and writes
+    // nothing, since the old-limit pointer is NULL.
+    let r = unsafe {
+        libc::prlimit64(
+            pid,
+            resource as libc::__rlimit_resource_t,
+            &lim,
+            std::ptr::null_mut(),
+        )
+    };
+    if r == -1 {
+        Err(last("prlimit"))
+    } else {
+        Ok(())
+    }
+}

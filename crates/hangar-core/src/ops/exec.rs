@@ -20,6 +20,7 @@ pub fn target(host: &Host, name: &GuestName) -> Result<(Target, Option<u32>)> {
         cgroup_dirs: cgroup.dirs().to_vec(),
         userns,
         seccomp: cfg.security.seccomp,
+        rlimits: host.rlimits(&cfg),
     };
     Ok((t, userns.then(|| cfg.context.id_base())))
 }

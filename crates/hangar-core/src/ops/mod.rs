@@ -5,5 +5,6 @@ pub mod config;
 pub mod delete;
 pub mod exec;
 pub mod list;
+pub mod set;
 pub mod start;
 pub mod stop;

@@ -41,6 +41,7 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
         stop_signal: cfg.stop.signal.number(),
         stop_timeout: cfg.stop.timeout,
         seccomp: cfg.security.seccomp,
+        rlimits: host.rlimits(&cfg),
         run_dir: host.paths.run_dir(name),
         console_log: host.paths.console_log(name),
     };

@@ -1,0 +1,225 @@
+//! Resource limits measured from inside and outside guests (VServer lab, part 2).
+//! Needs root.
+
+mod common;
+use common::{TestHost, wait_for};
+use std::time::Duration;
+
+/// The guest's cgroup file `file` in hierarchy `controller` (cgroup v1 here).
+fn cgroup_file(h: &TestHost, name: &str, controller: &str, file: &str) -> String {
+    let ctx = h.info(name)["context"].as_u64().unwrap();
+    let v1 = format!(
+        "/sys/fs/cgroup/{controller}/{}/{ctx}/{file}",
+        h.cgroup_parent()
+    );
+    let v2 = format!("/sys/fs/cgroup/{}/{ctx}/{file}", h.cgroup_parent());
+    std::fs::read_to_string(&v1)
+        .or_else(|_| std::fs::read_to_string(&v2))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_guest_gets_the_host_default_limits() {
+    require_root!();
+    let h = TestHost::new("defaults");
+    h.build_busybox("g");
+    h.started("g");
+    assert_eq!(
+        cgroup_file(&h, "g", "memory", "memory.limit_in_bytes"),
+        (1u64 << 30).to_string()
+    );
+    assert_eq!(cgroup_file(&h, "g", "pids", "pids.max"), "1024");
+}
+
+#[test]
+fn the_seed_malloc_test_kills_inside_the_guest_and_everything_survives() {
+    require_root!();
+    let h = TestHost::new("malloc");
+    h.build_busybox("g");
+    h.ok(&["set", "g", "memory.max=20M", "memory.swap=0"]);
+    h.started("g");
+    // dd's 30 MB block buffer is allocated and filled: more than the guest may hold.
+    let out = h.run(&[
+        "exec",
+        "g",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=30M",
+        "count=1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(128 + 9),
+        "dd was not OOM-killed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(h.state("g"), "running");
+    assert_eq!(h.sh("g", "echo still here").1.trim(), "still here");
+    // A smaller allocation fits.
+    assert_eq!(
+        h.run(&[
+            "exec",
+            "g",
+            "--",
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=8M",
+            "count=1"
+        ])
+        .status
+        .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn with_an_address_space_limit_the_allocation_fails_cleanly() {
+    require_root!();
+    let h = TestHost::new("aslimit");
+    h.build_busybox("g");
+    h.ok(&["set", "g", "memory.max=20M", "as=24M"]);
+    h.started("g");
+    let out = h.run(&[
+        "exec",
+        "g",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=30M",
+        "count=1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("memory") || err.contains("alloc"), "{err}");
+}
+
+#[test]
+fn set_changes_limits_of_a_running_guest_at_once() {
+    require_root!();
+    let h = TestHost::new("setlive");
+    h.build_busybox("g");
+    h.started("g");
+    h.ok(&[
+        "set",
+        "g",
+        "memory.max=64M",
+        "pids.max=40",
+        "nofile=256:512",
+    ]);
+    assert_eq!(
+        cgroup_file(&h, "g", "memory", "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(cgroup_file(&h, "g", "pids", "pids.max"), "40");
+    assert_eq!(
+        h.sh("g", "ulimit -n; ulimit -Hn")
+            .1
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["256", "512"]
+    );
+    assert!(
+        h.sh("g", "cat /proc/1/limits")
+            .1
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.contains("256") && l.contains("512"))
+    );
+    assert!(h.ok(&["config", "show", "g"]).contains("64M"));
+    // The new memory limit is measured: 48 MB no longer fits after lowering to 32M.
+    assert_eq!(
+        h.run(&[
+            "exec",
+            "g",
+            "--",
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=48M",
+            "count=1"
+        ])
+        .status
+        .code(),
+        Some(0)
+    );
+    h.ok(&["set", "g", "memory.max=32M"]);
+    assert_eq!(
+        h.run(&[
+            "exec",
+            "g",
+            "--",
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=48M",
+            "count=1"
+        ])
+        .status
+        .code(),
+        Some(137)
+    );
+}
+
+#[test]
+fn bad_limits_are_refused_and_nothing_changes() {
+    require_root!();
+    let h = TestHost::new("setbad");
+    h.build_busybox("g");
+    h.started("g");
+    let before = std::fs::read_to_string(h.config_file("g")).unwrap();
+    let mem_before = cgroup_file(&h, "g", "memory", "memory.limit_in_bytes");
+    for (item, needle) in [
+        ("memory.max=lots", "lots"),
+        ("cpu.weight=0", "cpu.weight"),
+        ("memroy.max=1G", "memroy"),
+        ("nofile=9:3", "nofile"),
+    ] {
+        let err = h.fails(&["set", "g", "memory.max=64M", item]);
+        assert!(err.contains(needle), "{item}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(h.config_file("g")).unwrap(), before);
+    assert_eq!(
+        cgroup_file(&h, "g", "memory", "memory.limit_in_bytes"),
+        mem_before
+    );
+}
+
+#[test]
+fn a_fork_bomb_stops_at_pids_max_and_the_host_stays_responsive() {
+    require_root!();
+    let h = TestHost::new("forkbomb");
+    h.build_busybox("g");
+    h.ok(&["set", "g", "pids.max=30"]);
+    h.started("g");
+    // The classic bomb, bounded in time from outside by a kill of the guest.
+    h.sh("g", "bomb() { bomb | bomb & }; (bomb) >/dev/null 2>&1 &");
+    assert!(wait_for(Duration::from_secs(5), || cgroup_file(
+        &h,
+        "g",
+        "pids",
+        "pids.current"
+    )
+    .parse::<u32>()
+    .unwrap_or(0)
+        >= 25));
+    std::thread::sleep(Duration::from_secs(1));
+    let current: u32 = cgroup_file(&h, "g", "pids", "pids.current")
+        .parse()
+        .unwrap();
+    assert!(current <= 30, "{current} processes");
+    // The host still forks and answers.
+    let t = std::time::Instant::now();
+    assert!(
+        std::process::Command::new("true")
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(t.elapsed() < Duration::from_secs(1));
+    h.ok(&["kill", "g"]);
+}
