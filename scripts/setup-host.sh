@@ -16,11 +16,14 @@ runtime_pkgs=(
     tar            # the `tarball` build method, export/import
     iproute2       # networks (ip link/addr/route)
     nftables       # guest firewalling and NAT
+    lxcfs          # virtualised /proc (meminfo, uptime, cpuinfo, ...) inside guests
     procps         # ps/pgrep in tests
     psmisc         # fuser/killall in tests
     util-linux     # unshare, nsenter, mount, losetup
     gcc            # the static C probe of tests/security
     libc6-dev
+    qemu-system-x86 # tests/vm: the cgroup v2 test VM (TCG)
+    cpio           # tests/vm: packing its initramfs
 )
 # The tools bench/start.sh measures hangar against.
 bench_pkgs=(crun lxc systemd-container hyperfine)
@@ -65,6 +68,14 @@ else
             exit 1
         fi
     }
+    # Machines whose qemu-utils comes from bookworm-backports cannot take bookworm's
+    # qemu-system-x86 beside it (its qemu-system-common is older and they conflict):
+    # bring qemu-utils back to bookworm's version in the same transaction.
+    if [[ " ${missing[*]} " == *" qemu-system-x86 "* ]] &&
+        [[ $(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true) == *bpo* ]]; then
+        missing+=(qemu-utils/bookworm)
+        apt_opts+=(--allow-downgrades)
+    fi
     run_apt update
     run_apt install --no-install-recommends "${missing[@]}"
     rm -f "${apt_log}"

@@ -4,7 +4,7 @@
 //! a bare `EBUSY` or `EINVAL` from cgroupfs tells an operator nothing.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What went wrong while setting up, changing, reading or removing a cgroup.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,22 @@ pub enum CgroupError {
         limit: &'static str,
         controller: &'static str,
     },
+    /// A limit's value is out of the range its cgroup file takes, or malformed.
+    #[error("invalid {limit} {value} for {path}: expected {expected}")]
+    InvalidLimit {
+        limit: &'static str,
+        value: String,
+        path: PathBuf,
+        expected: String,
+    },
+    /// The controller is there, but this kernel lacks the file a limit needs
+    /// (such as `cpu.max.burst` before Linux 5.14, or any I/O weight file
+    /// without the BFQ scheduler).
+    #[error("limit {limit} needs {}, which this kernel does not provide", or_list(.paths))]
+    Unsupported {
+        limit: &'static str,
+        paths: Vec<PathBuf>,
+    },
     /// A swap limit was asked for but the kernel does not account swap.
     #[error(
         "swap limit requested but {path} does not exist: swap accounting is off \
@@ -78,4 +94,14 @@ pub enum CgroupError {
     /// The host has neither a cgroup v2 mount nor usable cgroup v1 hierarchies.
     #[error("no usable cgroup filesystem is mounted (looked in {path})")]
     NoCgroupMount { path: PathBuf },
+}
+
+/// `a`, `a or b`, `a, b or c`: the files of which none exists.
+fn or_list(paths: &[PathBuf]) -> String {
+    let shown: Vec<_> = paths.iter().map(|p| Path::display(p).to_string()).collect();
+    match shown.split_last() {
+        None => "a file".to_owned(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
 }

@@ -13,7 +13,8 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::fsutil::{self, read_opt, write};
+use crate::counters::{Counter, Counters};
+use crate::fsutil::{self, keyed, read_opt, write};
 use crate::{CgroupError, Limits, Stats, v1, v2};
 
 /// How long [`GuestCgroup::remove`] keeps killing and retrying a busy cgroup.
@@ -130,6 +131,16 @@ impl GuestCgroup {
             Version::V2 => v2::stats(self)?,
         };
         Ok(Stats { procs, ..stats })
+    }
+
+    /// Reads the guest's counters: usage, peaks, limits and limit hits of
+    /// memory, swap and pids, CPU time and throttling, I/O per device and
+    /// OOM kills. Controllers that are not there read as zero.
+    pub fn counters(&self) -> Result<Counters, CgroupError> {
+        match self.version {
+            Version::V1 => v1::counters::counters(self),
+            Version::V2 => v2::counters::counters(self),
+        }
     }
 
     /// Removes the guest's cgroup directories (not the parent's), nested
@@ -260,6 +271,52 @@ pub(crate) fn write_max(path: &Path, value: Option<u64>) -> Result<(), CgroupErr
     }
 }
 
+/// Writes a CFS bandwidth limit (through `bandwidth`) and the burst in
+/// `burst_file` in an order the kernel accepts: it refuses a burst above the
+/// quota, so a smaller burst goes in before the quota and a larger one after.
+/// No burst is 0. A missing burst file is left alone (the checks have already
+/// refused a burst where the kernel has none).
+pub(crate) fn with_burst(
+    burst_file: &Path,
+    burst: Option<u64>,
+    bandwidth: impl FnOnce() -> Result<(), CgroupError>,
+) -> Result<(), CgroupError> {
+    let Some(current) = read_opt(burst_file)? else {
+        return bandwidth();
+    };
+    let current = fsutil::parse_u64(burst_file, &current)?;
+    let wanted = burst.unwrap_or(0);
+    if wanted < current {
+        write(burst_file, &wanted.to_string())?;
+    }
+    bandwidth()?;
+    if wanted > current {
+        write(burst_file, &wanted.to_string())?;
+    }
+    Ok(())
+}
+
+/// The pids counter of a pids controller directory (the same files on v1
+/// and v2): `pids.current`, `pids.peak` where the kernel has it (6.12+),
+/// `pids.max`, and refused forks from `pids.events`.
+pub(crate) fn pids_counter(dir: &Path) -> Result<Counter, CgroupError> {
+    let (current, limit) = pids_stats(dir)?;
+    let peak = read_opt(&dir.join("pids.peak"))?;
+    let events = dir.join("pids.events");
+    let hits = match read_opt(&events)? {
+        Some(text) => keyed(&events, &text, "max")?.unwrap_or(0),
+        None => 0,
+    };
+    Ok(Counter {
+        current,
+        peak: peak
+            .map(|text| fsutil::parse_u64(&dir.join("pids.peak"), &text))
+            .transpose()?,
+        limit,
+        hits,
+    })
+}
+
 /// Reads `pids.current` and `pids.max` from a pids controller directory.
 pub(crate) fn pids_stats(dir: &Path) -> Result<(u64, Option<u64>), CgroupError> {
     let current = dir.join("pids.current");
@@ -360,6 +417,54 @@ mod tests {
             Some(mount.join("hangar/7").as_path())
         );
         assert_eq!(guest.dir_for("memory"), None);
+    }
+
+    /// Runs `with_burst` from burst `before` to `wanted` and returns the
+    /// burst file's content at the moment the bandwidth was written.
+    fn burst_seen_by_bandwidth(before: &str, wanted: Option<u64>) -> (String, String) {
+        let tmp = TempDir::new();
+        let burst = tmp.path().join("cpu.max.burst");
+        put(&burst, before);
+        let mut seen = String::new();
+        super::with_burst(&burst, wanted, || {
+            seen = get(&burst);
+            Ok(())
+        })
+        .unwrap();
+        (seen, get(&burst))
+    }
+
+    #[test]
+    fn smaller_burst_goes_in_before_the_quota_larger_after() {
+        assert_eq!(
+            burst_seen_by_bandwidth("5000\n", Some(1000)),
+            ("1000".into(), "1000".into())
+        );
+        assert_eq!(
+            burst_seen_by_bandwidth("5000\n", None),
+            ("0".into(), "0".into())
+        );
+        assert_eq!(
+            burst_seen_by_bandwidth("1000\n", Some(5000)),
+            ("1000\n".into(), "5000".into())
+        );
+        assert_eq!(
+            burst_seen_by_bandwidth("0\n", None),
+            ("0\n".into(), "0\n".into())
+        );
+    }
+
+    #[test]
+    fn missing_burst_file_only_writes_the_bandwidth() {
+        let tmp = TempDir::new();
+        let burst = tmp.path().join("cpu.cfs_burst_us");
+        let mut called = false;
+        super::with_burst(&burst, None, || {
+            called = true;
+            Ok(())
+        })
+        .unwrap();
+        assert!(called && !burst.exists());
     }
 
     #[test]

@@ -10,13 +10,16 @@
 //!
 //! Once created, a guest's cgroup is a plain [`GuestCgroup`] value (its
 //! directories and their controllers) that can be stored with the guest's state
-//! and used later to add processes, change [`Limits`], read [`Stats`] and remove it.
+//! and used later to add processes, change [`Limits`], read [`Stats`] and
+//! [`Counters`], and remove it.
 
 #![forbid(unsafe_code)]
 
+mod counters;
 mod error;
 mod fsutil;
 mod guest;
+mod limits;
 mod mountinfo;
 pub mod v1;
 pub mod v2;
@@ -26,8 +29,10 @@ mod testutil;
 
 use std::path::PathBuf;
 
+pub use counters::{Counter, Counters, CpuCounters, IoCounter};
 pub use error::CgroupError;
 pub use guest::GuestCgroup;
+pub use limits::{CpuMax, DEFAULT_PERIOD_US, DEFAULT_WEIGHT, IoMax, Limits};
 pub use mountinfo::{MOUNTINFO, from_mountinfo};
 
 /// The host's cgroup backend.
@@ -37,19 +42,6 @@ pub enum Cgroups {
     V1(v1::V1),
     /// Unified hierarchy.
     V2(v2::V2),
-}
-
-/// Resource limits of one guest; `None` means unlimited.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    /// Memory limit in bytes.
-    pub memory_max: Option<u64>,
-    /// Swap the guest may use on top of `memory_max`, in bytes. cgroup v1
-    /// can only limit memory+swap together, so there it needs `memory_max`.
-    pub memory_swap_max: Option<u64>,
-    /// Maximum number of processes and threads.
-    pub pids_max: Option<u64>,
 }
 
 /// Usage figures of one guest.

@@ -49,7 +49,7 @@ pub(crate) fn get(path: &Path) -> String {
 /// controller plus the named systemd one, with the root cpuset filled in.
 pub(crate) fn fake_v1(tmp: &TempDir) -> Cgroups {
     let names = [
-        "cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "systemd",
+        "cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "blkio", "systemd",
     ];
     let mut hierarchies = Vec::new();
     for name in names {
@@ -76,4 +76,56 @@ pub(crate) fn fake_v2(tmp: &TempDir) -> Cgroups {
     );
     put(&root.join("cgroup.subtree_control"), "");
     Cgroups::v2_at(root)
+}
+
+/// The kernel's files of a fresh v1 guest `hangar/7` on a host like this
+/// project's (BFQ weights, throttling, CFS burst, no swap accounting), at
+/// the kernel's defaults.
+pub(crate) fn v1_kernel_files(tmp: &TempDir) {
+    let unlimited = "9223372036854771712\n";
+    let files = [
+        ("cpu", "cpu.shares", "1024\n"),
+        ("cpu", "cpu.cfs_quota_us", "-1\n"),
+        ("cpu", "cpu.cfs_period_us", "100000\n"),
+        ("cpu", "cpu.cfs_burst_us", "0\n"),
+        ("cpuset", "cpuset.cpus", "\n"),
+        ("cpuset", "cpuset.mems", "\n"),
+        ("memory", "memory.limit_in_bytes", unlimited),
+        ("memory", "memory.soft_limit_in_bytes", unlimited),
+        ("pids", "pids.max", "max\n"),
+        ("blkio", "blkio.bfq.weight", "100\n"),
+        ("blkio", "blkio.throttle.read_bps_device", ""),
+        ("blkio", "blkio.throttle.write_bps_device", ""),
+        ("blkio", "blkio.throttle.read_iops_device", ""),
+        ("blkio", "blkio.throttle.write_iops_device", ""),
+    ];
+    for (hierarchy, file, text) in files {
+        put(
+            &tmp.path().join(hierarchy).join("hangar/7").join(file),
+            text,
+        );
+    }
+}
+
+/// The kernel's files of a fresh v2 guest `hangar/7` with every controller
+/// hangar uses enabled, at the kernel's defaults; returns its directory.
+pub(crate) fn v2_kernel_files(tmp: &TempDir) -> PathBuf {
+    let dir = tmp.path().join("unified/hangar/7");
+    let files = [
+        ("memory.max", "max\n"),
+        ("memory.high", "max\n"),
+        ("memory.swap.max", "max\n"),
+        ("pids.max", "max\n"),
+        ("cpu.max", "max 100000\n"),
+        ("cpu.max.burst", "0\n"),
+        ("cpu.weight", "100\n"),
+        ("cpuset.cpus", "\n"),
+        ("io.max", ""),
+        ("io.weight", "default 100\n"),
+        ("io.stat", ""),
+    ];
+    for (file, text) in files {
+        put(&dir.join(file), text);
+    }
+    dir
 }

@@ -39,6 +39,8 @@ pub enum Cmd {
     List(ListArgs),
     /// Change limits, live when the guest runs (xm mem-set, vcpu-set, vcpu-pin)
     Set(SetArgs),
+    /// Show use, peak, limit and hits per resource (/proc/virtual/N/limit)
+    Limits(LimitsArgs),
     /// Show a guest's console output
     Logs(LogsArgs),
     /// Show or edit a guest's configuration
@@ -180,4 +182,11 @@ pub struct SetArgs {
     /// (VALUE max = unlimited; empty = back to the host default)
     #[arg(required = true, value_name = "KEY=VALUE")]
     pub items: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct LimitsArgs {
+    pub name: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }

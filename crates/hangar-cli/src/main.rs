@@ -84,7 +84,10 @@ fn run(cli: Cli) -> Result<i32> {
             )?);
         }
         Cmd::List(a) => {
-            let rows = ops::list::list(&host)?;
+            let mut rows = ops::list::list(&host)?;
+            if a.format == Format::Table {
+                ops::list::sample_cpu(&host, &mut rows, std::time::Duration::from_millis(100));
+            }
             match a.format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
                 Format::Table => print!("{}", table::render(&rows)),
@@ -97,6 +100,13 @@ fn run(cli: Cli) -> Result<i32> {
                     "saved; {} is not running, the limits apply when it starts",
                     a.name
                 ));
+            }
+        }
+        Cmd::Limits(a) => {
+            let report = ops::limits::limits(&host, &name(&a.name)?)?;
+            match a.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Format::Table => print!("{}", table::limits(&report)),
             }
         }
         Cmd::Logs(a) => logs(&host, &name(&a.name)?, a.follow)?,

@@ -30,15 +30,35 @@ pub fn render(rows: &[GuestInfo]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<5} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9} {:<20} {:<8} KIND",
-        "CTX", "PROC", "VSZ", "RSS", "userTIME", "sysTIME", "UPTIME", "NAME", "STATE"
+        "{:<5} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9} {:<20} {:<8} {:<9} {:>5} {:>15}",
+        "CTX",
+        "PROC",
+        "VSZ",
+        "RSS",
+        "userTIME",
+        "sysTIME",
+        "UPTIME",
+        "NAME",
+        "STATE",
+        "KIND",
+        "CPU%",
+        "MEM/LIMIT"
     );
     for r in rows {
         let running = r.state.is_active();
         let dash = |s: String| if running { s } else { "-".into() };
+        let cpu = r
+            .cpu_percent
+            .map(|p| format!("{p:.1}"))
+            .unwrap_or_else(|| "-".into());
+        let limit = r
+            .memory_limit
+            .map(|l| size(l / 1024))
+            .unwrap_or_else(|| "max".into());
+        let mem = dash(format!("{}/{limit}", size(r.rss_kib)));
         let _ = writeln!(
             out,
-            "{:<5} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9} {:<20} {:<8} {}",
+            "{:<5} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9} {:<20} {:<8} {:<9} {:>5} {:>15}",
             r.context,
             dash(r.procs.to_string()),
             dash(size(r.vsz_kib)),
@@ -48,9 +68,47 @@ pub fn render(rows: &[GuestInfo]) -> String {
             uptime(r.uptime_secs),
             r.name,
             r.state,
-            r.kind
+            r.kind,
+            cpu,
+            mem
         );
     }
+    out
+}
+
+fn bytes(b: u64) -> String {
+    size(b / 1024)
+}
+
+/// `hangar limits`: RESOURCE CURRENT PEAK LIMIT HITS, sizes human, CPU time in seconds.
+pub fn limits(r: &hangar_core::ops::limits::Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<22} {:>10} {:>10} {:>10} {:>8}",
+        "RESOURCE", "CURRENT", "PEAK", "LIMIT", "HITS"
+    );
+    for row in &r.rows {
+        let (cur, peak, limit) = if row.resource == "pids" {
+            let n = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+            (row.current.to_string(), n(row.peak), n(row.limit))
+        } else if row.resource == "cpu" {
+            let lim = r
+                .cpu_limit_thousandths
+                .map(|t| format!("{}%", t / 10))
+                .unwrap_or_else(|| "-".into());
+            (format!("{:.2}s", row.current as f64 / 1e6), "-".into(), lim)
+        } else {
+            let b = |v: Option<u64>| v.map(bytes).unwrap_or_else(|| "-".into());
+            (bytes(row.current), b(row.peak), b(row.limit))
+        };
+        let _ = writeln!(
+            out,
+            "{:<22} {:>10} {:>10} {:>10} {:>8}",
+            row.resource, cur, peak, limit, row.hits
+        );
+    }
+    let _ = writeln!(out, "oom kills: {}", r.oom_kills);
     out
 }
 

@@ -229,7 +229,18 @@ fn list_shows_vserver_stat_columns() {
     assert_eq!(
         header,
         [
-            "CTX", "PROC", "VSZ", "RSS", "userTIME", "sysTIME", "UPTIME", "NAME", "STATE", "KIND"
+            "CTX",
+            "PROC",
+            "VSZ",
+            "RSS",
+            "userTIME",
+            "sysTIME",
+            "UPTIME",
+            "NAME",
+            "STATE",
+            "KIND",
+            "CPU%",
+            "MEM/LIMIT"
         ]
     );
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
@@ -237,6 +248,8 @@ fn list_shows_vserver_stat_columns() {
         (row[0], row[7], row[8], row[9]),
         ("77", "g", "running", "container")
     );
+    assert!(row[11].ends_with("/1.0G"), "MEM/LIMIT: {}", row[11]);
+    assert!(row[10].parse::<f64>().is_ok(), "CPU%: {}", row[10]);
     let info = h.info("g");
     assert!(info["procs"].as_u64().unwrap() >= 1);
     assert!(info["vsz_kib"].as_u64().unwrap() > 0);

@@ -223,3 +223,136 @@ fn a_fork_bomb_stops_at_pids_max_and_the_host_stays_responsive() {
     assert!(t.elapsed() < Duration::from_secs(1));
     h.ok(&["kill", "g"]);
 }
+
+/// CPU time of the guest's cgroup (µs), from `hangar limits --format json`.
+fn cpu_usage_us(h: &TestHost, name: &str) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_str(&h.ok(&["limits", name, "--format", "json"])).unwrap();
+    v["counters"]["cpu"]["usage_us"].as_u64().unwrap()
+}
+
+/// Share of one CPU the guest used over `secs` seconds.
+fn measured_share(h: &TestHost, name: &str, secs: u64) -> f64 {
+    let (a, t) = (cpu_usage_us(h, name), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(secs));
+    (cpu_usage_us(h, name) - a) as f64 / t.elapsed().as_micros() as f64
+}
+
+#[test]
+fn cpu_max_25_percent_is_measured_from_the_host() {
+    require_root!();
+    let h = TestHost::new("cpumax");
+    h.build_busybox("g");
+    h.ok(&["set", "g", "cpu.max=25%"]);
+    h.started("g");
+    h.sh("g", "(while :; do :; done) >/dev/null 2>&1 &");
+    std::thread::sleep(Duration::from_millis(500));
+    let share = measured_share(&h, "g", 3);
+    assert!(
+        (0.20..=0.30).contains(&share),
+        "the guest used {:.1}% of a CPU",
+        share * 100.0
+    );
+    // Raised live: the same loop now gets about half a CPU.
+    h.ok(&["set", "g", "cpu.fill_rate=1", "cpu.interval=2"]);
+    let share = measured_share(&h, "g", 3);
+    assert!(
+        (0.45..=0.55).contains(&share),
+        "after set, the guest used {:.1}% of a CPU",
+        share * 100.0
+    );
+    let report = h.ok(&["limits", "g"]);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("cpu") && l.contains("50%")),
+        "{report}"
+    );
+}
+
+#[test]
+fn cpu_weights_share_a_busy_cpu_one_to_two() {
+    require_root!();
+    let h = TestHost::new("cpuweight");
+    h.build_busybox("light");
+    h.build_busybox("heavy");
+    h.ok(&["set", "light", "cpu.weight=100", "cpu.pin=0"]);
+    h.ok(&["set", "heavy", "cpu.weight=200", "cpu.pin=0"]);
+    h.started("light");
+    h.started("heavy");
+    for g in ["light", "heavy"] {
+        h.sh(g, "(while :; do :; done) >/dev/null 2>&1 &");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (a0, b0) = (cpu_usage_us(&h, "light"), cpu_usage_us(&h, "heavy"));
+    std::thread::sleep(Duration::from_secs(3));
+    let (a, b) = (
+        cpu_usage_us(&h, "light") - a0,
+        cpu_usage_us(&h, "heavy") - b0,
+    );
+    let ratio = b as f64 / a as f64;
+    assert!(
+        (1.6..=2.4).contains(&ratio),
+        "heavy:light = {ratio:.2} ({b} vs {a} µs)"
+    );
+}
+
+#[test]
+fn proc_inside_a_limited_guest_tells_the_truth() {
+    require_root!();
+    let h = TestHost::new("virtproc");
+    h.build_busybox("g");
+    h.ok(&["set", "g", "memory.max=20M", "memory.swap=0", "cpu.pin=0"]);
+    h.started("g");
+    let (code, out) = h.sh("g", "grep -E '^(MemTotal|SwapTotal)' /proc/meminfo; cut -d' ' -f1 /proc/uptime; nproc; grep -c ^processor /proc/cpuinfo");
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["MemTotal:", "20480", "kB"]
+    );
+    assert_eq!(lines[1].split_whitespace().nth(1), Some("0"), "{out}");
+    let uptime: f64 = lines[2].parse().unwrap();
+    assert!(
+        uptime < 10.0,
+        "uptime {uptime}: counts from the host's boot, not the guest's start"
+    );
+    assert_eq!(lines[3], "1", "nproc");
+    assert_eq!(lines[4], "1", "processors in /proc/cpuinfo");
+}
+
+#[test]
+fn the_guest_keeps_its_proc_when_lxcfs_restarts() {
+    require_root!();
+    let h = TestHost::new("lxcfsrestart");
+    h.build_busybox("g");
+    h.ok(&["set", "g", "memory.max=20M"]);
+    h.started("g");
+    let (_, lxcfs, _) = h.lxcfs().expect("an lxcfs keeper runs");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(lxcfs), nix::sys::signal::SIGKILL).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || h
+            .lxcfs()
+            .is_some_and(|(_, _, restarts)| restarts >= 1)),
+        "lxcfs was not restarted"
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || h
+            .sh("g", "grep MemTotal /proc/meminfo")
+            .1
+            .contains("20480")),
+        "meminfo after the restart: {}",
+        h.sh("g", "grep MemTotal /proc/meminfo 2>&1").1
+    );
+}
+
+#[test]
+fn free_in_a_debian_guest_agrees_with_the_limit() {
+    require_root!();
+    let h = TestHost::new("debfree");
+    h.ok(&["build", "deb", "-m", "debootstrap"]);
+    h.ok(&["set", "deb", "memory.max=20M"]);
+    h.started("deb");
+    let (_, out) = h.sh("deb", "free -k | awk '/^Mem:/ {print $2}'");
+    assert_eq!(out.trim(), "20480");
+}

@@ -192,6 +192,7 @@ fn child_steps(
 ) -> Result<std::convert::Infallible, ContainerError> {
     let userns = spec.id_base.is_some();
     mounts::enter_root(&spec.rootfs)?;
+    let lxcfs = spec.lxcfs.as_deref().map(crate::lxcfs::open).transpose()?;
     become_guest_root(userns)?;
     // A credential change clears the parent-death signal: set it now, so the guest dies
     // with its monitor instead of running on unsupervised.
@@ -200,7 +201,8 @@ fn child_steps(
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| ContainerError::sys("unshare(cgroup)", e))?;
     nix::unistd::sethostname(&spec.hostname).map_err(|e| ContainerError::sys("sethostname", e))?;
-    let (master, peer) = mounts::setup(userns)?;
+    let (master, peer) = mounts::setup(userns, lxcfs.as_ref())?;
+    drop(lxcfs);
     sync_hostname_file(&spec.hostname);
     hangar_sys::loopback_up()?;
     send_console(fds, &master, &peer)?;

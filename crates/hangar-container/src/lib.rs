@@ -14,6 +14,7 @@ pub mod devices;
 pub mod idshift;
 pub mod join;
 pub mod launch;
+pub mod lxcfs;
 pub mod mounts;
 pub mod rlimits;
 pub mod seccomp;

@@ -83,9 +83,12 @@ pub fn enter_root(rootfs: &Path) -> Result<(), ContainerError> {
 
 /// Set up every mount of the guest inside the root entered by [`enter_root`], then make
 /// it the root. Returns the console pty (master, peer), from the guest's own devpts.
-pub fn setup(userns: bool) -> Result<(OwnedFd, OwnedFd), ContainerError> {
+pub fn setup(userns: bool, lxcfs: Option<&OwnedFd>) -> Result<(OwnedFd, OwnedFd), ContainerError> {
     mount_proc(Path::new("proc"))?;
     mount_sys(Path::new("sys"), userns)?;
+    if let Some(fd) = lxcfs {
+        crate::lxcfs::bind(fd)?;
+    }
     devices::populate(Path::new("dev"))?;
     let console = devices::console(Path::new("dev"))?;
     mount_run(Path::new("run"))?;

@@ -1,7 +1,7 @@
 //! `Host`: the entry point of the library. Front ends open one and call its operations.
 
 use crate::paths::Paths;
-use crate::{Result, store};
+use crate::{CoreError, Result, store};
 use hangar_model::limits::Bound;
 use hangar_model::{GuestConfig, HostDefaults, Size};
 use std::path::PathBuf;
@@ -52,14 +52,83 @@ impl Host {
             .collect()
     }
 
-    /// The effective limits in the cgroup layer's terms.
-    pub fn cgroup_limits(&self, cfg: &GuestConfig) -> hangar_cgroup::Limits {
+    /// The effective limits in the cgroup layer's terms. Devices named by path are
+    /// resolved to their numbers here.
+    pub fn cgroup_limits(&self, cfg: &GuestConfig) -> Result<hangar_cgroup::Limits> {
         let l = self.limits(cfg);
         let size = |b: Option<Bound<Size>>| b.and_then(Bound::value).map(|s| s.0);
-        hangar_cgroup::Limits {
+        Ok(hangar_cgroup::Limits {
             memory_max: size(l.memory.max),
+            memory_high: size(l.memory.high),
             memory_swap_max: size(l.memory.swap),
             pids_max: l.pids.max.and_then(Bound::value),
-        }
+            cpu_max: l
+                .cpu
+                .max
+                .and_then(Bound::value)
+                .map(|share| hangar_cgroup::CpuMax {
+                    quota_us: share.quota_us(CPU_PERIOD_US),
+                    period_us: CPU_PERIOD_US,
+                }),
+            cpu_burst_us: l.cpu.burst.map(|b| b.0),
+            cpu_weight: l.cpu.weight,
+            cpuset_cpus: l.cpu.pin.map(|p| p.as_str().to_string()),
+            io_weight: l.io.weight,
+            io_max: io_max(&l.io)?,
+        })
     }
+}
+
+/// The period of the CPU bandwidth limit (the kernel's default): 100 ms.
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+/// Per-device I/O limits, grouped by device number.
+fn io_max(io: &hangar_model::limits::IoLimits) -> Result<Vec<hangar_cgroup::IoMax>> {
+    type Map = std::collections::BTreeMap<(u32, u32), hangar_cgroup::IoMax>;
+    fn entry<'a>(by_dev: &'a mut Map, dev: &str) -> Result<&'a mut hangar_cgroup::IoMax> {
+        let (major, minor) = device_number(dev)?;
+        Ok(by_dev
+            .entry((major, minor))
+            .or_insert(hangar_cgroup::IoMax {
+                major,
+                minor,
+                ..Default::default()
+            }))
+    }
+    let mut by_dev = Map::new();
+    for (dev, v) in &io.read_bps {
+        entry(&mut by_dev, dev)?.read_bps = Some(v.0);
+    }
+    for (dev, v) in &io.write_bps {
+        entry(&mut by_dev, dev)?.write_bps = Some(v.0);
+    }
+    for (dev, v) in &io.read_iops {
+        entry(&mut by_dev, dev)?.read_iops = Some(*v);
+    }
+    for (dev, v) in &io.write_iops {
+        entry(&mut by_dev, dev)?.write_iops = Some(*v);
+    }
+    Ok(by_dev.into_values().collect())
+}
+
+/// `254:0` as written, or the device number of a block device path like `/dev/vda`.
+fn device_number(dev: &str) -> Result<(u32, u32)> {
+    if let Some((a, b)) = dev.split_once(':')
+        && let (Ok(a), Ok(b)) = (a.parse(), b.parse())
+    {
+        return Ok((a, b));
+    }
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m =
+        std::fs::metadata(dev).map_err(|e| CoreError::io("looking up the block device", dev, e))?;
+    if !m.file_type().is_block_device() {
+        return Err(CoreError::Invalid(format!(
+            "{dev} is not a block device; I/O limits name a disk like /dev/vda or 254:0"
+        )));
+    }
+    let rdev = m.rdev();
+    Ok((
+        nix::sys::stat::major(rdev) as u32,
+        nix::sys::stat::minor(rdev) as u32,
+    ))
 }

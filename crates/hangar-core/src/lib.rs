@@ -12,8 +12,10 @@ pub mod build;
 pub mod error;
 pub mod host;
 pub mod lock;
+pub mod lxcfs;
 pub mod ops;
 pub mod paths;
+pub mod spawn;
 pub mod status;
 pub mod store;
 

@@ -24,6 +24,9 @@ pub struct LaunchSpec {
     /// setrlimit values for init: (name, soft, hard), None = unlimited.
     #[serde(default)]
     pub rlimits: Vec<(String, Option<u64>, Option<u64>)>,
+    /// Mount point of the host's lxcfs, whose files replace the guest's /proc files.
+    #[serde(default)]
+    pub lxcfs: Option<PathBuf>,
     /// Runtime directory of this guest: state.json, control socket, monitor lock.
     pub run_dir: PathBuf,
     /// Console log of the guest's init.

@@ -8,10 +8,35 @@
 //! writes the final state, removes the guest's cgroups and exits.
 #![forbid(unsafe_code)]
 
+mod keeper;
 mod supervise;
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("--lxcfs") {
+        args.next();
+        let (Some(mountpoint), Some(run_dir), Some(fd)) = (
+            args.next(),
+            args.next(),
+            args.next().and_then(|s| s.parse().ok()),
+        ) else {
+            eprintln!("usage: hangar-monitor --lxcfs MOUNTPOINT RUN_DIR READY_FD");
+            std::process::exit(2);
+        };
+        let ready = match hangar_sys::own_fd(fd) {
+            Ok(fd) => std::fs::File::from(fd),
+            Err(e) => {
+                eprintln!("hangar-monitor: ready descriptor {fd}: {e}");
+                std::process::exit(2);
+            }
+        };
+        let _ = nix::unistd::setsid();
+        if let Err(e) = keeper::run(&mountpoint, &run_dir, ready) {
+            eprintln!("hangar-monitor: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let (Some(spec_path), Some(ready_fd)) =
         (args.next(), args.next().and_then(|s| s.parse::<i32>().ok()))
     else {

@@ -300,6 +300,9 @@ pub fn own_fd(fd: RawFd) -> Result<OwnedFd, SysError> {
             source: io::Error::from_raw_os_error(libc::EBADF),
         });
     }
+    // Whatever we start later must not inherit it (a reader waits for its EOF).
+    // SAFETY: F_SETFD only sets the descriptor's flags.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     // SAFETY: the descriptor is open (checked above) and, per this function's contract,
     // owned by nothing else in this process, so wrapping it transfers sole ownership.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -356,6 +359,53 @@ pub fn prlimit(
     };
     if r == -1 {
         Err(last("prlimit"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A detached copy of the mount at `path` (open_tree with OPEN_TREE_CLONE), which
+/// [`move_mount_to`] can attach in another mount namespace.
+pub fn open_tree_clone(path: &std::path::Path) -> Result<OwnedFd, SysError> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| SysError::Call {
+        call: "open_tree",
+        source: io::Error::from_raw_os_error(libc::EINVAL),
+    })?;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC as libc::c_uint;
+    // SAFETY: `c` is a NUL-terminated path that outlives the call; the kernel returns a
+    // new descriptor or -1 and touches no other memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(last("open_tree"));
+    }
+    // SAFETY: the kernel just returned this descriptor; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Attach the detached mount `tree` (from [`open_tree_clone`]) at `target` in the
+/// caller's current mount namespace.
+pub fn move_mount_to(tree: BorrowedFd<'_>, target: &std::path::Path) -> Result<(), SysError> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(|_| SysError::Call {
+        call: "move_mount",
+        source: io::Error::from_raw_os_error(libc::EINVAL),
+    })?;
+    let empty = c"";
+    // SAFETY: both strings are NUL-terminated and outlive the call; MOVE_MOUNT_F_EMPTY_PATH
+    // makes the kernel use `tree` itself as the source.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r == -1 {
+        Err(last("move_mount"))
     } else {
         Ok(())
     }

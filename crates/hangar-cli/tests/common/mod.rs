@@ -207,6 +207,51 @@ fn remove_cgroup_tree(dir: &Path) {
     }
 }
 
+impl TestHost {
+    /// The lxcfs keeper of this root: (keeper pid, lxcfs pid, restarts), if one runs.
+    pub fn lxcfs(&self) -> Option<(i32, i32, u64)> {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.root.join("run/hangar/lxcfs.json")).ok()?)
+                .ok()?;
+        Some((
+            v["keeper_pid"].as_i64()? as i32,
+            v["lxcfs_pid"].as_i64()? as i32,
+            v["restarts"].as_u64()?,
+        ))
+    }
+
+    fn stop_lxcfs(&self) {
+        if let Some((keeper, lxcfs, _)) = self.lxcfs() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(keeper),
+                nix::sys::signal::SIGTERM,
+            );
+            let gone = wait_for(Duration::from_secs(5), || {
+                !std::path::Path::new(&format!("/proc/{keeper}")).exists()
+                    || std::fs::read_to_string(format!("/proc/{keeper}/stat"))
+                        .is_ok_and(|s| s.contains(") Z "))
+            });
+            if !gone {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(lxcfs),
+                    nix::sys::signal::SIGKILL,
+                );
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(keeper),
+                    nix::sys::signal::SIGKILL,
+                );
+            }
+        }
+        let mp = self.root.join("var/lib/hangar/lxcfs");
+        if std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .contains(mp.to_str().unwrap_or("-"))
+        {
+            let _ = Command::new("umount").arg("-l").arg(&mp).status();
+        }
+    }
+}
+
 impl Drop for TestHost {
     fn drop(&mut self) {
         if let Ok(out) = self.cmd(&["list", "--format", "json"]).output() {
@@ -232,6 +277,7 @@ impl Drop for TestHost {
                 }
             }
         }
+        self.stop_lxcfs();
         let parent = self.cgroup_parent();
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
             for e in rd.flatten() {

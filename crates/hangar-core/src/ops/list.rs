@@ -25,6 +25,34 @@ pub struct GuestInfo {
     /// Seconds since init started.
     pub uptime_secs: Option<u64>,
     pub reboots: u32,
+    /// CPU use over a short window, in percent of one CPU; only when asked for
+    /// ([`sample_cpu`]), since measuring takes time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+}
+
+/// Fill `cpu_percent` of the running guests from two readings `window` apart.
+pub fn sample_cpu(host: &Host, rows: &mut [GuestInfo], window: std::time::Duration) {
+    let usage = |r: &GuestInfo| -> Option<u64> {
+        let name = GuestName::new(&r.name).ok()?;
+        let cfg = store::load(&host.paths, &name).ok()?;
+        Some(host.guest_cgroup(&cfg).ok()?.counters().ok()?.cpu.usage_us)
+    };
+    let before: Vec<Option<u64>> = rows
+        .iter()
+        .map(|r| r.state.is_active().then(|| usage(r)).flatten())
+        .collect();
+    if before.iter().all(Option::is_none) {
+        return;
+    }
+    let t = std::time::Instant::now();
+    std::thread::sleep(window);
+    for (r, b) in rows.iter_mut().zip(before) {
+        if let (Some(b), Some(a)) = (b, usage(r)) {
+            r.cpu_percent =
+                Some(a.saturating_sub(b) as f64 / t.elapsed().as_micros() as f64 * 100.0);
+        }
+    }
 }
 
 pub fn list(host: &Host) -> Result<Vec<GuestInfo>> {
@@ -51,11 +79,12 @@ pub fn info(host: &Host, name: &GuestName) -> Result<GuestInfo> {
         procs: 0,
         vsz_kib: 0,
         rss_kib: 0,
-        memory_limit: host.cgroup_limits(&cfg).memory_max,
+        memory_limit: host.cgroup_limits(&cfg)?.memory_max,
         user_time_ms: 0,
         sys_time_ms: 0,
         uptime_secs: None,
         reboots: st.runtime.as_ref().map(|r| r.reboots).unwrap_or(0),
+        cpu_percent: None,
     };
     if st.is_active() {
         let cg = host.guest_cgroup(&cfg)?;

@@ -4,6 +4,7 @@ pub mod build;
 pub mod config;
 pub mod delete;
 pub mod exec;
+pub mod limits;
 pub mod list;
 pub mod set;
 pub mod start;

@@ -41,7 +41,7 @@ pub fn set(host: &Host, name: &GuestName, items: &[String]) -> Result<SetOutcome
 /// Put `cfg`'s effective limits on the running guest.
 fn apply_live(host: &Host, cfg: &hangar_model::GuestConfig) -> Result<()> {
     let cg = host.guest_cgroup(cfg)?;
-    cg.apply(&host.cgroup_limits(cfg))?;
+    cg.apply(&host.cgroup_limits(cfg)?)?;
     let rlimits = host.rlimits(cfg);
     if !rlimits.is_empty() {
         for pid in cg.pids()? {

@@ -3,10 +3,6 @@
 
 use crate::{CoreError, Host, Result, lock, status, store};
 use hangar_model::{GuestConfig, GuestName, LaunchSpec};
-use std::io::Read;
-use std::os::fd::AsRawFd;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 /// Start guest `name`; returns the host pid of its init.
 pub fn start(host: &Host, name: &GuestName) -> Result<i32> {
@@ -27,7 +23,7 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
     let cgroup = host.cgroups()?.create(
         &host.cgroup_parent(),
         &cfg.context.to_string(),
-        &host.cgroup_limits(&cfg),
+        &host.cgroup_limits(&cfg)?,
     )?;
     let spec = LaunchSpec {
         name: name.to_string(),
@@ -42,6 +38,7 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
         stop_timeout: cfg.stop.timeout,
         seccomp: cfg.security.seccomp,
         rlimits: host.rlimits(&cfg),
+        lxcfs: crate::lxcfs::ensure(host)?,
         run_dir: host.paths.run_dir(name),
         console_log: host.paths.console_log(name),
     };
@@ -116,17 +113,6 @@ fn ensure_ownership(cfg: &GuestConfig, rootfs: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// The monitor binary: `HANGAR_MONITOR`, or `hangar-monitor` beside the running binary.
-fn monitor_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("HANGAR_MONITOR") {
-        return p.into();
-    }
-    let exe = std::env::current_exe().unwrap_or_default();
-    exe.parent()
-        .map(|d| d.join("hangar-monitor"))
-        .unwrap_or_else(|| "hangar-monitor".into())
-}
-
 fn spawn_monitor(host: &Host, name: &GuestName, spec: &LaunchSpec) -> Result<i32> {
     let run_dir = &spec.run_dir;
     let log_dir = host.paths.log_dir(name);
@@ -138,27 +124,8 @@ fn spawn_monitor(host: &Host, name: &GuestName, spec: &LaunchSpec) -> Result<i32
     hangar_sys::write_atomic(&spec_path, &json, false)
         .map_err(|e| CoreError::io("writing", &spec_path, e))?;
     let monitor_log = log_dir.join("monitor.log");
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&monitor_log)
-        .map_err(|e| CoreError::io("opening", &monitor_log, e))?;
-    let (ready_r, ready_w) = nix::unistd::pipe()
-        .map_err(|e| CoreError::io("creating a pipe for", &monitor_log, e.into()))?;
-    let bin = monitor_binary();
-    let child = Command::new(&bin)
-        .arg(&spec_path)
-        .arg(ready_w.as_raw_fd().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .map_err(|e| CoreError::io("starting the monitor", &bin, e))?;
-    drop(ready_w);
-    drop(child);
-    let mut reply = String::new();
-    let _ = std::fs::File::from(ready_r).read_to_string(&mut reply);
-    let reply = reply.trim();
+    let reply = crate::spawn::detached(&[spec_path.as_os_str()], &monitor_log)?;
+    let reply = reply.as_str();
     if let Some(pid) = reply.strip_prefix("ok ") {
         return pid
             .parse()

@@ -9,7 +9,12 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil::{keyed, mkdir, parse_u64, read, read_opt, write};
 use crate::guest::{self, GuestCgroup};
-use crate::{CgroupError, Limits, Stats};
+use crate::{CgroupError, Stats};
+
+pub(crate) mod counters;
+mod limits;
+
+pub(crate) use limits::apply;
 
 /// Controllers hangar uses; a hierarchy with none of them is ignored.
 pub const USED_CONTROLLERS: &[&str] = &[
@@ -18,11 +23,11 @@ pub const USED_CONTROLLERS: &[&str] = &[
 
 /// The unit of `cpuacct.stat`. The kernel reports in USER_HZ, which its ABI
 /// fixes at 100 on every architecture hangar runs on.
-const USER_HZ: u64 = 100;
+pub(crate) const USER_HZ: u64 = 100;
 
 /// `memory.limit_in_bytes` at or above this means "no limit". The kernel shows
 /// "unlimited" as `PAGE_COUNTER_MAX` pages, 9223372036854771712 with 4 KiB pages.
-const V1_UNLIMITED_FROM: u64 = 1 << 62;
+pub(crate) const V1_UNLIMITED_FROM: u64 = 1 << 62;
 
 /// The mounted v1 hierarchies hangar uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,64 +91,6 @@ fn inherit_cpuset(parent: &Path, dir: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// Applies `limits` to a v1 guest.
-pub(crate) fn apply(guest: &GuestCgroup, limits: &Limits) -> Result<(), CgroupError> {
-    apply_memory(guest.dir_for("memory"), limits)?;
-    match guest.dir_for("pids") {
-        Some(dir) => guest::write_max(&dir.join("pids.max"), limits.pids_max),
-        None if limits.pids_max.is_some() => Err(CgroupError::MissingController {
-            limit: "pids_max",
-            controller: "pids",
-        }),
-        None => Ok(()),
-    }
-}
-
-/// Writes the memory and memory+swap limits in an order the kernel accepts:
-/// it refuses any state where `memory.memsw.limit_in_bytes` is below
-/// `memory.limit_in_bytes`.
-fn apply_memory(dir: Option<&Path>, limits: &Limits) -> Result<(), CgroupError> {
-    let Some(dir) = dir else {
-        return match (limits.memory_max, limits.memory_swap_max) {
-            (None, None) => Ok(()),
-            (Some(_), _) => Err(missing_memory("memory_max")),
-            (None, Some(_)) => Err(missing_memory("memory_swap_max")),
-        };
-    };
-    let limit_file = dir.join("memory.limit_in_bytes");
-    let limit = limits.memory_max.map_or("-1".to_owned(), |m| m.to_string());
-    let memsw_file = dir.join("memory.memsw.limit_in_bytes");
-    let memsw = match (limits.memory_max, limits.memory_swap_max) {
-        (_, None) => None,
-        (None, Some(swap)) => return Err(CgroupError::SwapWithoutMemory { swap }),
-        (Some(memory), Some(swap)) => Some(memory.saturating_add(swap)),
-    };
-    if !memsw_file.exists() {
-        if memsw.is_some() {
-            return Err(CgroupError::NoSwapAccounting { path: memsw_file });
-        }
-        return write(&limit_file, &limit);
-    }
-    let memsw_value = memsw.map_or("-1".to_owned(), |m| m.to_string());
-    let current_memsw = parse_u64(&memsw_file, &read(&memsw_file)?)?;
-    // Raising the memory limit above the current memory+swap limit only works
-    // once memory+swap is raised; otherwise the memory limit goes first.
-    if limits.memory_max.unwrap_or(u64::MAX) > current_memsw {
-        write(&memsw_file, &memsw_value)?;
-        write(&limit_file, &limit)
-    } else {
-        write(&limit_file, &limit)?;
-        write(&memsw_file, &memsw_value)
-    }
-}
-
-fn missing_memory(limit: &'static str) -> CgroupError {
-    CgroupError::MissingController {
-        limit,
-        controller: "memory",
-    }
-}
-
 /// Reads a v1 guest's figures; controllers that are not mounted read as zero.
 pub(crate) fn stats(guest: &GuestCgroup) -> Result<Stats, CgroupError> {
     let mut stats = Stats::default();
@@ -185,7 +132,7 @@ pub(crate) fn thaw(dir: &Path) -> Result<(), CgroupError> {
 #[cfg(test)]
 mod tests {
     use crate::testutil::{TempDir, fake_v1, get, put};
-    use crate::{CgroupError, Limits, Stats};
+    use crate::{Limits, Stats};
 
     const MIB: u64 = 1024 * 1024;
 
@@ -200,8 +147,10 @@ mod tests {
             .iter()
             .map(|d| d.strip_prefix(tmp.path()).unwrap())
             .collect();
-        let expected = ["cpu", "cpuacct", "cpuset", "memory", "pids", "freezer"]
-            .map(|h| std::path::PathBuf::from(h).join("hangar/7"));
+        let expected = [
+            "cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "blkio",
+        ]
+        .map(|h| std::path::PathBuf::from(h).join("hangar/7"));
         assert_eq!(dirs, expected);
         assert!(guest.exists());
         assert!(!tmp.path().join("systemd/hangar").exists());
@@ -217,128 +166,6 @@ mod tests {
             assert_eq!(get(&tmp.path().join(dir).join("cpuset.cpus")), "0-3");
             assert_eq!(get(&tmp.path().join(dir).join("cpuset.mems")), "0");
         }
-    }
-
-    #[test]
-    fn create_writes_memory_and_pids_limits() {
-        let tmp = TempDir::new();
-        let limits = Limits {
-            memory_max: Some(64 * MIB),
-            pids_max: Some(5),
-            ..Limits::default()
-        };
-        fake_v1(&tmp).create("hangar", "7", &limits).unwrap();
-        assert_eq!(
-            get(&tmp.path().join("memory/hangar/7/memory.limit_in_bytes")),
-            "67108864"
-        );
-        assert_eq!(get(&tmp.path().join("pids/hangar/7/pids.max")), "5");
-    }
-
-    #[test]
-    fn swap_limit_is_written_as_memory_plus_swap() {
-        let tmp = TempDir::new();
-        let memsw = tmp
-            .path()
-            .join("memory/hangar/7/memory.memsw.limit_in_bytes");
-        put(&memsw, "9223372036854771712\n");
-        let limits = Limits {
-            memory_max: Some(64 * MIB),
-            memory_swap_max: Some(32 * MIB),
-            pids_max: None,
-        };
-        fake_v1(&tmp).create("hangar", "7", &limits).unwrap();
-        assert_eq!(get(&memsw), (96 * MIB).to_string());
-        assert_eq!(
-            get(&tmp.path().join("memory/hangar/7/memory.limit_in_bytes")),
-            "67108864"
-        );
-    }
-
-    #[test]
-    fn no_swap_limit_resets_memory_plus_swap_to_unlimited() {
-        let tmp = TempDir::new();
-        let memsw = tmp
-            .path()
-            .join("memory/hangar/7/memory.memsw.limit_in_bytes");
-        put(&memsw, "100663296\n");
-        fake_v1(&tmp)
-            .create("hangar", "7", &Limits::default())
-            .unwrap();
-        assert_eq!(get(&memsw), "-1");
-        assert_eq!(
-            get(&tmp.path().join("memory/hangar/7/memory.limit_in_bytes")),
-            "-1"
-        );
-    }
-
-    #[test]
-    fn swap_limit_without_swap_accounting_names_the_missing_file() {
-        let tmp = TempDir::new();
-        let limits = Limits {
-            memory_max: Some(MIB),
-            memory_swap_max: Some(MIB),
-            pids_max: None,
-        };
-        let err = fake_v1(&tmp).create("hangar", "7", &limits).unwrap_err();
-        assert!(
-            matches!(&err, CgroupError::NoSwapAccounting { path } if path.ends_with("memory.memsw.limit_in_bytes")),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn swap_limit_without_memory_limit_is_refused() {
-        let tmp = TempDir::new();
-        let limits = Limits {
-            memory_swap_max: Some(MIB),
-            ..Limits::default()
-        };
-        let err = fake_v1(&tmp).create("hangar", "7", &limits).unwrap_err();
-        assert!(
-            matches!(err, CgroupError::SwapWithoutMemory { swap: MIB }),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn pids_limit_without_pids_hierarchy_is_refused() {
-        let tmp = TempDir::new();
-        std::fs::create_dir(tmp.path().join("memory")).unwrap();
-        let cgroups = crate::Cgroups::v1_at(vec![("memory".into(), tmp.path().join("memory"))]);
-        let limits = Limits {
-            pids_max: Some(3),
-            ..Limits::default()
-        };
-        let err = cgroups.create("hangar", "7", &limits).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                CgroupError::MissingController {
-                    controller: "pids",
-                    ..
-                }
-            ),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn apply_none_resets_pids_max_to_max() {
-        let tmp = TempDir::new();
-        let cgroups = fake_v1(&tmp);
-        let guest = cgroups
-            .create(
-                "hangar",
-                "7",
-                &Limits {
-                    pids_max: Some(5),
-                    ..Limits::default()
-                },
-            )
-            .unwrap();
-        guest.apply(&Limits::default()).unwrap();
-        assert_eq!(get(&tmp.path().join("pids/hangar/7/pids.max")), "max");
     }
 
     #[test]

@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil::{keyed, mkdir, parse_max, read_opt, write};
 use crate::guest::{self, GuestCgroup};
-use crate::{CgroupError, Limits, Stats};
+use crate::{CgroupError, Stats};
+
+pub(crate) mod counters;
+mod limits;
+
+pub(crate) use limits::apply;
 
 /// Controllers hangar enables for its guests, where the host offers them.
 pub const USED_CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "io", "cpuset"];
@@ -81,20 +86,6 @@ fn enable(dir: &Path, wanted: &[&str]) -> Result<Vec<String>, CgroupError> {
     Ok(enabled)
 }
 
-/// Applies `limits` to a v2 guest.
-pub(crate) fn apply(guest: &GuestCgroup, limits: &Limits) -> Result<(), CgroupError> {
-    let Some(dir) = guest.dirs().first() else {
-        return Ok(());
-    };
-    guest::write_max(&dir.join("memory.max"), limits.memory_max)?;
-    let swap_file = dir.join("memory.swap.max");
-    if limits.memory_swap_max.is_some() && !swap_file.exists() {
-        return Err(CgroupError::NoSwapAccounting { path: swap_file });
-    }
-    guest::write_max(&swap_file, limits.memory_swap_max)?;
-    guest::write_max(&dir.join("pids.max"), limits.pids_max)
-}
-
 /// Reads a v2 guest's figures; controllers that are not enabled read as zero.
 pub(crate) fn stats(guest: &GuestCgroup) -> Result<Stats, CgroupError> {
     let mut stats = Stats::default();
@@ -123,7 +114,7 @@ pub(crate) fn stats(guest: &GuestCgroup) -> Result<Stats, CgroupError> {
 #[cfg(test)]
 mod tests {
     use crate::testutil::{TempDir, fake_v2, get, put};
-    use crate::{CgroupError, Limits, Stats};
+    use crate::{Limits, Stats};
 
     const MIB: u64 = 1024 * 1024;
 
@@ -165,51 +156,6 @@ mod tests {
         assert_eq!(
             get(&root.join("hangar/cgroup.subtree_control")),
             "+memory +cpu"
-        );
-    }
-
-    #[test]
-    fn create_writes_limits() {
-        let tmp = TempDir::new();
-        let dir = tmp.path().join("unified/hangar/7");
-        put(&dir.join("memory.swap.max"), "max\n");
-        let limits = Limits {
-            memory_max: Some(64 * MIB),
-            memory_swap_max: Some(0),
-            pids_max: Some(5),
-        };
-        fake_v2(&tmp).create("hangar", "7", &limits).unwrap();
-        assert_eq!(get(&dir.join("memory.max")), "67108864");
-        assert_eq!(get(&dir.join("memory.swap.max")), "0");
-        assert_eq!(get(&dir.join("pids.max")), "5");
-    }
-
-    #[test]
-    fn apply_none_writes_max() {
-        let tmp = TempDir::new();
-        let dir = tmp.path().join("unified/hangar/7");
-        let limits = Limits {
-            memory_max: Some(MIB),
-            pids_max: Some(5),
-            ..Limits::default()
-        };
-        let guest = fake_v2(&tmp).create("hangar", "7", &limits).unwrap();
-        guest.apply(&Limits::default()).unwrap();
-        assert_eq!(get(&dir.join("memory.max")), "max");
-        assert_eq!(get(&dir.join("pids.max")), "max");
-    }
-
-    #[test]
-    fn swap_limit_without_swap_file_names_the_missing_file() {
-        let tmp = TempDir::new();
-        let limits = Limits {
-            memory_swap_max: Some(MIB),
-            ..Limits::default()
-        };
-        let err = fake_v2(&tmp).create("hangar", "7", &limits).unwrap_err();
-        assert!(
-            matches!(&err, CgroupError::NoSwapAccounting { path } if path.ends_with("memory.swap.max")),
-            "{err}"
         );
     }
 
