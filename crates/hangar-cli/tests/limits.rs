@@ -356,3 +356,34 @@ fn free_in_a_debian_guest_agrees_with_the_limit() {
     let (_, out) = h.sh("deb", "free -k | awk '/^Mem:/ {print $2}'");
     assert_eq!(out.trim(), "20480");
 }
+
+#[test]
+fn io_limits_reach_the_kernel_by_device_path_or_number() {
+    require_root!();
+    let h = TestHost::new("iolimit");
+    h.build_busybox("g");
+    h.started("g");
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata("/").unwrap().dev();
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    h.ok(&[
+        "set",
+        "g",
+        &format!("io.write_bps={major}:{minor}:1M"),
+        "io.weight=300",
+    ]);
+    let line = format!("{major}:{minor} 1048576");
+    let v1 = cgroup_file(&h, "g", "blkio", "blkio.throttle.write_bps_device");
+    let v2 = cgroup_file(&h, "g", "io", "io.max");
+    assert!(
+        v1.contains(&line) || v2.contains(&format!("{major}:{minor} rbps=max wbps=1048576")),
+        "v1: {v1:?} v2: {v2:?}"
+    );
+    // Removing the limit resets it in the kernel.
+    h.ok(&["set", "g", &format!("io.write_bps={major}:{minor}:max")]);
+    assert!(!cgroup_file(&h, "g", "blkio", "blkio.throttle.write_bps_device").contains(&line));
+    assert!(
+        h.fails(&["set", "g", "io.write_bps=/etc/passwd:1M"])
+            .contains("not a block device")
+    );
+}
