@@ -114,6 +114,16 @@ cleanup() {
         sed -i "/^root:${IDMAP_BASE}:${IDMAP_SIZE}\$/d" "${f}"
     done
     rm -rf "/run/systemd/nspawn/propagate/${nspawn_machine}"
+    # hangar's lxcfs keeper for this root: on SIGTERM it stops lxcfs and unmounts it.
+    local keeper
+    keeper=$(sed -n 's/.*"keeper_pid":\([0-9]*\).*/\1/p' "${HANGAR_ROOT}/run/hangar/lxcfs.json" 2>/dev/null)
+    if [[ -n ${keeper} ]] && refers_to_root "${keeper}"; then
+        kill -TERM "${keeper}"
+        for _ in $(seq 50); do
+            if [[ ! -d /proc/${keeper} ]] || grep -qE '^State:\s+Z' "/proc/${keeper}/status"; then break; fi
+            sleep 0.1
+        done
+    fi
     # Nothing may stay mounted below the work dir before it is removed.
     awk -v w="${work}" 'index($2, w) == 1 { print $2 }' /proc/self/mounts | sort -r |
         while read -r m; do umount -l "${m}"; done
@@ -178,7 +188,7 @@ hangar_why=
 hangar_rootfs=${HANGAR_ROOT}/var/lib/hangar/guests/bench/rootfs
 if [[ ! -x ${HANGAR} ]]; then
     hangar_why="no binary at ${HANGAR} (cargo build --release)"
-elif ! quietly "${work}/hangar.log" "${HANGAR}" build bench -m busybox; then
+elif ! quietly "${work}/hangar.log" "${HANGAR}" build bench -m busybox --network none; then
     hangar_why="build failed: $(last_line "${work}/hangar.log")"
 elif ! quietly "${work}/hangar.log" "${HANGAR}" start bench ||
     ! quietly "${work}/hangar.log" "${HANGAR}" kill bench; then

@@ -16,8 +16,9 @@ runtime_pkgs=(
     tar            # the `tarball` build method, export/import
     iproute2       # networks (ip link/addr/route)
     nftables       # guest firewalling and NAT
+    dnsmasq-base   # the DNS service of each hangar network
     lxcfs          # virtualised /proc (meminfo, uptime, cpuinfo, ...) inside guests
-    procps         # ps/pgrep in tests
+    procps         # kill (stopping dnsmasq), ps/pgrep in tests
     psmisc         # fuser/killall in tests
     util-linux     # unshare, nsenter, mount, losetup
     gcc            # the static C probe of tests/security

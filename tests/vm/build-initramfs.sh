@@ -9,6 +9,7 @@
 #   -M MODULES  kernel modules to carry and insmod at boot (with what they depend
 #               on); none are needed today: the cloud kernel has
 #               namespaces, cgroup2 controllers, devpts, tmpfs and seccomp built in
+#               (fuse, which lxcfs needs, is added by this script; see below)
 #
 # The image holds:
 #   /init                    tests/vm/init.sh
@@ -20,6 +21,12 @@
 #                            with a link for every applet; hangar's busybox build
 #                            method copies it into guests from here
 #   /usr/local/bin/eat       tests/vm/eat.c, built static: allocates N MiB
+#   /opt/lxcfs/bin/lxcfs     the host's lxcfs (Debian's lxcfs package), when the host
+#                            has it and -k is given: with liblxcfs.so and libfuse3 at
+#                            their host paths, and the kernel's fuse module added to
+#                            the -M modules. It is kept off the PATH, so hangar starts
+#                            no lxcfs unless a scenario puts /opt/lxcfs/bin on its PATH
+#                            (tests/vm/scenario-limits.sh does; the smoke one does not)
 #   /lib/modules/extra       the -M modules, uncompressed, and their load order
 #
 # Everything is staged first and the image is named after the hash of the staged
@@ -80,6 +87,8 @@ chmod 0700 "${stage}/root"
 chmod 1777 "${stage}/tmp"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"${stage}/etc/passwd"
 printf 'root:x:0:\ntty:x:5:\n' >"${stage}/etc/group"
+# As on a real host; without it libfuse (lxcfs) runs mount(8) to record its mount.
+ln -s ../proc/self/mounts "${stage}/etc/mtab"
 
 # busybox and its applets (relative links, as hangar's own busybox method makes them).
 cp "${host_busybox}" "${stage}/bin/busybox"
@@ -95,13 +104,41 @@ for b in hangar hangar-monitor; do
     cp "${bin_dir}/${b}" "${stage}/usr/local/bin/${b}"
     strip --strip-debug "${stage}/usr/local/bin/${b}"
 done
+# ldd_libs FILE: the libraries FILE loads (and the loader), one path a line.
+ldd_libs() {
+    ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+}
 libs=()
 for b in hangar hangar-monitor; do
     while read -r lib; do
         libs+=("${lib}")
-    done < <(ldd "${bin_dir}/${b}" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+    done < <(ldd_libs "${bin_dir}/${b}")
 done
 [[ ${#libs[@]} -gt 0 ]] || die "ldd found no libraries for ${bin_dir}/hangar: is it really dynamic?"
+
+# lxcfs, off the PATH (see above). lxcfs dlopens liblxcfs.so from its libdir, so that
+# stays at its host path; FUSE is a module in Debian's cloud kernel (CONFIG_FUSE_FS=m).
+host_lxcfs=/usr/bin/lxcfs
+host_liblxcfs=$(dpkg -L lxcfs 2>/dev/null | grep '/liblxcfs\.so$' | head -n1 || true)
+fuse_config=
+if [[ -n ${kernel_tree} ]]; then
+    fuse_config=$(sed -n 's/^CONFIG_FUSE_FS=//p' "${kernel_tree}"/boot/config-* 2>/dev/null | head -n1 || true)
+fi
+if [[ ! -x ${host_lxcfs} || -z ${host_liblxcfs} || ! -f ${host_liblxcfs} ]]; then
+    log "no lxcfs on this host (install lxcfs): the image carries none"
+elif [[ ${fuse_config} != [ym] ]]; then
+    log "the kernel's FUSE support is unknown (no -k, or CONFIG_FUSE_FS unset): the image carries no lxcfs"
+else
+    mkdir -p "${stage}/opt/lxcfs/bin" "${stage}$(dirname "${host_liblxcfs}")"
+    cp "${host_lxcfs}" "${stage}/opt/lxcfs/bin/lxcfs"
+    cp "${host_liblxcfs}" "${stage}${host_liblxcfs}"
+    for f in "${host_lxcfs}" "${host_liblxcfs}"; do
+        while read -r lib; do
+            libs+=("${lib}")
+        done < <(ldd_libs "${f}")
+    done
+    [[ ${fuse_config} == y ]] || modules="${modules} fuse"
+fi
 for lib in $(printf '%s\n' "${libs[@]}" | sort -u); do
     mkdir -p "${stage}$(dirname "${lib}")"
     cp -L "${lib}" "${stage}${lib}"

@@ -6,7 +6,9 @@
 # Usage: tests/vm/run.sh SCENARIO.sh [HANGAR_BIN_DIR]
 #   SCENARIO.sh      run inside the VM as root by tests/vm/init.sh, with
 #                    HANGAR_ROOT=/tmp/hangar and hangar, hangar-monitor, eat and
-#                    busybox's applets on the PATH
+#                    busybox's applets on the PATH; the host's lxcfs is in
+#                    /opt/lxcfs/bin (off the PATH) with the fuse module loaded,
+#                    when the host has lxcfs (see build-initramfs.sh)
 #   HANGAR_BIN_DIR   holds hangar and hangar-monitor (default: the newer build of
 #                    target/debug and target/release)
 #

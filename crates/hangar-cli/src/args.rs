@@ -41,6 +41,13 @@ pub enum Cmd {
     Set(SetArgs),
     /// Show use, peak, limit and hits per resource (/proc/virtual/N/limit)
     Limits(LimitsArgs),
+    /// Manage host networks (bridge, nat)
+    #[command(subcommand)]
+    Network(NetworkCmd),
+    /// Add a NIC to a guest, live when it runs (xm network-attach)
+    Attach(AttachArgs),
+    /// Remove a NIC from a guest, live when it runs (xm network-detach)
+    Detach(DetachArgs),
     /// Show a guest's console output
     Logs(LogsArgs),
     /// Show or edit a guest's configuration
@@ -77,6 +84,13 @@ pub struct BuildArgs {
     /// Run without a user namespace: guest root is host root (weaker; for compatibility)
     #[arg(long)]
     pub privileged: bool,
+    /// Network for the guest's eth0 (default: the `default` NAT network; `none`: only lo)
+    #[arg(long, value_name = "NETWORK")]
+    pub network: Option<String>,
+    /// A NIC: network=NAME ip=auto|ADDR/LEN ip6=.. mode=bridged|routed mac=.. vlan=N
+    /// mtu=N egress=10mbit ingress=10mbit name=eth1 (comma-separated; repeatable)
+    #[arg(long, value_name = "KEY=VALUE,...")]
+    pub nic: Vec<String>,
     #[command(flatten)]
     pub method_args: MethodArgs,
     /// Method options may also follow `--`, as with vserver: -- -d bookworm
@@ -189,4 +203,74 @@ pub struct LimitsArgs {
     pub name: String,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+#[derive(Subcommand)]
+pub enum NetworkCmd {
+    /// Create a network: a bridge hangar owns, or a NAT network with its own subnet
+    Create(NetCreateArgs),
+    /// List networks
+    List(ListArgs),
+    /// Show a network and the guests on it
+    Show(NetShowArgs),
+    /// Delete a network no guest uses
+    Delete(NetShowArgs),
+    /// Report (and with --repair remove) leftovers of crashed guests and bring networks up
+    Check(NetCheckArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum NetKindArg {
+    Nat,
+    Bridge,
+}
+
+#[derive(Args)]
+pub struct NetCreateArgs {
+    pub name: String,
+    #[arg(long, value_enum, default_value = "nat")]
+    pub kind: NetKindArg,
+    /// The host's address and prefix on the bridge (default for nat: a free 10.x.y.1/24)
+    #[arg(long, value_name = "ADDR/LEN")]
+    pub ipv4: Option<String>,
+    #[arg(long, value_name = "ADDR/LEN")]
+    pub ipv6: Option<String>,
+    /// Host interface to enslave to the bridge (bridge networks)
+    #[arg(long)]
+    pub uplink: Option<String>,
+    /// No DNS service on this network
+    #[arg(long)]
+    pub no_dns: bool,
+}
+
+#[derive(Args)]
+pub struct NetShowArgs {
+    pub name: String,
+}
+
+#[derive(Args)]
+pub struct NetCheckArgs {
+    #[arg(long)]
+    pub repair: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Args)]
+pub struct AttachArgs {
+    pub name: String,
+    /// What to attach: nic
+    #[arg(value_parser = ["nic"])]
+    pub what: String,
+    /// KEY=VALUE: network= ip= ip6= mode= mac= vlan= mtu= egress= ingress= name=
+    pub items: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct DetachArgs {
+    pub name: String,
+    #[arg(value_parser = ["nic"])]
+    pub what: String,
+    /// The NIC's name in the guest, e.g. eth1
+    pub ifname: String,
 }

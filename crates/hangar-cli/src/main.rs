@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use args::{Cli, Cmd, ConfigCmd, Format, MethodArgs, MethodName, TrailingMethodArgs};
 use clap::Parser;
 use hangar_core::build::Method;
+use hangar_core::net::nic::NicRequest;
 use hangar_core::ops;
 use hangar_core::{CoreError, Host};
 use hangar_model::{ContextId, GuestName};
@@ -109,6 +110,23 @@ fn run(cli: Cli) -> Result<i32> {
                 Format::Table => print!("{}", table::limits(&report)),
             }
         }
+        Cmd::Network(c) => network(&host, c)?,
+        Cmd::Attach(a) => {
+            let nic = ops::attach::attach(&host, &name(&a.name)?, &a.items)?;
+            let addrs: Vec<String> = nic
+                .ipv4
+                .iter()
+                .chain(&nic.ipv6)
+                .map(|c| c.to_string())
+                .collect();
+            quiet_note(&format!(
+                "attached {} ({}) to {}",
+                nic.name,
+                addrs.join(" "),
+                a.name
+            ));
+        }
+        Cmd::Detach(a) => ops::attach::detach(&host, &name(&a.name)?, &a.ifname)?,
         Cmd::Logs(a) => logs(&host, &name(&a.name)?, a.follow)?,
         Cmd::Config(ConfigCmd::Show(a)) => print!("{}", ops::config::show(&host, &name(&a.name)?)?),
         Cmd::Config(ConfigCmd::Edit(a)) => {
@@ -188,12 +206,29 @@ fn build(host: &Host, b: args::BuildArgs) -> Result<()> {
             "hangar: warning: {guest} will be privileged: no user namespace, its root is the host's root"
         );
     }
+    let network = b
+        .network
+        .clone()
+        .unwrap_or_else(|| host.defaults.network.clone());
+    let nics = match (network.as_str(), b.nic.is_empty()) {
+        ("none", true) => vec![],
+        (_, true) => vec![NicRequest::parse(&[format!("network={network}")])?],
+        (_, false) if b.network.as_deref() == Some("none") => {
+            bail!("--network none and --nic contradict each other")
+        }
+        (_, false) => b
+            .nic
+            .iter()
+            .map(|n| NicRequest::parse(std::slice::from_ref(n)))
+            .collect::<Result<_, _>>()?,
+    };
     let req = ops::build::BuildRequest {
         name: guest,
         method,
         hostname: b.hostname,
         context,
         privileged: b.privileged,
+        nics,
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
@@ -234,4 +269,89 @@ fn logs(host: &Host, guest: &GuestName, follow: bool) -> Result<()> {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+fn network(host: &Host, c: args::NetworkCmd) -> Result<()> {
+    use args::NetworkCmd as N;
+    use hangar_model::net::{Cidr, NetKind};
+    match c {
+        N::Create(a) => {
+            let cidr = |s: Option<String>| s.map(|s| Cidr::parse(&s)).transpose();
+            let req = ops::network::CreateRequest {
+                name: a.name,
+                kind: if a.kind == args::NetKindArg::Nat {
+                    NetKind::Nat
+                } else {
+                    NetKind::Bridge
+                },
+                ipv4: cidr(a.ipv4)?,
+                ipv6: cidr(a.ipv6)?,
+                uplink: a.uplink,
+                dns: !a.no_dns,
+            };
+            let n = ops::network::create(host, &req)?;
+            quiet_note(&format!("created network {} (bridge {})", n.name, n.bridge));
+        }
+        N::List(a) => {
+            let nets = ops::network::list(host)?;
+            if a.format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&nets)?);
+            } else {
+                println!(
+                    "{:<12} {:<7} {:<16} {:<20} {:<24}",
+                    "NAME", "KIND", "BRIDGE", "IPV4", "IPV6"
+                );
+                for n in nets {
+                    let s =
+                        |c: Option<Cidr>| c.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+                    let kind = if n.kind == NetKind::Nat {
+                        "nat"
+                    } else {
+                        "bridge"
+                    };
+                    println!(
+                        "{:<12} {:<7} {:<16} {:<20} {:<24}",
+                        n.name,
+                        kind,
+                        n.bridge,
+                        s(n.ipv4),
+                        s(n.ipv6)
+                    );
+                }
+            }
+        }
+        N::Show(a) => println!(
+            "{}",
+            serde_json::to_string_pretty(&ops::network::show(host, &a.name)?)?
+        ),
+        N::Delete(a) => ops::network::delete(host, &a.name)?,
+        N::Check(a) => {
+            let r = ops::network::check(host, a.repair)?;
+            if a.format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                let verb = if r.repaired { "removed" } else { "found" };
+                println!(
+                    "stale guest interfaces {verb}: {}",
+                    if r.stale_links.is_empty() {
+                        "none".into()
+                    } else {
+                        r.stale_links.join(" ")
+                    }
+                );
+                println!(
+                    "stale guards {verb}: {}",
+                    if r.stale_guards.is_empty() {
+                        "none".into()
+                    } else {
+                        r.stale_guards.join(" ")
+                    }
+                );
+                if r.repaired {
+                    println!("networks brought up: {}", r.networks_up.join(" "));
+                }
+            }
+        }
+    }
+    Ok(())
 }

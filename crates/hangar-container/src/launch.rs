@@ -28,8 +28,13 @@ pub struct Launched {
     pub console_peer: OwnedFd,
 }
 
-/// Fork the guest's init from `spec`.
-pub fn launch(spec: &LaunchSpec) -> Result<Launched, ContainerError> {
+/// Fork the guest's init from `spec`. `before_init` runs on the host side once the
+/// child exists (with its namespaces, id maps and cgroup) and before it goes on: the
+/// monitor plugs the guest's NICs into the child's network namespace there.
+pub fn launch(
+    spec: &LaunchSpec,
+    before_init: &dyn Fn(i32) -> Result<(), String>,
+) -> Result<Launched, ContainerError> {
     let (fds_parent, fds_child) =
         std::os::unix::net::UnixStream::pair().map_err(|e| ContainerError::sys("socketpair", e))?;
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -68,7 +73,9 @@ pub fn launch(spec: &LaunchSpec) -> Result<Launched, ContainerError> {
             drop(go_r);
             drop(err_w);
             drop(fds_child);
-            if let Err(e) = prepare_from_host(spec, pid) {
+            let prepared = prepare_from_host(spec, pid)
+                .and_then(|()| before_init(pid).map_err(ContainerError::Child));
+            if let Err(e) = prepared {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,
@@ -204,6 +211,7 @@ fn child_steps(
     let (master, peer) = mounts::setup(userns, lxcfs.as_ref())?;
     drop(lxcfs);
     sync_hostname_file(&spec.hostname);
+    write_resolv_conf(&spec.nameservers, spec.search.as_deref());
     hangar_sys::loopback_up()?;
     send_console(fds, &master, &peer)?;
     drop(master);
@@ -264,4 +272,20 @@ fn sync_hostname_file(hostname: &str) {
         }
         _ => {}
     }
+}
+
+/// Point the guest's resolver at its network's DNS service. Runs inside the guest, as
+/// guest root, after pivot_root (like [`sync_hostname_file`]).
+fn write_resolv_conf(nameservers: &[String], search: Option<&str>) {
+    if nameservers.is_empty() {
+        return;
+    }
+    let mut text = String::from("# written by hangar at start from the guest's networks\n");
+    if let Some(s) = search {
+        text.push_str(&format!("search {s}\n"));
+    }
+    for n in nameservers {
+        text.push_str(&format!("nameserver {n}\n"));
+    }
+    let _ = std::fs::write("/etc/resolv.conf", text);
 }

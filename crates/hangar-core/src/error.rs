@@ -39,6 +39,8 @@ pub enum CoreError {
     Cgroup(#[from] hangar_cgroup::CgroupError),
     #[error(transparent)]
     Container(#[from] hangar_container::ContainerError),
+    #[error(transparent)]
+    Net(#[from] hangar_net::NetError),
     #[error("guest {name}: {message}")]
     Monitor { name: String, message: String },
     #[error("{0}")]

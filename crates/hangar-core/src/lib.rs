@@ -13,6 +13,7 @@ pub mod error;
 pub mod host;
 pub mod lock;
 pub mod lxcfs;
+pub mod net;
 pub mod ops;
 pub mod paths;
 pub mod spawn;

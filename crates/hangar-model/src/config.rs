@@ -41,11 +41,12 @@ pub struct GuestConfig {
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
-    pub network: Network,
-    #[serde(default)]
     pub autostart: Autostart,
     #[serde(default)]
     pub security: Security,
+    /// Network interfaces besides lo (`[[nic]]` tables).
+    #[serde(default, rename = "nic", skip_serializing_if = "Vec::is_empty")]
+    pub nics: Vec<crate::net::Nic>,
 }
 
 fn default_rootfs() -> PathBuf {
@@ -77,21 +78,6 @@ impl Default for StopPolicy {
             timeout: default_stop_timeout(),
         }
     }
-}
-
-/// Network attachment. Only `none` (a private network namespace with lo) exists so far.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Network {
-    #[serde(default)]
-    pub mode: NetMode,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NetMode {
-    #[default]
-    None,
 }
 
 /// VServer's `apps/init/mark` and start order.
@@ -190,6 +176,12 @@ impl GuestConfig {
             );
         }
         self.limits.validate()?;
+        for (i, nic) in self.nics.iter().enumerate() {
+            nic.validate()?;
+            if self.nics[..i].iter().any(|n| n.name == nic.name) {
+                return field("nic.name", &format!("two NICs are named {}", nic.name));
+            }
+        }
         if self.rootfs.as_os_str().is_empty() {
             return field("rootfs", "must not be empty");
         }

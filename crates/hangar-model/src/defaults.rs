@@ -20,6 +20,9 @@ pub struct HostDefaults {
     /// Debian mirror for `build -m debootstrap`.
     #[serde(default = "default_mirror")]
     pub mirror: String,
+    /// The network new guests get an eth0 on (`none`: only lo).
+    #[serde(default = "default_network")]
+    pub network: String,
     /// Debian suite for `build -m debootstrap`.
     #[serde(default = "default_suite")]
     pub suite: String,
@@ -34,6 +37,9 @@ fn default_limits() -> Limits {
 fn default_mirror() -> String {
     "http://deb.debian.org/debian".into()
 }
+fn default_network() -> String {
+    "default".into()
+}
 fn default_suite() -> String {
     "bookworm".into()
 }
@@ -45,6 +51,7 @@ impl Default for HostDefaults {
             cgroup_parent: None,
             mirror: default_mirror(),
             suite: default_suite(),
+            network: default_network(),
         }
     }
 }

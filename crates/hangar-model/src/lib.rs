@@ -12,6 +12,7 @@ pub mod ctx;
 pub mod defaults;
 pub mod limits;
 pub mod name;
+pub mod net;
 pub mod signal;
 pub mod spec;
 pub mod state;

@@ -27,6 +27,18 @@ pub struct LaunchSpec {
     /// Mount point of the host's lxcfs, whose files replace the guest's /proc files.
     #[serde(default)]
     pub lxcfs: Option<PathBuf>,
+    /// Network interfaces to plug before init runs.
+    #[serde(default)]
+    pub nics: Vec<NicPlan>,
+    /// Name servers for the guest's /etc/resolv.conf (empty: leave it alone).
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// Search domain for the guest's /etc/resolv.conf.
+    #[serde(default)]
+    pub search: Option<String>,
+    /// nftables table tag of this hangar root (None: the host's own `hangar` tables).
+    #[serde(default)]
+    pub nft_tag: Option<String>,
     /// Runtime directory of this guest: state.json, control socket, monitor lock.
     pub run_dir: PathBuf,
     /// Console log of the guest's init.
@@ -43,4 +55,23 @@ impl LaunchSpec {
     pub fn lock_path(&self) -> PathBuf {
         self.run_dir.join("monitor.lock")
     }
+}
+
+/// A guest NIC with every name and address resolved, ready to plug.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicPlan {
+    pub host_if: String,
+    pub guest_if: String,
+    pub mac: String,
+    /// Bridge to attach the host side to (bridged NICs).
+    pub bridge: Option<String>,
+    /// The guest's addresses, CIDR.
+    pub addrs: Vec<String>,
+    /// Default gateways inside the guest.
+    pub gateways: Vec<String>,
+    pub mtu: Option<u32>,
+    pub routed: bool,
+    /// Rate limits seen from the guest, bytes per second.
+    pub egress: Option<u64>,
+    pub ingress: Option<u64>,
 }

@@ -75,7 +75,10 @@ pub fn run(mountpoint: &str, run_dir: &str, mut ready: std::fs::File) -> Res<()>
                 k.restarts
             );
             for attempt in 1..=10 {
-                std::thread::sleep(Duration::from_millis(100 * attempt));
+                if stop_requested(&sfd, Duration::from_millis(100 * attempt)) {
+                    k.stop();
+                    return Ok(());
+                }
                 match k.start_lxcfs() {
                     Ok(()) => {
                         k.reinject();
@@ -119,6 +122,13 @@ impl Keeper {
         let probe = self.mountpoint.join("proc/meminfo");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::fs::read(&probe).is_err() {
+            let exited = !matches!(
+                waitpid(Pid::from_raw(self.lxcfs_pid), Some(WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::StillAlive)
+            );
+            if exited {
+                return Err("lxcfs exited at start; see its messages above".into());
+            }
             if Instant::now() > deadline {
                 return Err(format!(
                     "lxcfs did not come up at {}",
@@ -186,6 +196,30 @@ impl Keeper {
         let _ = waitpid(Pid::from_raw(self.lxcfs_pid), None);
         let _ = nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_file(self.run_dir.join("lxcfs.json"));
+    }
+}
+
+/// Wait up to `wait` for SIGTERM/SIGINT (a SIGCHLD is consumed and ignored).
+fn stop_requested(sfd: &SignalFd, wait: Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout = PollTimeout::try_from(left.as_millis() as i32).unwrap_or(PollTimeout::ZERO);
+        let mut fds = [PollFd::new(
+            std::os::fd::AsFd::as_fd(sfd),
+            PollFlags::POLLIN,
+        )];
+        match poll(&mut fds, timeout) {
+            Ok(n) if n > 0 => {
+                if let Ok(Some(info)) = sfd.read_signal()
+                    && info.ssi_signo != libc::SIGCHLD as u32
+                {
+                    return true;
+                }
+            }
+            _ => return false,
+        }
     }
 }
 

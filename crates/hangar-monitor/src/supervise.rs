@@ -277,16 +277,56 @@ impl Monitor {
         self.state.started_at = None;
         self.save();
         let _ = std::fs::remove_file(self.spec.socket_path());
+        // The veths went with the guest's network namespace; its guards and IFBs did not.
+        for nic in &self.spec.nics {
+            if let Err(e) =
+                hangar_net::guest::after_exit(nic, &self.spec.name, self.spec.nft_tag.as_deref())
+            {
+                eprintln!(
+                    "hangar-monitor: cleaning up {}: {}",
+                    nic.host_if,
+                    hangar_container::error_chain(&e)
+                );
+            }
+        }
+        // The veths went with the guest's network namespace; its guards and IFBs did not.
+        for nic in &self.spec.nics {
+            if let Err(e) =
+                hangar_net::guest::after_exit(nic, &self.spec.name, self.spec.nft_tag.as_deref())
+            {
+                eprintln!(
+                    "hangar-monitor: cleaning up {}: {}",
+                    nic.host_if,
+                    hangar_container::error_chain(&e)
+                );
+            }
+        }
         for dir in self.spec.cgroup_dirs.iter().rev() {
             remove_cgroup_dir(dir);
         }
     }
 }
 
-/// Launch init, with its console master set non-blocking for the copy loop.
+/// Launch init, with its NICs plugged and its console master set non-blocking for the
+/// copy loop.
 fn launch(spec: &LaunchSpec) -> Res<hangar_container::launch::Launched> {
-    let launched =
-        hangar_container::launch::launch(spec).map_err(|e| hangar_container::error_chain(&e))?;
+    let plug = |pid: i32| -> Result<(), String> {
+        for (i, nic) in spec.nics.iter().enumerate() {
+            if let Err(e) = hangar_net::plug(pid, nic, &spec.name, spec.nft_tag.as_deref()) {
+                for done in &spec.nics[..i] {
+                    let _ = hangar_net::unplug(done, &spec.name, spec.nft_tag.as_deref());
+                }
+                return Err(format!(
+                    "plugging {}: {}",
+                    nic.guest_if,
+                    hangar_container::error_chain(&e)
+                ));
+            }
+        }
+        Ok(())
+    };
+    let launched = hangar_container::launch::launch(spec, &plug)
+        .map_err(|e| hangar_container::error_chain(&e))?;
     nix::fcntl::fcntl(
         &launched.console,
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),

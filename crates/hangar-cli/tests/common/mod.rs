@@ -220,6 +220,42 @@ impl TestHost {
         ))
     }
 
+    /// Networks of this root go with their bridges, DNS services and nft tables.
+    fn remove_networks(&self) {
+        let nets = self.root.join("etc/hangar/networks");
+        let Ok(entries) = std::fs::read_dir(&nets) else {
+            return;
+        };
+        let names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".toml")
+                    .map(str::to_string)
+            })
+            .collect();
+        if let Ok(rd) = std::fs::read_dir(self.root.join("etc/hangar/guests")) {
+            for g in rd.flatten().filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".toml")
+                    .map(str::to_string)
+            }) {
+                let _ = self.cmd(&["delete", "--force", &g]).output();
+            }
+        }
+        for n in names {
+            let _ = self.cmd(&["network", "delete", &n]).output();
+        }
+        let tag = self.cgroup_parent().replace("hangar-", "hangar_");
+        for family in ["inet", "bridge"] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", family, &tag])
+                .output();
+        }
+    }
+
     fn stop_lxcfs(&self) {
         if let Some((keeper, lxcfs, _)) = self.lxcfs() {
             let _ = nix::sys::signal::kill(
@@ -263,6 +299,7 @@ impl Drop for TestHost {
                     .output();
             }
         }
+        self.remove_networks();
         // Kill any monitor still holding a lock under this root (e.g. a test killed the CLI).
         if let Ok(rd) = std::fs::read_dir(self.root.join("run/hangar/guests")) {
             for e in rd.flatten() {

@@ -7,7 +7,7 @@
 
 use crate::build::{BuildContext, Method, populate};
 use crate::{CoreError, Host, Result, lock, store};
-use hangar_model::config::{Autostart, Network, validate_hostname};
+use hangar_model::config::{Autostart, validate_hostname};
 use hangar_model::{ContextId, GuestConfig, GuestKind, GuestName, Limits, Security, StopPolicy};
 
 pub struct BuildRequest {
@@ -16,6 +16,8 @@ pub struct BuildRequest {
     pub hostname: Option<String>,
     pub context: Option<ContextId>,
     pub privileged: bool,
+    /// NICs to give the guest (empty: none, only lo).
+    pub nics: Vec<crate::net::nic::NicRequest>,
 }
 
 pub fn build(
@@ -35,13 +37,23 @@ pub fn build(
     let context = {
         let _host_lock = lock::host(&host.paths)?;
         let ctx = store::allocate_context(&host.paths, req.context)?;
+        let mut nics = vec![];
+        for r in &req.nics {
+            let nic = crate::net::nic::allocate(host, name.as_str(), &nics, r)?;
+            nics.push(nic);
+        }
         std::fs::create_dir_all(build_dir.join("rootfs"))
             .map_err(|e| CoreError::io("creating", &build_dir, e))?;
         std::fs::write(build_dir.join("context"), ctx.to_string())
             .map_err(|e| CoreError::io("writing", &build_dir, e))?;
-        ctx
+        // Reserve the NICs' addresses and MACs until the config takes them over.
+        let reserved = serde_json::to_vec(&nics).expect("nics serialise");
+        std::fs::write(build_dir.join("nics.json"), reserved)
+            .map_err(|e| CoreError::io("writing", &build_dir, e))?;
+        (ctx, nics)
     };
-    let result = finish(host, &req, &hostname, context, progress);
+    let (context, nics) = context;
+    let result = finish(host, &req, &hostname, context, nics, progress);
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&build_dir);
         let _ = std::fs::remove_dir_all(host.paths.data_dir(name));
@@ -54,6 +66,7 @@ fn finish(
     req: &BuildRequest,
     hostname: &str,
     context: ContextId,
+    nics: Vec<hangar_model::net::Nic>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<GuestConfig> {
     let build_dir = host.paths.build_dir(&req.name);
@@ -72,6 +85,7 @@ fn finish(
         hangar_container::idshift::shift(&rootfs, from, context.id_base(), range)?;
     }
     let _ = std::fs::remove_file(build_dir.join("context"));
+    let _ = std::fs::remove_file(build_dir.join("nics.json"));
     let data_dir = host.paths.data_dir(&req.name);
     std::fs::rename(&build_dir, &data_dir)
         .map_err(|e| CoreError::io("moving the build into", &data_dir, e))?;
@@ -87,15 +101,20 @@ fn finish(
             ..StopPolicy::default()
         },
         limits: Limits::default(),
-        network: Network::default(),
         autostart: Autostart::default(),
         security: Security {
             privileged: req.privileged,
             ..Security::default()
         },
+        nics,
     };
     cfg.validate()?;
-    store::save(&host.paths, &cfg)?;
+    {
+        // Saving the config is what takes over the NICs' reservation.
+        let _host_lock = lock::host(&host.paths)?;
+        store::save(&host.paths, &cfg)?;
+    }
+    crate::ops::attach::refresh_networks(host, &cfg.nics);
     Ok(cfg)
 }
 

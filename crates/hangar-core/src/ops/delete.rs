@@ -27,5 +27,6 @@ pub fn delete(host: &Host, name: &GuestName, force: bool) -> Result<()> {
     if let Ok(cg) = host.guest_cgroup(&cfg) {
         cg.remove()?;
     }
+    crate::ops::attach::refresh_networks(host, &cfg.nics);
     Ok(())
 }

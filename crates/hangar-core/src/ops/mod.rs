@@ -1,11 +1,13 @@
 //! One file per operation, each taking the guest's lock for what it changes.
 
+pub mod attach;
 pub mod build;
 pub mod config;
 pub mod delete;
 pub mod exec;
 pub mod limits;
 pub mod list;
+pub mod network;
 pub mod set;
 pub mod start;
 pub mod stop;

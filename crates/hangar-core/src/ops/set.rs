@@ -26,7 +26,12 @@ pub fn set(host: &Host, name: &GuestName, items: &[String]) -> Result<SetOutcome
     let _guest = lock::guest(&host.paths, name)?;
     let old = store::load(&host.paths, name)?;
     let mut new = old.clone();
-    new.limits.set_all(items)?;
+    let (nic_items, limit_items): (Vec<String>, Vec<String>) =
+        items.iter().cloned().partition(|i| i.starts_with("nic."));
+    new.limits.set_all(&limit_items)?;
+    for item in &nic_items {
+        set_nic(&mut new, item)?;
+    }
     new.validate()?;
     let live = status::status(&host.paths, name).is_active();
     if live {
@@ -38,10 +43,44 @@ pub fn set(host: &Host, name: &GuestName, items: &[String]) -> Result<SetOutcome
     Ok(SetOutcome { live })
 }
 
+/// `nic.NAME.egress=10mbit` / `nic.NAME.ingress=max`: a NIC's rate limits.
+fn set_nic(cfg: &mut hangar_model::GuestConfig, item: &str) -> Result<()> {
+    let bad = || {
+        CoreError::Invalid(format!(
+            "{item:?}: write nic.NAME.egress=RATE or nic.NAME.ingress=RATE (RATE like 10mbit, or max)"
+        ))
+    };
+    let (key, value) = item.split_once('=').ok_or_else(bad)?;
+    let mut parts = key.splitn(3, '.').skip(1);
+    let (Some(nic), Some(dir)) = (parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let name = cfg.name.clone();
+    let n = cfg
+        .nics
+        .iter_mut()
+        .find(|n| n.name == nic)
+        .ok_or_else(|| CoreError::Invalid(format!("guest {name} has no NIC named {nic}")))?;
+    let rate = match value.trim() {
+        "" | "max" | "none" => None,
+        v => Some(hangar_model::net::Rate::parse(v)?),
+    };
+    match dir {
+        "egress" => n.egress = rate,
+        "ingress" => n.ingress = rate,
+        _ => return Err(bad()),
+    }
+    Ok(())
+}
+
 /// Put `cfg`'s effective limits on the running guest.
 fn apply_live(host: &Host, cfg: &hangar_model::GuestConfig) -> Result<()> {
     let cg = host.guest_cgroup(cfg)?;
     cg.apply(&host.cgroup_limits(cfg)?)?;
+    for nic in &cfg.nics {
+        let host_if = crate::net::names::host_if(&host.paths, cfg.context.get(), &nic.name);
+        hangar_net::tc::shape(&host_if, nic.egress.map(|r| r.0), nic.ingress.map(|r| r.0))?;
+    }
     let rlimits = host.rlimits(cfg);
     if !rlimits.is_empty() {
         for pid in cg.pids()? {

@@ -20,6 +20,8 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
     let rootfs = host.paths.rootfs(name, &cfg.rootfs);
     check_rootfs(&cfg, &rootfs)?;
     ensure_ownership(&cfg, &rootfs)?;
+    networks_up(host, &cfg)?;
+    let resolvers = crate::net::up::resolvers(host, &cfg)?;
     let cgroup = host.cgroups()?.create(
         &host.cgroup_parent(),
         &cfg.context.to_string(),
@@ -39,6 +41,10 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
         seccomp: cfg.security.seccomp,
         rlimits: host.rlimits(&cfg),
         lxcfs: crate::lxcfs::ensure(host)?,
+        nics: crate::net::nic::plans(host, &cfg)?,
+        nameservers: resolvers.0,
+        search: resolvers.1,
+        nft_tag: crate::net::names::nft_tag(&host.paths),
         run_dir: host.paths.run_dir(name),
         console_log: host.paths.console_log(name),
     };
@@ -57,6 +63,30 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
         let _ = cgroup.remove();
     }
     result
+}
+
+/// Bring up the networks (and VLAN bridges) `cfg`'s NICs are on: after a host reboot
+/// they are gone, and every step is idempotent.
+pub(crate) fn networks_up(host: &Host, cfg: &GuestConfig) -> Result<()> {
+    if cfg.nics.is_empty() {
+        return Ok(());
+    }
+    let _host = lock::host(&host.paths)?;
+    let mut done: Vec<&str> = vec![];
+    for nic in &cfg.nics {
+        let Some(n) = nic.network.as_deref() else {
+            continue;
+        };
+        let net = crate::net::store::load(&host.paths, n)?;
+        if !done.contains(&n) {
+            crate::net::up::up(host, &net)?;
+            done.push(n);
+        }
+        if let Some(v) = nic.vlan {
+            crate::net::up::vlan_up(host, &net, v)?;
+        }
+    }
+    Ok(())
 }
 
 /// Weakened isolation is a choice the host's log keeps: `var/log/hangar/NAME/security.log`.

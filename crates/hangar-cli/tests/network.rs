@@ -1,0 +1,431 @@
+//! Networks end to end, inside network namespaces the tests create: bridge and NAT
+//! networks, routed guests, VLAN isolation, names, anti-spoofing, hot plug, rate limits,
+//! and no leftovers. Needs root.
+
+mod common;
+use common::TestHost;
+use std::process::Command;
+use std::time::Duration;
+
+fn sh(cmd: &str) -> (bool, String) {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The guest's address on `nic` from its config.
+fn addr(h: &TestHost, guest: &str, nic: &str) -> String {
+    let cfg = std::fs::read_to_string(h.config_file(guest)).unwrap();
+    let v: toml::Value = toml::from_str(&cfg).unwrap();
+    let nics = v["nic"].as_array().unwrap();
+    let n = nics
+        .iter()
+        .find(|n| n["name"].as_str() == Some(nic))
+        .unwrap();
+    n["ipv4"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn net(h: &TestHost, name: &str, extra: &[&str]) {
+    let mut args = vec!["network", "create", name];
+    args.extend_from_slice(extra);
+    h.ok(&args);
+}
+
+/// What the kernel holds of this test root: its interfaces (prefix `h<hash>`), its
+/// nftables tables, its routes and its DNS servers. (Tests run in parallel, so only
+/// this root's share of the host's state can be compared.)
+fn leftovers(h: &TestHost) -> String {
+    let hash = h.cgroup_parent().replace("hangar-", "");
+    let prefix = format!("h{}", &hash[..3]);
+    let links = sh(&format!(
+        "ip -o link show | awk -F': ' '{{print $2}}' | grep -E '^(ifb)?{prefix}' || true"
+    ))
+    .1;
+    let routes = sh(&format!(
+        "ip route show table all | grep -E 'dev (ifb)?{prefix}' || true"
+    ))
+    .1;
+    let rules = sh(&format!("nft list tables | grep {hash} || true")).1;
+    let dns = sh(&format!(
+        "pgrep -af 'dnsmas[q].*{}' || true",
+        h.root.display()
+    ))
+    .1;
+    format!("{links}{routes}{rules}{dns}")
+}
+
+#[test]
+fn guests_on_one_bridge_ping_each_other_and_resolve_names() {
+    require_root!();
+    let h = TestHost::new("bridge");
+    {
+        net(&h, "lan", &["--ipv4", "10.240.1.1/24"]);
+        h.ok(&["build", "a", "-m", "busybox", "--network", "lan"]);
+        h.ok(&["build", "b", "-m", "busybox", "--network", "lan"]);
+        h.started("a");
+        h.started("b");
+        let b_ip = addr(&h, "b", "eth0");
+        assert!(b_ip.starts_with("10.240.1."), "{b_ip}");
+        assert_eq!(
+            h.sh("a", &format!("ping -c1 -W2 {b_ip} >/dev/null && echo ok"))
+                .1
+                .trim(),
+            "ok"
+        );
+        // Names: the other guest and the host, short and with the domain.
+        let (_, out) = h.sh(
+            "a",
+            "nslookup b 2>&1; nslookup b.hangar 2>&1; nslookup host 2>&1",
+        );
+        assert!(out.matches(&b_ip).count() >= 2, "{out}");
+        assert!(out.contains("10.240.1.1"), "{out}");
+        let (_, ipa) = h.sh(
+            "a",
+            "ip -o addr show | awk '{print $2}' | sort -u | tr '\\n' ' '",
+        );
+        assert_eq!(ipa.trim(), "eth0 lo");
+        h.ok(&["kill", "a"]);
+        h.ok(&["kill", "b"]);
+        h.ok(&["delete", "a"]);
+        h.ok(&["delete", "b"]);
+        h.ok(&["network", "delete", "lan"]);
+    }
+    assert_eq!(
+        leftovers(&h),
+        "",
+        "links, routes, rules or DNS servers left behind"
+    );
+}
+
+#[test]
+fn a_nat_guest_reaches_the_host_side_and_a_port_forward_reaches_its_service() {
+    require_root!();
+    let h = TestHost::new("nat");
+    net(&h, "natnet", &[]);
+    h.ok(&["build", "web", "-m", "busybox", "--network", "natnet"]);
+    h.started("web");
+    let gw = h.ok(&["network", "show", "natnet"]);
+    let v: serde_json::Value = serde_json::from_str(&gw).unwrap();
+    let host_ip = v["network"]["ipv4"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        h.sh(
+            "web",
+            &format!("ping -c1 -W2 {host_ip} >/dev/null && echo ok")
+        )
+        .1
+        .trim(),
+        "ok"
+    );
+    // A client outside: its own network namespace wired to the host.
+    let ns = format!("hgt-nat-{}", std::process::id());
+    let _ns = Netns::new(&ns, "10.241.9.1/24", "10.241.9.2/24");
+    h.sh(
+        "web",
+        "mkdir -p /www && echo hello-from-web > /www/index.html && httpd -p 80 -h /www",
+    );
+    let netfile = h.root.join("etc/hangar/networks/natnet.toml");
+    let mut text = std::fs::read_to_string(&netfile).unwrap();
+    text.push_str(
+        "\n[[forwards]]\nproto = \"tcp\"\nhost_port = 18080\nguest = \"web\"\nguest_port = 80\n",
+    );
+    std::fs::write(&netfile, text).unwrap();
+    h.ok(&["network", "check", "--repair"]);
+    // (busybox's wget -T crashes; bound it from outside.)
+    let (_, page) = sh(&format!(
+        "ip netns exec {ns} timeout 5 busybox wget -qO- http://10.241.9.1:18080/"
+    ));
+    assert_eq!(page.trim(), "hello-from-web");
+}
+
+/// A network namespace wired to the host by a veth pair, removed on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(name: &str, host_addr: &str, ns_addr: &str) -> Netns {
+        let host_if = format!("{}h", &name[..name.len().min(13)]);
+        let cmds = [
+            format!("ip netns add {name}"),
+            format!("ip link add {host_if} type veth peer name eth0 netns {name}"),
+            format!("ip addr add {host_addr} dev {host_if}"),
+            format!("ip link set {host_if} up"),
+            format!("ip -n {name} addr add {ns_addr} dev eth0"),
+            format!("ip -n {name} link set eth0 up"),
+            format!("ip -n {name} link set lo up"),
+            format!(
+                "ip -n {name} route add default via {}",
+                host_addr.split('/').next().unwrap()
+            ),
+        ];
+        let ns = Netns {
+            name: name.to_string(),
+        };
+        for c in cmds {
+            let (ok, out) = sh(&c);
+            assert!(ok, "{c}: {out}");
+        }
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = sh(&format!("ip netns del {}", self.name));
+    }
+}
+
+#[test]
+fn a_routed_guest_is_reachable_at_its_own_address_from_another_host() {
+    require_root!();
+    let h = TestHost::new("routed");
+    h.ok(&[
+        "build",
+        "r",
+        "-m",
+        "busybox",
+        "--nic",
+        "mode=routed,ip=10.242.7.7/32",
+    ]);
+    let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    h.started("r");
+    let ns = format!("hgt-rt-{}", std::process::id());
+    let _ns = Netns::new(&ns, "10.242.9.1/24", "10.242.9.2/24");
+    let (ok, out) = sh(&format!(
+        "ip netns exec {ns} busybox ping -c1 -W2 10.242.7.7"
+    ));
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", forwarding).unwrap();
+    assert!(ok, "{out}");
+    let (_, inside) = h.sh("r", "ip -o -4 addr show eth0");
+    assert!(inside.contains("10.242.7.7/32"), "{inside}");
+}
+
+#[test]
+fn guests_on_different_vlans_cannot_reach_each_other() {
+    require_root!();
+    let h = TestHost::new("vlan");
+    net(&h, "vl", &["--kind", "bridge", "--no-dns"]);
+    for (g, vlan, ip) in [
+        ("a7", 7, "10.243.0.1/24"),
+        ("b7", 7, "10.243.0.2/24"),
+        ("c8", 8, "10.243.0.3/24"),
+    ] {
+        h.ok(&[
+            "build",
+            g,
+            "-m",
+            "busybox",
+            "--nic",
+            &format!("network=vl,vlan={vlan},ip={ip}"),
+        ]);
+        h.started(g);
+    }
+    assert_eq!(
+        h.sh("a7", "ping -c1 -W2 10.243.0.2 >/dev/null && echo ok")
+            .1
+            .trim(),
+        "ok",
+        "same VLAN"
+    );
+    assert_ne!(
+        h.sh("a7", "ping -c1 -W2 10.243.0.3 >/dev/null && echo ok")
+            .1
+            .trim(),
+        "ok",
+        "across VLANs"
+    );
+}
+
+#[test]
+fn a_guest_using_another_guests_ip_or_mac_gets_nothing_through() {
+    require_root!();
+    let h = TestHost::new("spoof");
+    net(&h, "sp", &["--ipv4", "10.244.0.1/24", "--no-dns"]);
+    for (g, ip) in [
+        ("a", "10.244.0.2/24"),
+        ("b", "10.244.0.3/24"),
+        ("c", "10.244.0.4/24"),
+    ] {
+        h.ok(&[
+            "build",
+            g,
+            "-m",
+            "busybox",
+            "--nic",
+            &format!("network=sp,ip={ip}"),
+        ]);
+        h.started(g);
+    }
+    assert_eq!(
+        h.sh("a", "ping -c1 -W2 10.244.0.4 >/dev/null && echo ok")
+            .1
+            .trim(),
+        "ok"
+    );
+    // a takes b's address: its packets are dropped.
+    h.sh(
+        "a",
+        "ip addr flush dev eth0 && ip addr add 10.244.0.3/24 dev eth0",
+    );
+    assert_ne!(
+        h.sh("a", "ping -c1 -W2 10.244.0.4 >/dev/null && echo ok")
+            .1
+            .trim(),
+        "ok",
+        "spoofed IP got through"
+    );
+    // a keeps its address but takes b's MAC: dropped too.
+    let b_mac = h
+        .sh("b", "cat /sys/class/net/eth0/address")
+        .1
+        .trim()
+        .to_string();
+    h.sh("a", &format!("ip addr flush dev eth0 && ip addr add 10.244.0.2/24 dev eth0 && ip link set eth0 address {b_mac}"));
+    assert_ne!(
+        h.sh("a", "ping -c1 -W2 10.244.0.4 >/dev/null && echo ok")
+            .1
+            .trim(),
+        "ok",
+        "spoofed MAC got through"
+    );
+}
+
+#[test]
+fn a_nic_attached_and_detached_on_a_running_guest() {
+    require_root!();
+    let h = TestHost::new("hotplug");
+    net(&h, "hp", &["--ipv4", "10.245.0.1/24", "--no-dns"]);
+    h.ok(&["build", "g", "-m", "busybox", "--network", "none"]);
+    h.started("g");
+    assert_eq!(h.sh("g", "ls /sys/class/net | tr '\\n' ' '").1.trim(), "lo");
+    h.ok(&["attach", "g", "nic", "network=hp", "name=eth1"]);
+    assert_eq!(
+        h.sh("g", "ping -c1 -W2 10.245.0.1 >/dev/null && echo ok")
+            .1
+            .trim(),
+        "ok"
+    );
+    h.ok(&["detach", "g", "nic", "eth1"]);
+    assert_eq!(h.sh("g", "ls /sys/class/net | tr '\\n' ' '").1.trim(), "lo");
+    assert!(!h.ok(&["config", "show", "g"]).contains("eth1"));
+}
+
+/// Seconds to move `bytes` over TCP: the sender writes all, half-closes, and waits for
+/// the receiver to close (it has then read everything).
+fn timed_send(mut stream: std::net::TcpStream, bytes: usize) -> f64 {
+    use std::io::{Read, Write};
+    let t = std::time::Instant::now();
+    let chunk = vec![0u8; 64 * 1024];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        stream.write_all(&chunk[..n]).unwrap();
+        left -= n;
+    }
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = vec![];
+    let _ = stream.read_to_end(&mut rest);
+    t.elapsed().as_secs_f64()
+}
+
+#[test]
+fn a_10_mbit_rate_limit_is_measured_within_15_percent() {
+    require_root!();
+    let h = TestHost::new("qos");
+    net(&h, "qs", &["--ipv4", "10.246.0.1/24", "--no-dns"]);
+    h.ok(&[
+        "build",
+        "g",
+        "-m",
+        "busybox",
+        "--nic",
+        "network=qs,ingress=10mbit,egress=10mbit",
+    ]);
+    h.started("g");
+    let ip = addr(&h, "g", "eth0");
+    // Guest ingress: the host sends 4 MB to a sink in the guest.
+    // (stdin kept open: nc must not end before the socket does)
+    h.sh(
+        "g",
+        "(sleep 60 | nc -l -p 5001 > /dev/null) >/dev/null 2>&1 &",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let stream = std::net::TcpStream::connect_timeout(
+        &format!("{ip}:5001").parse().unwrap(),
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mbit = 4_000_000.0 * 8.0 / timed_send(stream, 4_000_000) / 1e6;
+    assert!(
+        (8.5..=11.5).contains(&mbit),
+        "guest ingress measured {mbit:.2} Mbit/s"
+    );
+    // Guest egress: the guest sends 4 MB to the host, which times what arrives.
+    let listener = std::net::TcpListener::bind("10.246.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sender = h
+        .cmd(&[
+            "exec",
+            "g",
+            "--",
+            "sh",
+            "-c",
+            &format!("dd if=/dev/zero bs=100000 count=40 2>/dev/null | nc -w 2 10.246.0.1 {port}"),
+        ])
+        .spawn()
+        .unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut got, mut first, mut last) = (0usize, None, std::time::Instant::now());
+    while got < 4_000_000 {
+        use std::io::Read;
+        let n = conn.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        first.get_or_insert_with(std::time::Instant::now);
+        got += n;
+        last = std::time::Instant::now();
+    }
+    drop(sender);
+    let secs = (last - first.unwrap()).as_secs_f64();
+    let mbit = got as f64 * 8.0 / secs / 1e6;
+    assert_eq!(got, 4_000_000);
+    assert!(
+        (8.5..=11.5).contains(&mbit),
+        "guest egress measured {mbit:.2} Mbit/s"
+    );
+    // Changed live with hangar set: the guest's ingress shaping goes away.
+    let host_if = format!(
+        "h{}{}-eth0",
+        &h.cgroup_parent()["hangar-".len()..][..3],
+        h.info("g")["context"]
+    );
+    assert!(
+        sh(&format!("tc qdisc show dev {host_if}"))
+            .1
+            .contains("tbf")
+    );
+    h.ok(&["set", "g", "nic.eth0.ingress=max"]);
+    let (_, qdisc) = sh(&format!("tc qdisc show dev {host_if}"));
+    assert!(!qdisc.contains("tbf"), "{qdisc}");
+}

@@ -1,0 +1,140 @@
+//! Allocation of host-wide network resources: subnets for new networks, addresses in a
+//! network, MACs. Subnets are host-wide (two hangar roots share the host's routing), so
+//! their allocation holds a lock outside the root prefix: `/run/lock/hangar-net.lock`.
+
+use super::store;
+use crate::paths::Paths;
+use crate::{CoreError, Result};
+use hangar_model::net::{Cidr, NetworkConfig};
+use std::net::Ipv4Addr;
+
+/// Lock for host-wide network allocations (all hangar roots).
+pub fn host_net_lock() -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let dir = std::path::Path::new("/run/lock");
+    std::fs::create_dir_all(dir).map_err(|e| CoreError::io("creating", dir, e))?;
+    let p = dir.join("hangar-net.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| CoreError::io("opening", &p, e))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| CoreError::io("locking", p, e.into()))
+}
+
+/// IPv4 networks the host already routes or has addresses in.
+fn host_v4_networks() -> Vec<Cidr> {
+    let mut out = vec![];
+    let json = |args: &[&str]| -> Vec<serde_json::Value> {
+        hangar_net::cmd::ip(args)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default()
+    };
+    for r in json(&["-4", "-json", "route", "show", "table", "all"]) {
+        let dst = r["dst"].as_str().unwrap_or("");
+        let c = if dst.contains('/') {
+            Cidr::parse(dst).ok()
+        } else {
+            Cidr::parse(&format!("{dst}/32")).ok()
+        };
+        out.extend(c.filter(|c| c.prefix() > 0));
+    }
+    for link in json(&["-4", "-json", "addr"]) {
+        for a in link["addr_info"].as_array().into_iter().flatten() {
+            if let (Some(l), Some(p)) = (a["local"].as_str(), a["prefixlen"].as_u64()) {
+                out.extend(Cidr::parse(&format!("{l}/{p}")).ok());
+            }
+        }
+    }
+    out
+}
+
+fn overlaps(a: &Cidr, b: &Cidr) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// A free /24 for a new NAT network: the host address `.1` in the first 10.x.y.0/24
+/// (x from 77) that overlaps nothing the host routes or any network of `paths` has.
+/// Call with [`host_net_lock`] held until the network's bridge exists.
+pub fn pick_subnet(paths: &Paths) -> Result<Cidr> {
+    let mut taken = host_v4_networks();
+    for n in store::names(paths)? {
+        if let Ok(cfg) = store::load(paths, &n) {
+            taken.extend(cfg.ipv4);
+        }
+    }
+    for x in 77..=254u8 {
+        for y in 0..=255u8 {
+            let c = Cidr::V4(Ipv4Addr::new(10, x, y, 1), 24);
+            if !taken.iter().any(|t| overlaps(t, &c)) {
+                return Ok(c);
+            }
+        }
+    }
+    Err(CoreError::Invalid(
+        "no free 10.x.y.0/24 subnet left for a new network; give --ipv4".into(),
+    ))
+}
+
+/// Every NIC of this root: of guests, and reserved by builds in progress.
+pub fn all_nics(paths: &Paths) -> Result<Vec<(String, hangar_model::net::Nic)>> {
+    let mut out = vec![];
+    for g in crate::store::names(paths)? {
+        if let Ok(cfg) = crate::store::load(paths, &g) {
+            out.extend(cfg.nics.into_iter().map(|n| (g.to_string(), n)));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(paths.data_root()) {
+        for e in entries.flatten() {
+            let Some(g) = e
+                .file_name()
+                .to_str()
+                .and_then(|f| f.strip_prefix(".build-"))
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let nics: Vec<hangar_model::net::Nic> = std::fs::read(e.path().join("nics.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            out.extend(nics.into_iter().map(|n| (g.clone(), n)));
+        }
+    }
+    Ok(out)
+}
+
+/// Addresses used in `net` by its host side and every guest NIC of this root.
+pub fn used_addresses(paths: &Paths, net: &NetworkConfig) -> Result<Vec<Cidr>> {
+    let mut used: Vec<Cidr> = net.ipv4.into_iter().chain(net.ipv6).collect();
+    for (_, nic) in all_nics(paths)?
+        .into_iter()
+        .filter(|(_, n)| n.network.as_deref() == Some(&net.name))
+    {
+        used.extend(nic.ipv4.into_iter().chain(nic.ipv6));
+    }
+    Ok(used)
+}
+
+/// The lowest free address of `subnet` (the network's host address) for a guest.
+pub fn pick_address(subnet: &Cidr, used: &[Cidr]) -> Result<Cidr> {
+    (2..65536u128)
+        .map_while(|n| subnet.nth(n))
+        .find(|c| !used.iter().any(|u| u.addr_string() == c.addr_string()))
+        .ok_or_else(|| CoreError::Invalid(format!("no free address left in {}", subnet.network())))
+}
+
+/// A MAC for NIC `nic` of guest `guest` that no other NIC of this root has.
+pub fn pick_mac(paths: &Paths, guest: &str, nic: &str) -> Result<String> {
+    let used: Vec<String> = all_nics(paths)?
+        .into_iter()
+        .filter(|(g, n)| !(g == guest && n.name == nic))
+        .map(|(_, n)| n.mac)
+        .collect();
+    (0..1000)
+        .map(|salt| hangar_model::net::generate_mac(guest, nic, salt))
+        .find(|m| !used.contains(m))
+        .ok_or_else(|| CoreError::Invalid("no free MAC address found".into()))
+}

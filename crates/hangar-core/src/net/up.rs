@@ -1,0 +1,235 @@
+//! Creating networks and bringing them up: the bridge (and per-VLAN bridges), forwarding
+//! and masquerading for NAT, port forwards, and the DNS service. Every step is
+//! idempotent, so `hangar start` simply brings up the networks its guest uses (after a
+//! host reboot they are gone) and `hangar network check` can repair.
+
+use super::{DEFAULT_NETWORK, alloc, names, store};
+use crate::{CoreError, Host, Result};
+use hangar_model::net::{Cidr, NetKind, NetworkConfig};
+use hangar_net::{dns::Dns, link, nft::Nft};
+
+/// What `hangar network create` asks for.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub name: String,
+    pub kind: NetKind,
+    /// None: pick a free 10.x.y.1/24 (nat networks).
+    pub ipv4: Option<Cidr>,
+    pub ipv6: Option<Cidr>,
+    pub uplink: Option<String>,
+    pub dns: bool,
+}
+
+pub fn nft(host: &Host) -> Nft {
+    Nft::new(names::nft_tag(&host.paths).as_deref())
+}
+
+/// Create network `req.name` and bring it up.
+pub fn create(host: &Host, req: &CreateRequest) -> Result<NetworkConfig> {
+    hangar_model::net::validate_net_name(&req.name)?;
+    let _net_lock = alloc::host_net_lock()?;
+    if store::file(&host.paths, &req.name).exists() {
+        return Err(CoreError::Invalid(format!(
+            "a network named {} already exists",
+            req.name
+        )));
+    }
+    let ipv4 = match (req.ipv4, req.kind) {
+        (Some(c), _) => Some(c),
+        (None, NetKind::Nat) => Some(alloc::pick_subnet(&host.paths)?),
+        (None, NetKind::Bridge) => None,
+    };
+    let cfg = NetworkConfig {
+        name: req.name.clone(),
+        kind: req.kind,
+        bridge: names::bridge(&host.paths, &req.name, None),
+        ipv4,
+        ipv6: req.ipv6,
+        uplink: req.uplink.clone(),
+        mtu: None,
+        dns: req.dns,
+        domain: "hangar".into(),
+        forwards: vec![],
+    };
+    cfg.validate()?;
+    if let Some(u) = &cfg.uplink
+        && !link::link_exists(u)
+    {
+        return Err(CoreError::Invalid(format!(
+            "uplink {u} does not exist on this host"
+        )));
+    }
+    up(host, &cfg)?;
+    if let Err(e) = store::save(&host.paths, &cfg) {
+        let _ = down(host, &cfg);
+        return Err(e);
+    }
+    Ok(cfg)
+}
+
+/// Load network `name`, creating the default NAT network on first use.
+pub fn ensure_exists(host: &Host, name: &str) -> Result<NetworkConfig> {
+    if name == DEFAULT_NETWORK && !store::file(&host.paths, name).exists() {
+        let req = CreateRequest {
+            name: name.into(),
+            kind: NetKind::Nat,
+            ipv4: None,
+            ipv6: None,
+            uplink: None,
+            dns: true,
+        };
+        return create(host, &req);
+    }
+    store::load(&host.paths, name)
+}
+
+fn dns(host: &Host, cfg: &NetworkConfig) -> Option<Dns> {
+    let listen: Vec<String> = cfg
+        .ipv4
+        .iter()
+        .chain(&cfg.ipv6)
+        .map(|c| c.addr_string())
+        .collect();
+    (cfg.dns && !listen.is_empty()).then(|| Dns {
+        network: cfg.name.clone(),
+        interface: cfg.bridge.clone(),
+        listen,
+        domain: cfg.domain.clone(),
+        dir: host
+            .paths
+            .root()
+            .join("run/hangar/networks")
+            .join(&cfg.name),
+    })
+}
+
+/// Name servers and search domain for a guest: its networks' DNS services.
+pub fn resolvers(
+    host: &Host,
+    cfg: &hangar_model::GuestConfig,
+) -> Result<(Vec<String>, Option<String>)> {
+    let mut servers = vec![];
+    let mut search = None;
+    for nic in cfg.nics.iter().filter(|n| n.vlan.is_none()) {
+        let Some(n) = &nic.network else { continue };
+        let net = store::load(&host.paths, n)?;
+        if let (true, Some(a)) = (net.dns, net.ipv4) {
+            servers.push(a.addr_string());
+            search.get_or_insert(net.domain.clone());
+        }
+    }
+    Ok((servers, search))
+}
+
+/// Guests of this root on network `net`: (name, address) for DNS, forwards and guards.
+pub fn members(host: &Host, net: &str) -> Result<Vec<(String, Cidr)>> {
+    let mut out = vec![];
+    for g in crate::store::names(&host.paths)? {
+        if let Ok(cfg) = crate::store::load(&host.paths, &g) {
+            for nic in cfg
+                .nics
+                .iter()
+                .filter(|n| n.network.as_deref() == Some(net))
+            {
+                out.extend(
+                    nic.ipv4
+                        .iter()
+                        .chain(&nic.ipv6)
+                        .map(|a| (g.to_string(), *a)),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Bring network `cfg` up (idempotent).
+pub fn up(host: &Host, cfg: &NetworkConfig) -> Result<()> {
+    let addrs: Vec<String> = cfg
+        .ipv4
+        .iter()
+        .chain(&cfg.ipv6)
+        .map(|c| c.to_string())
+        .collect();
+    link::bridge_ensure(&cfg.bridge, &addrs, cfg.mtu)?;
+    if let Some(u) = &cfg.uplink {
+        hangar_net::cmd::ip(&["link", "set", u, "master", &cfg.bridge])?;
+    }
+    let nft = nft(host);
+    nft.ensure()?;
+    if cfg.kind == NetKind::Nat {
+        link::enable_forwarding()?;
+        let subnets: Vec<String> = cfg
+            .ipv4
+            .iter()
+            .chain(&cfg.ipv6)
+            .map(|c| c.network().to_string())
+            .collect();
+        nft.masquerade(&cfg.name, &cfg.bridge, &subnets)?;
+    }
+    let members = members(host, &cfg.name)?;
+    for fw in &cfg.forwards {
+        let Some((_, ip)) = members.iter().find(|(g, a)| g == &fw.guest && a.is_v4()) else {
+            return Err(CoreError::Invalid(format!(
+                "port forward to {}: no such guest on network {} with an IPv4 address",
+                fw.guest, cfg.name
+            )));
+        };
+        nft.port_forward(
+            &forward_id(cfg, fw),
+            &fw.proto,
+            fw.host_port,
+            &ip.addr_string(),
+            fw.guest_port,
+        )?;
+    }
+    if let Some(d) = dns(host, cfg) {
+        d.ensure_running()?;
+        // `host` and `gateway` name the host itself; a guest so named is not published.
+        let names: Vec<(String, String)> = members
+            .iter()
+            .filter(|(g, _)| !hangar_net::dns::HOST_NAMES.contains(&g.as_str()))
+            .map(|(g, a)| (g.clone(), a.addr_string()))
+            .collect();
+        d.set_hosts(&names)?;
+    }
+    Ok(())
+}
+
+pub fn forward_id(cfg: &NetworkConfig, fw: &hangar_model::net::PortForward) -> String {
+    format!("{}:{}:{}", cfg.name, fw.proto, fw.host_port)
+}
+
+/// The bridge of VLAN `vlan` of network `cfg`: an L2 segment of its own.
+pub fn vlan_up(host: &Host, cfg: &NetworkConfig, vlan: u16) -> Result<String> {
+    if cfg.uplink.is_some() {
+        return Err(CoreError::Invalid(format!(
+            "network {}: VLAN {vlan} on an uplink needs 802.1Q devices, which this kernel lacks; use VLANs without an uplink",
+            cfg.name
+        )));
+    }
+    let bridge = names::bridge(&host.paths, &cfg.name, Some(vlan));
+    link::bridge_ensure(&bridge, &[], cfg.mtu)?;
+    Ok(bridge)
+}
+
+/// Take network `cfg` down: DNS, rules, bridges (VLAN ones included).
+pub fn down(host: &Host, cfg: &NetworkConfig) -> Result<()> {
+    if let Some(d) = dns(host, cfg) {
+        d.stop()?;
+    }
+    let nft = nft(host);
+    for fw in &cfg.forwards {
+        nft.remove_port_forward(&forward_id(cfg, fw))?;
+    }
+    nft.remove_network(&cfg.name)?;
+    let vlan_prefix = names::bridge(&host.paths, &cfg.name, Some(0));
+    let vlan_prefix = &vlan_prefix[..vlan_prefix.find('v').map(|i| i + 1).unwrap_or(0)];
+    for b in link::links_with_prefix(vlan_prefix)? {
+        if b.ends_with(&format!("-{}", cfg.name)) {
+            link::bridge_delete(&b)?;
+        }
+    }
+    link::bridge_delete(&cfg.bridge)?;
+    Ok(())
+}

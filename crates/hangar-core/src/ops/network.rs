@@ -1,0 +1,129 @@
+//! `hangar network create/list/show/delete/check`.
+
+use crate::net::{store, up};
+use crate::{CoreError, Host, Result, lock};
+use hangar_model::net::NetworkConfig;
+use serde::Serialize;
+
+pub use crate::net::up::CreateRequest;
+
+pub fn create(host: &Host, req: &CreateRequest) -> Result<NetworkConfig> {
+    let _host_lock = lock::host(&host.paths)?;
+    up::create(host, req)
+}
+
+pub fn list(host: &Host) -> Result<Vec<NetworkConfig>> {
+    store::names(&host.paths)?
+        .iter()
+        .map(|n| store::load(&host.paths, n))
+        .collect()
+}
+
+/// A network with the guests on it.
+#[derive(Debug, Serialize)]
+pub struct Shown {
+    pub network: NetworkConfig,
+    pub guests: Vec<(String, String)>,
+}
+
+pub fn show(host: &Host, name: &str) -> Result<Shown> {
+    let network = store::load(&host.paths, name)?;
+    let guests = up::members(host, name)?
+        .into_iter()
+        .map(|(g, a)| (g, a.to_string()))
+        .collect();
+    Ok(Shown { network, guests })
+}
+
+/// Delete a network no guest uses.
+pub fn delete(host: &Host, name: &str) -> Result<()> {
+    let _host_lock = lock::host(&host.paths)?;
+    let cfg = store::load(&host.paths, name)?;
+    let users: Vec<String> = crate::store::names(&host.paths)?
+        .into_iter()
+        .filter(|g| {
+            crate::store::load(&host.paths, g)
+                .is_ok_and(|c| c.nics.iter().any(|n| n.network.as_deref() == Some(name)))
+        })
+        .map(|g| g.to_string())
+        .collect();
+    if !users.is_empty() {
+        return Err(CoreError::Invalid(format!(
+            "network {name} is used by {}: detach or delete them first",
+            users.join(", ")
+        )));
+    }
+    up::down(host, &cfg)?;
+    let f = store::file(&host.paths, name);
+    std::fs::remove_file(&f).map_err(|e| CoreError::io("removing", &f, e))?;
+    // The last network takes hangar's nftables tables with it.
+    if store::names(&host.paths)?.is_empty() {
+        up::nft(host).delete_tables()?;
+    }
+    Ok(())
+}
+
+/// What `network check` found and did.
+#[derive(Debug, Default, Serialize)]
+pub struct CheckReport {
+    /// Host-side interfaces of guests that are not running (removed with --repair).
+    pub stale_links: Vec<String>,
+    /// nftables guards of guests that are not running.
+    pub stale_guards: Vec<String>,
+    /// Networks brought back up (missing bridge, rules or DNS).
+    pub networks_up: Vec<String>,
+    pub repaired: bool,
+}
+
+/// Compare what the kernel has with what running guests and networks need; with
+/// `repair`, remove leftovers (after a host or monitor crash) and bring networks up.
+pub fn check(host: &Host, repair: bool) -> Result<CheckReport> {
+    let _host_lock = lock::host(&host.paths)?;
+    let mut report = CheckReport {
+        repaired: repair,
+        ..Default::default()
+    };
+    let mut running_ifs = vec![];
+    let mut running_guests = vec![];
+    for g in crate::store::names(&host.paths)? {
+        let Ok(cfg) = crate::store::load(&host.paths, &g) else {
+            continue;
+        };
+        if crate::status::status(&host.paths, &g).is_active() {
+            running_guests.push(g.to_string());
+            running_ifs.extend(
+                cfg.nics
+                    .iter()
+                    .map(|n| crate::net::names::host_if(&host.paths, cfg.context.get(), &n.name)),
+            );
+        }
+    }
+    let prefix = crate::net::names::prefix(&host.paths);
+    let bridges: Vec<String> = list(host)?.iter().map(|n| n.bridge.clone()).collect();
+    for l in hangar_net::link::links_with_prefix(&prefix)? {
+        let is_guest_if = l[prefix.len()..].starts_with(|c: char| c.is_ascii_digit());
+        if is_guest_if && !running_ifs.contains(&l) && !bridges.contains(&l) {
+            if repair {
+                hangar_net::link::nic_unplug(&l)?;
+                let _ = hangar_net::tc::unshape(&l);
+            }
+            report.stale_links.push(l);
+        }
+    }
+    let nft = up::nft(host);
+    for guard in nft.inventory()?.guards {
+        if !running_guests.contains(&guard) {
+            if repair {
+                nft.unguard(&guard)?;
+            }
+            report.stale_guards.push(guard);
+        }
+    }
+    if repair {
+        for n in list(host)? {
+            up::up(host, &n)?;
+            report.networks_up.push(n.name);
+        }
+    }
+    Ok(report)
+}

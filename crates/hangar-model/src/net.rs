@@ -1,0 +1,533 @@
+//! Networks and guest NICs: `etc/hangar/networks/NAME.toml` and the `[[nic]]` tables of
+//! a guest config.
+//!
+//! Interface names are bounded by the kernel's 15 characters, and must say whose they
+//! are: a guest NIC's host side is `<prefix><ctx>-<nic>` (`hg7-eth0`), a network's bridge
+//! `<prefix>b-<network>` (`hgb-lan`). The prefix is `hg` for the host's own hangar root
+//! and `h` plus three hex digits of the root's hash for a relocated root, so parallel
+//! test roots never share an interface.
+
+use crate::ModelError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+fn field(field: &'static str, why: impl Into<String>) -> ModelError {
+    ModelError::Field {
+        field,
+        why: why.into(),
+    }
+}
+
+/// A network's name: `[a-z0-9][a-z0-9-]{0,9}` (it becomes part of an interface name).
+pub fn validate_net_name(n: &str) -> Result<(), ModelError> {
+    let ok = !n.is_empty()
+        && n.len() <= 10
+        && !n.starts_with('-')
+        && n.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(field(
+            "network",
+            format!("{n:?}: use 1-10 characters a-z, 0-9 and '-'"),
+        ))
+    }
+}
+
+/// A NIC's name inside the guest: `[a-z][a-z0-9]{0,4}` (eth0, lan, dmz1).
+pub fn validate_nic_name(n: &str) -> Result<(), ModelError> {
+    let b = n.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 5
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(field(
+            "nic.name",
+            format!("{n:?}: use 1-5 characters a-z and 0-9, starting with a letter"),
+        ))
+    }
+}
+
+/// An address with its prefix length, v4 or v6: `10.77.0.5/24`, `fd77::5/64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cidr {
+    V4(Ipv4Addr, u8),
+    V6(Ipv6Addr, u8),
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, ModelError> {
+        let err = || {
+            field(
+                "address",
+                format!("{s:?}: write an address with its prefix, like 10.77.0.5/24 or fd77::5/64"),
+            )
+        };
+        let (a, p) = s.trim().split_once('/').ok_or_else(err)?;
+        let p: u8 = p.parse().map_err(|_| err())?;
+        if let Ok(v4) = a.parse::<Ipv4Addr>() {
+            return if p <= 32 {
+                Ok(Cidr::V4(v4, p))
+            } else {
+                Err(err())
+            };
+        }
+        let v6 = a.parse::<Ipv6Addr>().map_err(|_| err())?;
+        if p <= 128 {
+            Ok(Cidr::V6(v6, p))
+        } else {
+            Err(err())
+        }
+    }
+
+    pub fn prefix(&self) -> u8 {
+        match self {
+            Cidr::V4(_, p) | Cidr::V6(_, p) => *p,
+        }
+    }
+
+    pub fn addr_string(&self) -> String {
+        match self {
+            Cidr::V4(a, _) => a.to_string(),
+            Cidr::V6(a, _) => a.to_string(),
+        }
+    }
+
+    pub fn is_v4(&self) -> bool {
+        matches!(self, Cidr::V4(..))
+    }
+
+    /// The network this address is in, as a CIDR with the host bits cleared.
+    pub fn network(&self) -> Cidr {
+        match *self {
+            Cidr::V4(a, p) => {
+                let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+                Cidr::V4(Ipv4Addr::from(u32::from(a) & mask), p)
+            }
+            Cidr::V6(a, p) => {
+                let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+                Cidr::V6(Ipv6Addr::from(u128::from(a) & mask), p)
+            }
+        }
+    }
+
+    /// Does the network of `self` contain `other`'s address?
+    pub fn contains(&self, other: &Cidr) -> bool {
+        match (self.network(), other) {
+            (Cidr::V4(n, p), Cidr::V4(a, _)) => Cidr::V4(*a, p).network() == Cidr::V4(n, p),
+            (Cidr::V6(n, p), Cidr::V6(a, _)) => Cidr::V6(*a, p).network() == Cidr::V6(n, p),
+            _ => false,
+        }
+    }
+
+    /// The `n`-th address of this network (`n` = 1 is the first usable one), same prefix.
+    pub fn nth(&self, n: u128) -> Option<Cidr> {
+        match self.network() {
+            Cidr::V4(a, p) => {
+                let size = 1u128 << (32 - p);
+                (n < size.saturating_sub(1))
+                    .then(|| Cidr::V4(Ipv4Addr::from(u32::from(a) + n as u32), p))
+            }
+            Cidr::V6(a, p) => {
+                let size = if p == 0 {
+                    u128::MAX
+                } else {
+                    1u128 << (128 - p).min(127)
+                };
+                (n < size).then(|| Cidr::V6(Ipv6Addr::from(u128::from(a) + n), p))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cidr::V4(a, p) => write!(f, "{a}/{p}"),
+            Cidr::V6(a, p) => write!(f, "{a}/{p}"),
+        }
+    }
+}
+
+impl Serialize for Cidr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Cidr::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a network is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetKind {
+    /// A bridge hangar owns, optionally with a host uplink: guests are on the LAN.
+    Bridge,
+    /// A bridge with its own subnet; the host is the gateway and masquerades.
+    Nat,
+}
+
+/// `host_port -> guest:guest_port`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortForward {
+    #[serde(default = "tcp")]
+    pub proto: String,
+    pub host_port: u16,
+    pub guest: String,
+    pub guest_port: u16,
+}
+
+fn tcp() -> String {
+    "tcp".into()
+}
+
+/// `etc/hangar/networks/NAME.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    pub name: String,
+    pub kind: NetKind,
+    /// The bridge interface (chosen at creation, see the module doc).
+    pub bridge: String,
+    /// The host's address on the bridge; its network is the guests' pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<Cidr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Cidr>,
+    /// Host interface enslaved to the bridge (bridge networks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uplink: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Run a DNS service on the bridge so guests resolve each other by name.
+    #[serde(default = "yes")]
+    pub dns: bool,
+    #[serde(default = "default_domain")]
+    pub domain: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwards: Vec<PortForward>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_domain() -> String {
+    "hangar".into()
+}
+
+impl NetworkConfig {
+    pub fn from_toml(text: &str) -> Result<Self, ModelError> {
+        let n: NetworkConfig =
+            toml::from_str(text).map_err(|e| ModelError::Toml(e.to_string().replace('\n', " ")))?;
+        n.validate()?;
+        Ok(n)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("network configs serialise")
+    }
+
+    pub fn validate(&self) -> Result<(), ModelError> {
+        validate_net_name(&self.name)?;
+        if self.kind == NetKind::Nat && self.ipv4.is_none() && self.ipv6.is_none() {
+            return Err(field(
+                "ipv4",
+                "a nat network needs a subnet (ipv4 = \"10.77.0.1/24\")",
+            ));
+        }
+        for (f, c, v4) in [("ipv4", self.ipv4, true), ("ipv6", self.ipv6, false)] {
+            if let Some(c) = c
+                && (c.is_v4() != v4 || c.network() == c || c.prefix() > if v4 { 30 } else { 126 })
+            {
+                return Err(field(
+                    f,
+                    format!("{c}: give the host's address in the subnet, e.g. 10.77.0.1/24"),
+                ));
+            }
+        }
+        if matches!(self.mtu, Some(m) if !(576..=65535).contains(&m)) {
+            return Err(field("mtu", "use 576 to 65535"));
+        }
+        for fw in &self.forwards {
+            if fw.proto != "tcp" && fw.proto != "udp" {
+                return Err(field(
+                    "forwards.proto",
+                    format!("{:?}: use tcp or udp", fw.proto),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a NIC reaches the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NicMode {
+    /// On a hangar network's bridge.
+    #[default]
+    Bridged,
+    /// VServer/OpenVZ venet style: the host routes the guest's own addresses to it.
+    Routed,
+}
+
+/// One `[[nic]]` of a guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nic {
+    /// Name inside the guest.
+    pub name: String,
+    #[serde(default)]
+    pub mode: NicMode,
+    /// The network (bridged NICs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<Cidr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Cidr>,
+    /// Fixed, or generated from the guest's and the NIC's names at creation.
+    pub mac: String,
+    /// 802.1Q VLAN: the NIC joins the network's bridge for that VLAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Rate limits seen from the guest, bytes per second (`10mbit` in `hangar set`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<Rate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Rate>,
+}
+
+impl Nic {
+    pub fn validate(&self) -> Result<(), ModelError> {
+        validate_nic_name(&self.name)?;
+        parse_mac(&self.mac)?;
+        match (self.mode, &self.network) {
+            (NicMode::Bridged, None) => {
+                return Err(field(
+                    "nic.network",
+                    format!("nic {} needs a network", self.name),
+                ));
+            }
+            (NicMode::Routed, Some(_)) => {
+                return Err(field(
+                    "nic.network",
+                    format!("nic {} is routed: it has no network", self.name),
+                ));
+            }
+            (NicMode::Routed, None) if self.ipv4.is_none() && self.ipv6.is_none() => {
+                return Err(field(
+                    "nic.ipv4",
+                    format!("routed nic {} needs its own address", self.name),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(n) = &self.network {
+            validate_net_name(n)?;
+        }
+        if matches!(self.vlan, Some(v) if !(1..=4094).contains(&v)) {
+            return Err(field("nic.vlan", "use 1 to 4094"));
+        }
+        if matches!(self.mtu, Some(m) if !(576..=65535).contains(&m)) {
+            return Err(field("nic.mtu", "use 576 to 65535"));
+        }
+        Ok(())
+    }
+}
+
+/// A MAC address `02:xx:xx:xx:xx:xx`: unicast, and locally administered when generated.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], ModelError> {
+    let err = || {
+        field(
+            "nic.mac",
+            format!("{s:?}: write six hex bytes, like 02:00:5e:10:00:01"),
+        )
+    };
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(err());
+    }
+    let mut mac = [0u8; 6];
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).map_err(|_| err())?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(field(
+            "nic.mac",
+            format!("{s}: a multicast address cannot be a NIC's"),
+        ));
+    }
+    Ok(mac)
+}
+
+/// A stable MAC for NIC `nic` of guest `guest` (`salt` > 0 picks another on collision).
+pub fn generate_mac(guest: &str, nic: &str, salt: u32) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in guest
+        .bytes()
+        .chain([0])
+        .chain(nic.bytes())
+        .chain(salt.to_le_bytes())
+    {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+    }
+    let b = h.to_le_bytes();
+    format!(
+        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[0], b[1], b[2], b[3], b[4]
+    )
+}
+
+/// Bytes per second, written `10mbit`, `1gbit`, `500kbit` (bits, as tc writes them) or
+/// `2mbyte` / plain bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate(pub u64);
+
+impl Rate {
+    pub fn parse(s: &str) -> Result<Rate, ModelError> {
+        let err = || {
+            field(
+                "rate",
+                format!("{s:?}: write a rate like 10mbit, 500kbit or 1gbit"),
+            )
+        };
+        let t = s.trim().to_ascii_lowercase();
+        let units: [(&str, f64); 8] = [
+            ("gbit", 1e9 / 8.0),
+            ("mbit", 1e6 / 8.0),
+            ("kbit", 1e3 / 8.0),
+            ("bit", 1.0 / 8.0),
+            ("gbyte", 1e9),
+            ("mbyte", 1e6),
+            ("kbyte", 1e3),
+            ("bps", 1.0),
+        ];
+        let (num, mult) = units
+            .iter()
+            .find_map(|(u, m)| t.strip_suffix(u).map(|n| (n, *m)))
+            .unwrap_or((t.as_str(), 1.0));
+        let v = num.trim().parse::<f64>().map_err(|_| err())? * mult;
+        if !v.is_finite() || v < 1000.0 {
+            return Err(field("rate", format!("{s:?}: at least 8kbit")));
+        }
+        Ok(Rate(v.round() as u64))
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bits = self.0 * 8;
+        match bits {
+            b if b % 1_000_000_000 == 0 => write!(f, "{}gbit", b / 1_000_000_000),
+            b if b % 1_000_000 == 0 => write!(f, "{}mbit", b / 1_000_000),
+            b if b % 1000 == 0 => write!(f, "{}kbit", b / 1000),
+            _ => write!(f, "{}bps", self.0),
+        }
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Rate::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_parse_and_compute_networks() {
+        let c = Cidr::parse("10.77.0.5/24").unwrap();
+        assert_eq!(c.network().to_string(), "10.77.0.0/24");
+        assert!(c.contains(&Cidr::parse("10.77.0.200/32").unwrap()));
+        assert!(!c.contains(&Cidr::parse("10.78.0.1/32").unwrap()));
+        assert_eq!(c.nth(1).unwrap().to_string(), "10.77.0.1/24");
+        assert!(c.nth(255).is_none(), "the broadcast address is no guest's");
+        assert_eq!(
+            Cidr::parse("fd77::1/64")
+                .unwrap()
+                .nth(2)
+                .unwrap()
+                .to_string(),
+            "fd77::2/64"
+        );
+        for bad in [
+            "10.77.0.5",
+            "10.77.0.5/33",
+            "300.1.1.1/24",
+            "fd77::1/129",
+            "x/1",
+        ] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_fit_interface_names() {
+        assert!(validate_net_name("lan").is_ok());
+        assert!(validate_net_name("much-too-long").is_err());
+        assert!(validate_nic_name("eth0").is_ok());
+        assert!(validate_nic_name("eth123").is_err());
+        assert!(validate_nic_name("0eth").is_err());
+    }
+
+    #[test]
+    fn generated_macs_are_stable_local_unicast() {
+        let a = generate_mac("web", "eth0", 0);
+        assert_eq!(a, generate_mac("web", "eth0", 0));
+        assert_ne!(a, generate_mac("web", "eth1", 0));
+        assert_ne!(a, generate_mac("web", "eth0", 1));
+        let m = parse_mac(&a).unwrap();
+        assert_eq!(m[0], 0x02);
+        assert!(parse_mac("01:00:5e:00:00:01").is_err());
+    }
+
+    #[test]
+    fn rates_are_in_bits_like_tc() {
+        assert_eq!(Rate::parse("10mbit").unwrap().0, 1_250_000);
+        assert_eq!(Rate::parse("1gbit").unwrap().to_string(), "1gbit");
+        assert!(Rate::parse("fast").is_err());
+    }
+
+    #[test]
+    fn a_nat_network_needs_a_subnet() {
+        let text = "name = \"lan\"\nkind = \"nat\"\nbridge = \"hgb-lan\"\n";
+        assert!(
+            NetworkConfig::from_toml(text)
+                .unwrap_err()
+                .to_string()
+                .contains("subnet")
+        );
+        let ok = format!("{text}ipv4 = \"10.77.0.1/24\"\n");
+        assert_eq!(
+            NetworkConfig::from_toml(&ok)
+                .unwrap()
+                .ipv4
+                .unwrap()
+                .to_string(),
+            "10.77.0.1/24"
+        );
+        assert!(NetworkConfig::from_toml(&format!("{text}ipv4 = \"10.77.0.0/24\"\n")).is_err());
+    }
+}

@@ -1,0 +1,56 @@
+//! A guest NIC from plan to wire and back: veth, shaping, anti-spoofing guard. Used by
+//! the monitor when init starts and by `hangar attach/detach` on a running guest.
+
+use crate::nft::Nft;
+use crate::{Result, link, tc};
+use hangar_model::spec::NicPlan;
+
+/// The guard tag of one NIC of a guest: `<guest>.<nic>` (guest names have no dots).
+pub fn guard_tag(guest: &str, plan: &NicPlan) -> String {
+    format!("{guest}.{}", plan.guest_if)
+}
+
+/// Plug `plan` into the network namespace of process `pid` (the guest's init, or its
+/// child before exec). On failure nothing of it is left.
+pub fn plug(pid: i32, plan: &NicPlan, guest: &str, nft_tag: Option<&str>) -> Result<()> {
+    let setup = link::NicSetup {
+        host_if: plan.host_if.clone(),
+        guest_if: plan.guest_if.clone(),
+        mac: plan.mac.clone(),
+        bridge: plan.bridge.clone(),
+        addrs: plan.addrs.clone(),
+        gateways: plan.gateways.clone(),
+        mtu: plan.mtu,
+        routed: plan.routed,
+    };
+    link::nic_plug(pid, &setup)?;
+    let rest = || -> Result<()> {
+        if plan.egress.is_some() || plan.ingress.is_some() {
+            tc::shape(&plan.host_if, plan.egress, plan.ingress)?;
+        }
+        let nft = Nft::new(nft_tag);
+        nft.ensure()?;
+        nft.guard(
+            &guard_tag(guest, plan),
+            &plan.host_if,
+            &plan.mac,
+            &plan.addrs,
+        )
+    };
+    rest().inspect_err(|_| {
+        let _ = unplug(plan, guest, nft_tag);
+    })
+}
+
+/// Remove what [`plug`] made (idempotent): guard, shaping, veth.
+pub fn unplug(plan: &NicPlan, guest: &str, nft_tag: Option<&str>) -> Result<()> {
+    Nft::new(nft_tag).unguard(&guard_tag(guest, plan))?;
+    tc::unshape(&plan.host_if)?;
+    link::nic_unplug(&plan.host_if)
+}
+
+/// What stays on the host after a guest's network namespace is gone (the veth went with
+/// it): guards and IFB devices.
+pub fn after_exit(plan: &NicPlan, guest: &str, nft_tag: Option<&str>) -> Result<()> {
+    unplug(plan, guest, nft_tag)
+}

@@ -1,0 +1,655 @@
+//! Links on the host: a network's bridge, and a guest NIC's veth pair from the host side
+//! into the guest's network namespace and back out.
+//!
+//! A guest NIC is a veth pair. Its host side (`host_if`, a name the caller chooses) stays
+//! on the host; its peer is created directly inside the guest's network namespace
+//! (`ip link add ... peer name eth0 address MAC netns PID`), already carrying its final
+//! name, MAC and MTU. So there is no temporary name on the host to collide with, and a
+//! failure leaves either the whole pair or nothing. The guest side is then configured
+//! from the host through `nsenter` (`cmd::ip_batch_in`).
+//!
+//! Two ways to connect a NIC:
+//! - **bridged**: the host side is a port of a bridge; the guest's addresses are on the
+//!   bridge's subnet and its default routes go via the given gateways.
+//! - **routed** (OpenVZ's venet): no bridge and no shared L2 segment. The host routes
+//!   each guest address (/32, /128) to the host side. Inside the guest every address is
+//!   a host address (the given prefix length is not used, so the guest never expects
+//!   neighbours on the link) and the default routes go via fixed link-local gateways,
+//!   [`ROUTED_GATEWAY_V4`] (`onlink`) and [`ROUTED_GATEWAY_V6`]. The host side owns both
+//!   gateway addresses itself (169.254.0.1/32 scope link, fe80::1/64), so it answers the
+//!   guest's ARP and neighbour solicitations whatever the host's routing table says;
+//!   proxy ARP alone would answer only for addresses the host routes out of another
+//!   interface, which 169.254.0.1 often is not. Every routed host side has the same two
+//!   addresses, which is fine for link-scope addresses. proxy_arp is on as well, so a
+//!   guest whose admin adds an on-link route (or a wider prefix) still gets answers for
+//!   anything the host can route. No NDP proxy entries are needed: the guest's only IPv6
+//!   neighbour is fe80::1. Reaching the guests' addresses from the host's LAN (proxy ARP
+//!   or NDP on the uplink) is the network's business, not the NIC's.
+
+use crate::{NetError, Result, cmd};
+use hangar_model::net::{Cidr, parse_mac};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// The IPv4 default gateway of a routed guest (`onlink`), owned by the host side.
+pub const ROUTED_GATEWAY_V4: &str = "169.254.0.1";
+/// The IPv6 default gateway of a routed guest, owned by the host side.
+pub const ROUTED_GATEWAY_V6: &str = "fe80::1";
+
+/// Can `name` be an interface name? 1 to 15 bytes, not `.` or `..`, and none of the bytes
+/// the kernel refuses (`/`, `:`, whitespace, NUL) or that `ip -batch` would read as a
+/// quote, escape or comment (`"`, `'`, `\`, `#`), nor control characters.
+pub fn valid_ifname(name: &str) -> bool {
+    let bad = |b: u8| {
+        b.is_ascii_whitespace()
+            || b.is_ascii_control()
+            || matches!(b, b'/' | b':' | b'"' | b'\'' | b'\\' | b'#')
+    };
+    (1..=15).contains(&name.len()) && name != "." && name != ".." && !name.bytes().any(bad)
+}
+
+/// `valid_ifname`, as an error saying which name and what is allowed.
+pub(crate) fn check_ifname(what: &str, name: &str) -> Result<()> {
+    if valid_ifname(name) {
+        return Ok(());
+    }
+    Err(NetError::Invalid(format!(
+        "{what} {name:?} is not a valid interface name: use 1-15 characters without \
+         whitespace, quotes, '/', ':', '\\' or '#', other than . and .."
+    )))
+}
+
+/// One entry of `ip -json -details link show`, as far as hangar reads it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Link {
+    pub ifname: String,
+    #[serde(default)]
+    pub linkinfo: Option<LinkInfo>,
+    #[serde(default)]
+    pub ifalias: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LinkInfo {
+    #[serde(default)]
+    pub info_kind: Option<String>,
+}
+
+impl Link {
+    /// The link's kind (`veth`, `bridge`, `ifb`, ...); `device` for plain hardware.
+    pub fn kind(&self) -> &str {
+        self.linkinfo
+            .as_ref()
+            .and_then(|l| l.info_kind.as_deref())
+            .unwrap_or("device")
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(command: &str, out: &str) -> Result<T> {
+    serde_json::from_str(out).map_err(|e| NetError::Command {
+        command: command.to_string(),
+        stderr: format!("unreadable JSON output: {e}"),
+    })
+}
+
+fn is_missing_device(e: &NetError) -> bool {
+    matches!(e, NetError::Command { stderr, .. }
+        if stderr.contains("does not exist") || stderr.contains("Cannot find device"))
+}
+
+/// The link named `name` on the host, or None.
+pub(crate) fn link_show(name: &str) -> Result<Option<Link>> {
+    match cmd::ip(&["-json", "-details", "link", "show", "dev", name]) {
+        Ok(out) => {
+            let links: Vec<Link> = parse_json("ip -json -details link show", &out)?;
+            Ok(links.into_iter().next())
+        }
+        Err(e) if is_missing_device(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every link on the host, with details.
+pub(crate) fn links() -> Result<Vec<Link>> {
+    let out = cmd::ip(&["-json", "-details", "link", "show"])?;
+    parse_json("ip -json -details link show", &out)
+}
+
+/// `ip link del dev NAME`, where a link that vanished meanwhile counts as deleted.
+pub(crate) fn link_delete(name: &str) -> Result<()> {
+    match cmd::ip(&["link", "del", "dev", name]) {
+        Err(e) if !is_missing_device(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Does the host have an interface named `name`?
+pub fn link_exists(name: &str) -> bool {
+    valid_ifname(name) && matches!(link_show(name), Ok(Some(_)))
+}
+
+/// FNV-1a, for names and MACs that must be stable across runs.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The MAC of bridge `name`: stable and locally administered. A bridge without a MAC of
+/// its own takes the lowest of its ports', so it would change as guests come and go, and
+/// the guests' neighbour entries for their gateway would go stale each time.
+fn bridge_mac(name: &str) -> String {
+    let b = fnv1a(format!("hangar-bridge:{name}").as_bytes()).to_le_bytes();
+    format!(
+        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[0], b[1], b[2], b[3], b[4]
+    )
+}
+
+fn parse_cidr(owner: &str, s: &str) -> Result<Cidr> {
+    Cidr::parse(s).map_err(|e| NetError::Invalid(format!("{owner}: {e}")))
+}
+
+fn check_mtu(owner: &str, mtu: Option<u32>) -> Result<()> {
+    match mtu {
+        Some(m) if !(68..=65535).contains(&m) => Err(NetError::Invalid(format!(
+            "{owner}: mtu {m} is out of range: use 68-65535 (1280 or more with IPv6)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AddrEntry {
+    #[serde(default)]
+    addr_info: Vec<AddrInfo>,
+}
+
+/// An `addr_info` entry; those a filter left out are empty objects.
+#[derive(Debug, Deserialize)]
+struct AddrInfo {
+    #[serde(default)]
+    local: Option<String>,
+    #[serde(default)]
+    prefixlen: Option<u8>,
+}
+
+/// The addresses on link `name`.
+fn addresses(name: &str) -> Result<Vec<Cidr>> {
+    let out = cmd::ip(&["-json", "addr", "show", "dev", name])?;
+    let entries: Vec<AddrEntry> = parse_json("ip -json addr show", &out)?;
+    let infos = entries.into_iter().flat_map(|e| e.addr_info);
+    let cidr = |a: AddrInfo| Cidr::parse(&format!("{}/{}", a.local?, a.prefixlen?)).ok();
+    Ok(infos.filter_map(cidr).collect())
+}
+
+/// Create bridge `name` if missing (idempotent), give it `addrs` (CIDR, v4 and v6; those
+/// it has are kept, and so are any others, which an admin may have put there), set its
+/// MTU and bring it up. A new bridge gets a fixed MAC derived from its name.
+pub fn bridge_ensure(name: &str, addrs: &[String], mtu: Option<u32>) -> Result<()> {
+    check_ifname("bridge", name)?;
+    let owner = format!("bridge {name}");
+    let want = addrs
+        .iter()
+        .map(|a| parse_cidr(&owner, a))
+        .collect::<Result<Vec<_>>>()?;
+    check_mtu(&owner, mtu)?;
+    match link_show(name)? {
+        Some(l) if l.kind() != "bridge" => {
+            return Err(NetError::Invalid(format!(
+                "{name} exists and is a {}, not a bridge: rename or delete it, or choose \
+                 another network name",
+                l.kind()
+            )));
+        }
+        Some(_) => {}
+        None => {
+            let mac = bridge_mac(name);
+            let made = cmd::ip(&[
+                "link", "add", "name", name, "address", &mac, "type", "bridge",
+            ]);
+            // Another hangar may have created it meanwhile; then it is there, and fine.
+            if let Err(e) = made
+                && !matches!(link_show(name)?, Some(l) if l.kind() == "bridge")
+            {
+                return Err(e);
+            }
+        }
+    }
+    let have = addresses(name)?;
+    for c in want.iter().filter(|c| !have.contains(c)) {
+        let cidr = c.to_string();
+        let mut args = vec!["addr", "add", cidr.as_str(), "dev", name];
+        if !c.is_v4() {
+            // Without carrier (no port yet) an address would stay tentative until DAD ran.
+            args.push("nodad");
+        }
+        cmd::ip(&args)?;
+    }
+    if let Some(m) = mtu {
+        cmd::ip(&["link", "set", "dev", name, "mtu", &m.to_string()])?;
+    }
+    cmd::ip(&["link", "set", "dev", name, "up"])?;
+    Ok(())
+}
+
+/// Delete bridge `name` (idempotent). Refuses to delete a link that is not a bridge.
+pub fn bridge_delete(name: &str) -> Result<()> {
+    check_ifname("bridge", name)?;
+    match link_show(name)? {
+        None => Ok(()),
+        Some(l) if l.kind() != "bridge" => Err(NetError::Invalid(format!(
+            "{name} is a {}, not a bridge: not deleting it",
+            l.kind()
+        ))),
+        Some(_) => link_delete(name),
+    }
+}
+
+/// One guest NIC, as [`nic_plug`] creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicSetup {
+    /// Host side veth name, at most 15 bytes (`hg7-eth0`).
+    pub host_if: String,
+    /// The name inside the guest (`eth0`).
+    pub guest_if: String,
+    /// The guest side's MAC (`02:xx:...`).
+    pub mac: String,
+    /// Bridge to attach the host side to (bridged NICs).
+    pub bridge: Option<String>,
+    /// Guest addresses, CIDR, v4 and/or v6.
+    pub addrs: Vec<String>,
+    /// Default gateways inside the guest, v4 and/or v6 (bridged NICs only).
+    pub gateways: Vec<String>,
+    pub mtu: Option<u32>,
+    /// Routed (venet style, see the module docs) instead of bridged.
+    pub routed: bool,
+}
+
+/// A `NicSetup` checked and parsed, before anything is changed.
+struct Plan<'a> {
+    nic: &'a NicSetup,
+    addrs: Vec<Cidr>,
+    gateways: Vec<IpAddr>,
+}
+
+fn plan(pid: i32, nic: &NicSetup) -> Result<Plan<'_>> {
+    check_ifname("host interface", &nic.host_if)?;
+    check_ifname("guest interface", &nic.guest_if)?;
+    let owner = format!("nic {}", nic.host_if);
+    if pid <= 0 {
+        return Err(NetError::Invalid(format!(
+            "{owner}: {pid} is not a process id"
+        )));
+    }
+    parse_mac(&nic.mac).map_err(|e| NetError::Invalid(format!("{owner}: {e}")))?;
+    check_mtu(&owner, nic.mtu)?;
+    let addrs = nic
+        .addrs
+        .iter()
+        .map(|a| parse_cidr(&owner, a))
+        .collect::<Result<Vec<_>>>()?;
+    let gateways = nic
+        .gateways
+        .iter()
+        .map(|g| {
+            g.parse::<IpAddr>().map_err(|_| {
+                NetError::Invalid(format!(
+                    "{owner}: gateway {g:?} is not an address: write it like 10.77.0.1 or fd77::1"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if nic.routed && nic.bridge.is_some() {
+        return Err(NetError::Invalid(format!(
+            "{owner}: a routed NIC has no bridge: drop the bridge or the routed mode"
+        )));
+    }
+    if nic.routed && !gateways.is_empty() {
+        return Err(NetError::Invalid(format!(
+            "{owner}: a routed NIC takes no gateways: its default routes go via the host side \
+             ({ROUTED_GATEWAY_V4}, {ROUTED_GATEWAY_V6})"
+        )));
+    }
+    check_gateways(&owner, &gateways, &addrs)?;
+    if let Some(b) = &nic.bridge {
+        check_bridge(&owner, b)?;
+    }
+    if link_show(&nic.host_if)?.is_some() {
+        return Err(NetError::Invalid(format!(
+            "{} already exists on the host: unplug that NIC first",
+            nic.host_if
+        )));
+    }
+    if !Path::new(&format!("/proc/{pid}/ns/net")).exists() {
+        return Err(gone(pid, nic));
+    }
+    Ok(Plan {
+        nic,
+        addrs,
+        gateways,
+    })
+}
+
+/// Each gateway must be on one of the NIC's subnets (or IPv6 link-local), or the
+/// kernel would refuse the route only after the NIC exists.
+fn check_gateways(owner: &str, gateways: &[IpAddr], addrs: &[Cidr]) -> Result<()> {
+    for gw in gateways {
+        let (host, link_local) = match gw {
+            IpAddr::V4(a) => (Cidr::V4(*a, 32), false),
+            IpAddr::V6(a) => (Cidr::V6(*a, 128), a.segments()[0] & 0xffc0 == 0xfe80),
+        };
+        if !link_local && !addrs.iter().any(|c| c.contains(&host)) {
+            return Err(NetError::Invalid(format!(
+                "{owner}: gateway {gw} is on none of the NIC's subnets: give an address in its \
+                 subnet, or another gateway"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_bridge(owner: &str, bridge: &str) -> Result<()> {
+    check_ifname("bridge", bridge)?;
+    match link_show(bridge)? {
+        Some(l) if l.kind() == "bridge" => Ok(()),
+        Some(l) => Err(NetError::Invalid(format!(
+            "{owner}: {bridge} is a {}, not a bridge",
+            l.kind()
+        ))),
+        None => Err(NetError::Invalid(format!(
+            "{owner}: bridge {bridge} does not exist: bring its network up first"
+        ))),
+    }
+}
+
+fn gone(pid: i32, nic: &NicSetup) -> NetError {
+    NetError::Invalid(format!(
+        "cannot plug {} into process {pid}: it has exited (is the guest running?)",
+        nic.host_if
+    ))
+}
+
+/// Plug a NIC into the network namespace of process `pid`: create the veth pair (the
+/// peer inside the guest, see the module docs), configure the host side (bridge port,
+/// or routes and gateway addresses when routed), then inside the guest the addresses
+/// (IPv6 without DAD), link up, default routes. On failure the host side is deleted,
+/// and its peer goes with it.
+pub fn nic_plug(pid: i32, nic: &NicSetup) -> Result<()> {
+    let plan = plan(pid, nic)?;
+    create_pair(pid, nic)?;
+    let configured = configure_host(&plan).and_then(|()| configure_guest(pid, &plan));
+    configured.inspect_err(|_| {
+        let _ = link_delete(&nic.host_if);
+    })
+}
+
+fn create_pair(pid: i32, nic: &NicSetup) -> Result<()> {
+    let pid_s = pid.to_string();
+    let mtu = nic.mtu.map(|m| m.to_string());
+    let mtu_args: Vec<&str> = mtu.iter().flat_map(|m| ["mtu", m.as_str()]).collect();
+    let mut args = vec!["link", "add", "name", &nic.host_if];
+    args.extend(&mtu_args);
+    args.extend([
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &nic.guest_if,
+        "address",
+        &nic.mac,
+    ]);
+    args.extend(&mtu_args);
+    args.extend(["netns", &pid_s]);
+    match cmd::ip(&args) {
+        Ok(_) => Ok(()),
+        Err(NetError::Command { stderr, .. }) if stderr.contains("No such process") => {
+            Err(gone(pid, nic))
+        }
+        // The pair is made atomically: on this error nothing was created.
+        Err(NetError::Command { stderr, .. }) if stderr.contains("File exists") => {
+            Err(NetError::Invalid(format!(
+                "cannot plug {}: the guest (process {pid}) already has an interface named {} \
+                 (or {} appeared on the host meanwhile)",
+                nic.host_if, nic.guest_if, nic.host_if
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `ip -batch -` on the host; stops at the first failing line.
+fn ip_batch(batch: &str) -> Result<()> {
+    cmd::run("ip", &["-batch", "-"], Some(batch)).map(drop)
+}
+
+fn configure_host(plan: &Plan) -> Result<()> {
+    let h = &plan.nic.host_if;
+    let mut batch = String::new();
+    if let Some(b) = &plan.nic.bridge {
+        batch += &format!("link set dev {h} master {b}\n");
+    }
+    if plan.nic.routed {
+        if plan.addrs.iter().any(Cidr::is_v4) {
+            batch += &format!("addr add {ROUTED_GATEWAY_V4}/32 dev {h} scope link\n");
+            write_sysctl(&format!("net/ipv4/conf/{h}/proxy_arp"), "1")?;
+        }
+        if plan.addrs.iter().any(|a| !a.is_v4()) {
+            batch += &format!("addr add {ROUTED_GATEWAY_V6}/64 dev {h} nodad\n");
+        }
+    }
+    batch += &format!("link set dev {h} up\n");
+    if plan.nic.routed {
+        for a in &plan.addrs {
+            batch += &format!("route add {} dev {h}\n", host_route(a));
+        }
+    }
+    ip_batch(&batch).map_err(|e| batch_error(e, &batch, None))
+}
+
+/// `a` as a host address: /32 or /128.
+fn host_route(a: &Cidr) -> String {
+    let len = if a.is_v4() { 32 } else { 128 };
+    format!("{}/{len}", a.addr_string())
+}
+
+fn configure_guest(pid: i32, plan: &Plan) -> Result<()> {
+    let g = &plan.nic.guest_if;
+    let mut batch = String::new();
+    for a in &plan.addrs {
+        let addr = if plan.nic.routed {
+            host_route(a)
+        } else {
+            a.to_string()
+        };
+        // The guest's addresses are hangar's to give: no duplicate detection delaying them.
+        let nodad = if a.is_v4() { "" } else { " nodad" };
+        batch += &format!("addr add {addr} dev {g}{nodad}\n");
+    }
+    batch += &format!("link set dev {g} up\n");
+    if plan.nic.routed {
+        if plan.addrs.iter().any(Cidr::is_v4) {
+            batch += &format!("route add 0.0.0.0/0 via {ROUTED_GATEWAY_V4} dev {g} onlink\n");
+        }
+        if plan.addrs.iter().any(|a| !a.is_v4()) {
+            batch += &format!("route add ::/0 via {ROUTED_GATEWAY_V6} dev {g}\n");
+        }
+    }
+    for gw in &plan.gateways {
+        let default = if gw.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+        batch += &format!("route add {default} via {gw} dev {g}\n");
+    }
+    cmd::ip_batch_in(pid, &batch)
+        .map(drop)
+        .map_err(|e| batch_error(e, &batch, Some(pid)))
+}
+
+/// The error of an `ip -batch` run, naming the line that failed (iproute2 reports only
+/// its number) and, for a guest's, whose network namespace it ran in.
+fn batch_error(e: NetError, batch: &str, guest_pid: Option<i32>) -> NetError {
+    let NetError::Command { command, stderr } = e else {
+        return e;
+    };
+    let number = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("Command failed -:"));
+    let line = number
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| batch.lines().nth(i));
+    let Some(line) = line else {
+        return NetError::Command { command, stderr };
+    };
+    let reason = stderr.lines().next().unwrap_or("").trim();
+    let stderr = match guest_pid {
+        Some(pid) => format!("{reason} (inside the network namespace of process {pid})"),
+        None => reason.to_string(),
+    };
+    NetError::Command {
+        command: format!("ip {line}"),
+        stderr,
+    }
+}
+
+/// Remove a NIC: delete its host side (the peer in the guest goes with it, and so do
+/// the host's routes to a routed NIC's addresses, which the kernel drops with their
+/// device). Idempotent; refuses to delete a link that is not a veth.
+pub fn nic_unplug(host_if: &str) -> Result<()> {
+    check_ifname("host interface", host_if)?;
+    match link_show(host_if)? {
+        None => Ok(()),
+        Some(l) if l.kind() != "veth" => Err(NetError::Invalid(format!(
+            "{host_if} is a {}, not a guest NIC's veth: not deleting it",
+            l.kind()
+        ))),
+        Some(_) => link_delete(host_if),
+    }
+}
+
+/// Names of the host's interfaces that start with `prefix` (leftover checks).
+pub fn links_with_prefix(prefix: &str) -> Result<Vec<String>> {
+    let out = cmd::ip(&["-json", "link", "show"])?;
+    let links: Vec<Link> = parse_json("ip -json link show", &out)?;
+    Ok(links
+        .into_iter()
+        .map(|l| l.ifname)
+        .filter(|n| n.starts_with(prefix))
+        .collect())
+}
+
+fn write_sysctl(key: &str, value: &str) -> Result<()> {
+    let path = PathBuf::from("/proc/sys").join(key);
+    std::fs::write(&path, value).map_err(|source| NetError::Io {
+        what: "cannot write",
+        path,
+        source,
+    })
+}
+
+/// Let the host route between its interfaces: net.ipv4.ip_forward=1 and
+/// net.ipv6.conf.all.forwarding=1 (the latter only where the kernel has IPv6). Note that
+/// with IPv6 forwarding on, interfaces with accept_ra=1 ignore router advertisements: a
+/// host that configures its uplink by SLAAC needs accept_ra=2 there.
+pub fn enable_forwarding() -> Result<()> {
+    write_sysctl("net/ipv4/ip_forward", "1")?;
+    if Path::new("/proc/sys/net/ipv6").exists() {
+        write_sysctl("net/ipv6/conf/all/forwarding", "1")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_style_names_are_valid() {
+        for n in [
+            "eth0",
+            "hg7-eth0",
+            "h1a2-32767-eth",
+            "a",
+            "br.100",
+            "hgb-lan",
+        ] {
+            assert!(valid_ifname(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn names_the_kernel_or_ip_batch_refuse_are_invalid() {
+        let long = "a".repeat(16);
+        for n in [
+            "", ".", "..", "a/b", "a:b", "a b", "a\tb", "a\nb", "a#b", "a\"b", "a'b", &long,
+        ] {
+            assert!(!valid_ifname(n), "{n:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_name_is_refused_with_the_name() {
+        let e = check_ifname("bridge", "has space").unwrap_err().to_string();
+        assert!(
+            e.contains("bridge \"has space\" is not a valid interface name"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bridge_macs_are_stable_unicast_and_local() {
+        let m = bridge_mac("hgb-lan");
+        assert_eq!(m, bridge_mac("hgb-lan"));
+        assert_ne!(m, bridge_mac("hgb-dmz"));
+        assert!(m.starts_with("02:"), "{m}");
+        assert!(parse_mac(&m).is_ok());
+    }
+
+    #[test]
+    fn routed_host_routes_are_host_addresses() {
+        assert_eq!(
+            host_route(&Cidr::parse("10.1.2.3/24").unwrap()),
+            "10.1.2.3/32"
+        );
+        assert_eq!(
+            host_route(&Cidr::parse("fd00::5/64").unwrap()),
+            "fd00::5/128"
+        );
+    }
+
+    #[test]
+    fn routed_nic_with_gateways_is_refused_before_anything_changes() {
+        let nic = NicSetup {
+            host_if: "hgt-unit0".into(),
+            guest_if: "eth0".into(),
+            mac: "02:00:00:00:00:01".into(),
+            bridge: None,
+            addrs: vec!["10.0.0.5/32".into()],
+            gateways: vec!["10.0.0.1".into()],
+            mtu: None,
+            routed: true,
+        };
+        let e = nic_plug(1, &nic).unwrap_err().to_string();
+        assert!(e.contains("a routed NIC takes no gateways"), "{e}");
+    }
+
+    #[test]
+    fn bad_mtu_and_mac_are_refused_with_their_values() {
+        let mut nic = NicSetup {
+            host_if: "hgt-unit1".into(),
+            guest_if: "eth0".into(),
+            mac: "01:00:00:00:00:01".into(),
+            bridge: None,
+            addrs: vec![],
+            gateways: vec![],
+            mtu: None,
+            routed: false,
+        };
+        let e = nic_plug(1, &nic).unwrap_err().to_string();
+        assert!(e.contains("multicast"), "{e}");
+        nic.mac = "02:00:00:00:00:01".into();
+        nic.mtu = Some(20);
+        let e = nic_plug(1, &nic).unwrap_err().to_string();
+        assert!(e.contains("mtu 20 is out of range"), "{e}");
+    }
+}
