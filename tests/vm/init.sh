@@ -59,6 +59,9 @@ fi
 export HANGAR_ROOT=/tmp/hangar
 export HOME=/root
 mkdir -p "${HANGAR_ROOT}" /root
+# The VM has no network tools: its guests get no NIC unless a scenario asks.
+mkdir -p "${HANGAR_ROOT}/etc/hangar"
+echo 'network = "none"' >"${HANGAR_ROOT}/etc/hangar/defaults.toml"
 
 # Only errors and worse from the kernel while the scenario runs (an OOM kill's
 # report is one of them), nothing while the results are printed.

@@ -275,9 +275,15 @@ fn plugging_into_an_exited_process_fails_and_leaves_no_host_side() {
         || {
             let mut lab = Lab::new();
             lab.link("hgt4-eth0");
+            // An exited process kept as a zombie (not reaped until the end): its pid
+            // cannot be reused meanwhile, so the plug cannot land in someone else's
+            // namespace (a reaped pid can be a new guest's a moment later).
             let mut gone = std::process::Command::new("true").spawn().unwrap();
-            gone.wait().unwrap();
             let pid = i32::try_from(gone.id()).unwrap();
+            let stat = format!("/proc/{pid}/stat");
+            while !std::fs::read_to_string(&stat).unwrap().contains(") Z ") {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
 
             let err = link::nic_plug(
                 pid,
@@ -291,6 +297,7 @@ fn plugging_into_an_exited_process_fails_and_leaves_no_host_side() {
             )
             .unwrap_err();
 
+            gone.wait().unwrap();
             assert!(err.to_string().contains("has exited"), "{err}");
             assert!(!link::link_exists("hgt4-eth0"));
             assert!(link::links_with_prefix("hgt").unwrap().is_empty());
