@@ -429,3 +429,37 @@ fn a_10_mbit_rate_limit_is_measured_within_15_percent() {
     let (_, qdisc) = sh(&format!("tc qdisc show dev {host_if}"));
     assert!(!qdisc.contains("tbf"), "{qdisc}");
 }
+
+#[test]
+fn new_guests_join_the_default_nat_network_unless_the_host_defaults_say_none() {
+    require_root!();
+    let h = TestHost::new("defaultnet");
+    // The harness's defaults say none: only lo.
+    h.build_busybox("plain");
+    assert!(!h.ok(&["config", "show", "plain"]).contains("[[nic]]"));
+    // Without that line, a guest gets eth0 on the default NAT network, created on first use.
+    std::fs::remove_file(h.root.join("etc/hangar/defaults.toml")).unwrap();
+    h.build_busybox("netted");
+    assert!(
+        h.ok(&["config", "show", "netted"])
+            .contains("network = \"default\"")
+    );
+    h.started("netted");
+    let gw = serde_json::from_str::<serde_json::Value>(&h.ok(&["network", "show", "default"]))
+        .unwrap()["network"]["ipv4"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        h.sh(
+            "netted",
+            &format!("ping -c1 -W2 {gw} >/dev/null && echo ok")
+        )
+        .1
+        .trim(),
+        "ok"
+    );
+}

@@ -53,7 +53,13 @@ impl TestHost {
             .subsec_nanos();
         let root =
             std::env::temp_dir().join(format!("hangar-test-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(root.join("etc/hangar")).unwrap();
+        // Guests of most tests need no network; network tests ask for one.
+        std::fs::write(
+            root.join("etc/hangar/defaults.toml"),
+            "network = \"none\"\n",
+        )
+        .unwrap();
         TestHost { root }
     }
 
