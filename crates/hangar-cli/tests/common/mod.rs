@@ -229,10 +229,9 @@ impl TestHost {
     /// Networks of this root go with their bridges, DNS services and nft tables.
     fn remove_networks(&self) {
         let nets = self.root.join("etc/hangar/networks");
-        let Ok(entries) = std::fs::read_dir(&nets) else {
-            return;
-        };
-        let names: Vec<String> = entries
+        let names: Vec<String> = std::fs::read_dir(&nets)
+            .into_iter()
+            .flatten()
             .flatten()
             .filter_map(|e| {
                 e.file_name()
