@@ -145,6 +145,21 @@ fn a_nat_guest_reaches_the_host_side_and_a_port_forward_reaches_its_service() {
     std::fs::write(&netfile, text).unwrap();
     h.ok(&["network", "check", "--repair"]);
     // (busybox's wget -T crashes; bound it from outside.)
+    // Masqueraded out through the host to another host.
+    assert_eq!(
+        h.sh("web", "ping -c1 -W2 10.241.9.2 >/dev/null && echo ok")
+            .1
+            .trim(),
+        "ok"
+    );
+    // Its own name at its address in /etc/hosts.
+    let web_ip = addr(&h, "web", "eth0");
+    assert!(
+        h.sh("web", "cat /etc/hosts")
+            .1
+            .lines()
+            .any(|l| l.starts_with(&format!("{web_ip} web")))
+    );
     let (_, page) = sh(&format!(
         "ip netns exec {ns} timeout 5 busybox wget -qO- http://10.241.9.1:18080/"
     ));
@@ -462,4 +477,110 @@ fn new_guests_join_the_default_nat_network_unless_the_host_defaults_say_none() {
         .trim(),
         "ok"
     );
+}
+
+#[test]
+fn network_check_finds_and_repairs_what_a_crashed_monitor_left() {
+    require_root!();
+    let h = TestHost::new("netcheck");
+    net(&h, "ck", &["--ipv4", "10.248.0.1/24", "--no-dns"]);
+    h.ok(&[
+        "build",
+        "g",
+        "-m",
+        "busybox",
+        "--nic",
+        "network=ck,egress=10mbit",
+    ]);
+    h.ok(&["build", "ok", "-m", "busybox", "--network", "ck"]);
+    h.started("g");
+    h.started("ok");
+    let clean = h.ok(&["network", "check", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&clean).unwrap();
+    assert!(
+        v["stale_links"].as_array().unwrap().is_empty()
+            && v["stale_guards"].as_array().unwrap().is_empty(),
+        "{clean}"
+    );
+    // The monitor dies without cleaning up: its guest's guard and shaping device stay.
+    let monitor = h.runtime("g")["monitor_pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(common::wait_for(Duration::from_secs(5), || h.state("g") == "stopped"));
+    let found: serde_json::Value =
+        serde_json::from_str(&h.ok(&["network", "check", "--format", "json"])).unwrap();
+    assert_eq!(
+        found["stale_guards"],
+        serde_json::json!(["g.eth0"]),
+        "{found}"
+    );
+    assert!(
+        found["stale_links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("ifb")),
+        "{found}"
+    );
+    h.ok(&["network", "check", "--repair"]);
+    let after: serde_json::Value =
+        serde_json::from_str(&h.ok(&["network", "check", "--format", "json"])).unwrap();
+    assert!(
+        after["stale_links"].as_array().unwrap().is_empty()
+            && after["stale_guards"].as_array().unwrap().is_empty(),
+        "{after}"
+    );
+    // The running neighbour kept its guard and its network.
+    assert_eq!(
+        h.sh("ok", "ping -c1 -W2 10.248.0.1 >/dev/null && echo ok")
+            .1
+            .trim(),
+        "ok"
+    );
+    assert!(sh("nft list ruleset").1.contains("ok.eth0"));
+}
+
+#[test]
+fn guests_reach_each_other_over_ipv6() {
+    require_root!();
+    let h = TestHost::new("ipv6");
+    net(
+        &h,
+        "six",
+        &[
+            "--ipv4",
+            "10.250.0.1/24",
+            "--ipv6",
+            "fd42:250::1/64",
+            "--no-dns",
+        ],
+    );
+    h.ok(&["build", "a", "-m", "busybox", "--network", "six"]);
+    h.ok(&["build", "b", "-m", "busybox", "--network", "six"]);
+    h.started("a");
+    h.started("b");
+    let cfg = std::fs::read_to_string(h.config_file("b")).unwrap();
+    let v: toml::Value = toml::from_str(&cfg).unwrap();
+    let b6 = v["nic"][0]["ipv6"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(b6.starts_with("fd42:250::"), "{b6}");
+    // DAD may hold a fresh address for a moment.
+    assert!(common::wait_for(Duration::from_secs(5), || h
+        .sh("a", &format!("ping -6 -c1 -W1 {b6} >/dev/null && echo ok"))
+        .1
+        .trim()
+        == "ok"));
+    assert!(common::wait_for(Duration::from_secs(5), || h
+        .sh("a", "ping -6 -c1 -W1 fd42:250::1 >/dev/null && echo ok")
+        .1
+        .trim()
+        == "ok"));
 }

@@ -212,6 +212,10 @@ fn child_steps(
     drop(lxcfs);
     sync_hostname_file(&spec.hostname);
     write_resolv_conf(&spec.nameservers, spec.search.as_deref());
+    sync_hosts_file(
+        &spec.hostname,
+        spec.nics.iter().flat_map(|n| n.addrs.iter()),
+    );
     hangar_sys::loopback_up()?;
     send_console(fds, &master, &peer)?;
     drop(master);
@@ -288,4 +292,32 @@ fn write_resolv_conf(nameservers: &[String], search: Option<&str>) {
         text.push_str(&format!("nameserver {n}\n"));
     }
     let _ = std::fs::write("/etc/resolv.conf", text);
+}
+
+/// Keep one line of the guest's /etc/hosts, marked `# hangar`, naming its hostname at its
+/// addresses (the admin's own lines are left as they are). Inside the guest, as guest root.
+fn sync_hosts_file<'a>(hostname: &str, addrs: impl Iterator<Item = &'a String>) {
+    const MARK: &str = "# hangar";
+    let path = std::path::Path::new("/etc/hosts");
+    let Ok(old) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let short = hostname.split('.').next().unwrap_or(hostname);
+    let names = if short == hostname {
+        hostname.to_string()
+    } else {
+        format!("{hostname} {short}")
+    };
+    let mut text: String = old
+        .lines()
+        .filter(|l| !l.ends_with(MARK))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for a in addrs {
+        let ip = a.split('/').next().unwrap_or(a);
+        text.push_str(&format!("{ip} {names} {MARK}\n"));
+    }
+    if text != old {
+        let _ = std::fs::write(path, text);
+    }
 }

@@ -110,9 +110,20 @@ pub fn check(host: &Host, repair: bool) -> Result<CheckReport> {
             report.stale_links.push(l);
         }
     }
+    // Shaping devices outlive their guest's veth; find them by the interface they shaped.
+    for (ifb, shaped) in hangar_net::tc::ifb_devices()? {
+        if shaped.starts_with(&prefix) && !running_ifs.contains(&shaped) {
+            if repair {
+                hangar_net::tc::unshape(&shaped)?;
+            }
+            report.stale_links.push(ifb);
+        }
+    }
     let nft = up::nft(host);
     for guard in nft.inventory()?.guards {
-        if !running_guests.contains(&guard) {
+        // Guard tags are `<guest>.<nic>`.
+        let guest = guard.split('.').next().unwrap_or_default();
+        if !running_guests.iter().any(|g| g == guest) {
             if repair {
                 nft.unguard(&guard)?;
             }
