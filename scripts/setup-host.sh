@@ -27,7 +27,7 @@ runtime_pkgs=(
     cpio           # tests/vm: packing its initramfs
 )
 # The tools bench/start.sh measures hangar against.
-bench_pkgs=(crun lxc systemd-container hyperfine)
+bench_pkgs=(crun lxc systemd-container hyperfine iperf3)
 
 log() { printf 'setup-host: %s\n' "$*"; }
 
