@@ -26,34 +26,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 script="${repo}/bench/$(basename "$0")"
 
-if [[ ${EUID} -ne 0 ]]; then
-    echo "bench: must run as root" >&2
-    exit 1
-fi
-
-# As in bench/start.sh: run under a child subreaper that reaps at once, so the
-# detached processes we start (hangar's monitors and lxcfs keeper, the LXC
-# monitor) never linger as zombies of a slow pid 1.
-if [[ -z ${BENCH_REAPED:-} ]]; then
-    export BENCH_REAPED=1
-    exec python3 -c '
-import ctypes, os, signal, sys
-PR_SET_CHILD_SUBREAPER = 36
-ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-child = os.fork()
-if child == 0:
-    os.execv("/bin/bash", ["bash"] + sys.argv[1:])
-for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-    signal.signal(sig, lambda n, _f: os.kill(child, n))
-while True:
-    try:
-        pid, status = os.wait()
-    except InterruptedError:
-        continue
-    if pid == child:
-        sys.exit(os.waitstatus_to_exitcode(status))
-' "${script}" "$@"
-fi
+# shellcheck source=bench/lib.sh
+source "${repo}/bench/lib.sh"
+bench_start "${script}" "$@"
 
 HANGAR=${HANGAR:-${repo}/target/release/hangar}
 READS=${READS:-2000}
