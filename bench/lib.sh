@@ -1,4 +1,5 @@
-# Shared start of the benchmark scripts: `source` it, then call
+# shellcheck shell=bash
+# Shared pieces of the benchmark scripts: `source` it, then call
 # `bench_start SCRIPT "$@"` before anything else.
 
 # Refuse to run without root, then re-run SCRIPT under a child subreaper.
@@ -33,4 +34,33 @@ while True:
     if pid == child:
         sys.exit(os.waitstatus_to_exitcode(status))
 ' "${script}" "$@"
+}
+
+# refers_to_root PID: the process names our HANGAR_ROOT in its environment, its
+# command line or an open file (so a recycled pid is never killed).
+refers_to_root() {
+    local fd
+    tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | grep -qx "HANGAR_ROOT=${HANGAR_ROOT}" && return 0
+    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "${HANGAR_ROOT}" && return 0
+    for fd in "/proc/$1/fd/"*; do
+        [[ $(readlink "${fd}" 2>/dev/null) == "${HANGAR_ROOT}"/* ]] && return 0
+    done
+    return 1
+}
+
+# bench_remove_work WORK: stop this HANGAR_ROOT's lxcfs keeper (on SIGTERM it stops
+# lxcfs and unmounts it), unmount whatever is left below WORK, and remove WORK.
+bench_remove_work() {
+    local work=$1 keeper
+    keeper=$(sed -n 's/.*"keeper_pid":\([0-9]*\).*/\1/p' "${HANGAR_ROOT}/run/hangar/lxcfs.json" 2>/dev/null)
+    if [[ -n ${keeper} ]] && refers_to_root "${keeper}"; then
+        kill -TERM "${keeper}"
+        for _ in $(seq 50); do
+            if [[ ! -d /proc/${keeper} ]] || grep -qE '^State:\s+Z' "/proc/${keeper}/status"; then break; fi
+            sleep 0.1
+        done
+    fi
+    awk -v w="${work}" 'index($2, w) == 1 { print $2 }' /proc/self/mounts | sort -r |
+        while read -r m; do umount -l "${m}"; done
+    rm -rf --one-file-system "${work}"
 }

@@ -95,17 +95,6 @@ subid_added=()
 # made them.
 lxc_pivots=()
 
-# refers_to_root PID: the process names our HANGAR_ROOT in its environment, its
-# command line or an open file (so a recycled pid is never killed).
-refers_to_root() {
-    local fd
-    tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | grep -qx "HANGAR_ROOT=${HANGAR_ROOT}" && return 0
-    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "${HANGAR_ROOT}" && return 0
-    for fd in "/proc/$1/fd/"*; do
-        [[ $(readlink "${fd}" 2>/dev/null) == "${HANGAR_ROOT}"/* ]] && return 0
-    done
-    return 1
-}
 # gone PID: the process has exited (or is a zombie waiting to be reaped).
 gone() { [[ ! -e /proc/$1 ]] || grep -q ') Z ' "/proc/$1/stat" 2>/dev/null; }
 # json_field FILE KEY: one field of a JSON object, or nothing.

@@ -77,15 +77,6 @@ net_created=
 netns_created=()
 servers=()
 
-refers_to_root() {
-    local fd
-    tr '\0' '\n' <"/proc/$1/environ" 2>/dev/null | grep -qx "HANGAR_ROOT=${HANGAR_ROOT}" && return 0
-    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF "${HANGAR_ROOT}" && return 0
-    for fd in "/proc/$1/fd/"*; do
-        [[ $(readlink "${fd}" 2>/dev/null) == "${HANGAR_ROOT}"/* ]] && return 0
-    done
-    return 1
-}
 
 cleanup() {
     set +e
@@ -105,19 +96,7 @@ cleanup() {
         ip netns del "${ns}" 2>/dev/null
     done
     ip link del "${VETH_A}" 2>/dev/null
-    # hangar's lxcfs keeper for this root: on SIGTERM it stops lxcfs and unmounts it.
-    keeper=$(sed -n 's/.*"keeper_pid":\([0-9]*\).*/\1/p' "${HANGAR_ROOT}/run/hangar/lxcfs.json" 2>/dev/null)
-    if [[ -n ${keeper} ]] && refers_to_root "${keeper}"; then
-        kill -TERM "${keeper}"
-        for _ in $(seq 50); do
-            if [[ ! -d /proc/${keeper} ]] || grep -qE '^State:\s+Z' "/proc/${keeper}/status"; then break; fi
-            sleep 0.1
-        done
-    fi
-    # Nothing may stay mounted below the work dir before it is removed.
-    awk -v w="${work}" 'index($2, w) == 1 { print $2 }' /proc/self/mounts | sort -r |
-        while read -r m; do umount -l "${m}"; done
-    rm -rf --one-file-system "${work}"
+    bench_remove_work "${work}"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
