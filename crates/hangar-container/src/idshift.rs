@@ -16,6 +16,13 @@ pub fn current_base(rootfs: &Path, range: u32) -> Result<u32, ContainerError> {
     Ok(m.uid() - m.uid() % range)
 }
 
+/// Shift the tree at `rootfs` so its root belongs to `to` (0 for a host-owned tree),
+/// from whatever base it has now; nothing happens when it already does.
+pub fn shift_to(rootfs: &Path, to: u32, range: u32) -> Result<u64, ContainerError> {
+    let from = current_base(rootfs, range)?;
+    shift(rootfs, from, to, range)
+}
+
 /// Move every id in `[from, from+range)` to the same offset in `[to, to+range)`; ids
 /// outside the old range (owned by nobody the guest knows) are left alone.
 pub fn shift(rootfs: &Path, from: u32, to: u32, range: u32) -> Result<u64, ContainerError> {

@@ -67,6 +67,20 @@ pub fn host(paths: &Paths) -> Result<Lock> {
     })
 }
 
+/// Lock host-wide network allocations (subnets), shared by every hangar root on the
+/// host: unlike the host lock, it lives outside the root prefix.
+pub fn host_network() -> Result<Lock> {
+    take(
+        Path::new("/run/lock/hangar-net.lock"),
+        Duration::from_secs(60),
+    )?
+    .ok_or_else(|| {
+        CoreError::Invalid(
+            "the network allocation lock is held by another hangar command for too long".into(),
+        )
+    })
+}
+
 /// Is a process holding an exclusive lock on `path` (a monitor on its monitor.lock)?
 pub fn is_held(path: &Path) -> bool {
     let Ok(file) = std::fs::File::open(path) else {

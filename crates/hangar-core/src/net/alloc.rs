@@ -1,27 +1,12 @@
 //! Allocation of host-wide network resources: subnets for new networks, addresses in a
 //! network, MACs. Subnets are host-wide (two hangar roots share the host's routing), so
-//! their allocation holds a lock outside the root prefix: `/run/lock/hangar-net.lock`.
+//! their allocation holds a lock outside the root prefix: `/run/lock/hangar-net.lock` ([`crate::lock::host_network`]).
 
 use super::store;
 use crate::paths::Paths;
 use crate::{CoreError, Result};
 use hangar_model::net::{Cidr, NetworkConfig};
 use std::net::Ipv4Addr;
-
-/// Lock for host-wide network allocations (all hangar roots).
-pub fn host_net_lock() -> Result<nix::fcntl::Flock<std::fs::File>> {
-    let dir = std::path::Path::new("/run/lock");
-    std::fs::create_dir_all(dir).map_err(|e| CoreError::io("creating", dir, e))?;
-    let p = dir.join("hangar-net.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .map_err(|e| CoreError::io("opening", &p, e))?;
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| CoreError::io("locking", p, e.into()))
-}
 
 /// IPv4 networks the host already routes or has addresses in.
 fn host_v4_networks() -> Vec<Cidr> {
@@ -57,7 +42,7 @@ fn overlaps(a: &Cidr, b: &Cidr) -> bool {
 
 /// A free /24 for a new NAT network: the host address `.1` in the first 10.x.y.0/24
 /// (x from 77) that overlaps nothing the host routes or any network of `paths` has.
-/// Call with [`host_net_lock`] held until the network's bridge exists.
+/// Call with [`crate::lock::host_network`] held until the network's bridge exists.
 pub fn pick_subnet(paths: &Paths) -> Result<Cidr> {
     let mut taken = host_v4_networks();
     for n in store::names(paths)? {

@@ -27,7 +27,7 @@ pub fn nft(host: &Host) -> Nft {
 /// Create network `req.name` and bring it up.
 pub fn create(host: &Host, req: &CreateRequest) -> Result<NetworkConfig> {
     hangar_model::net::validate_net_name(&req.name)?;
-    let _net_lock = alloc::host_net_lock()?;
+    let _net_lock = crate::lock::host_network()?;
     if store::file(&host.paths, &req.name).exists() {
         return Err(CoreError::Invalid(format!(
             "a network named {} already exists",

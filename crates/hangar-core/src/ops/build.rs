@@ -81,8 +81,7 @@ fn finish(
     if !req.privileged {
         progress("shifting file ownership into the guest's id range");
         let range = hangar_model::ctx::ID_RANGE;
-        let from = hangar_container::idshift::current_base(&rootfs, range)?;
-        hangar_container::idshift::shift(&rootfs, from, context.id_base(), range)?;
+        hangar_container::idshift::shift_to(&rootfs, context.id_base(), range)?;
     }
     let _ = std::fs::remove_file(build_dir.join("context"));
     let _ = std::fs::remove_file(build_dir.join("nics.json"));

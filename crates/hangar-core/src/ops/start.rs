@@ -136,10 +136,7 @@ fn ensure_ownership(cfg: &GuestConfig, rootfs: &std::path::Path) -> Result<()> {
     } else {
         cfg.context.id_base()
     };
-    let have = hangar_container::idshift::current_base(rootfs, range)?;
-    if have != want {
-        hangar_container::idshift::shift(rootfs, have, want, range)?;
-    }
+    hangar_container::idshift::shift_to(rootfs, want, range)?;
     Ok(())
 }
 
