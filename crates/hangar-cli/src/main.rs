@@ -347,6 +347,14 @@ fn network(host: &Host, c: args::NetworkCmd) -> Result<()> {
                         r.stale_guards.join(" ")
                     }
                 );
+                println!(
+                    "DNS services down: {}",
+                    if r.dns_down.is_empty() {
+                        "none".into()
+                    } else {
+                        r.dns_down.join(" ")
+                    }
+                );
                 if r.repaired {
                     println!("networks brought up: {}", r.networks_up.join(" "));
                 }

@@ -55,7 +55,7 @@ fn leftovers(h: &TestHost) -> String {
     .1;
     let rules = sh(&format!("nft list tables | grep {hash} || true")).1;
     let dns = sh(&format!(
-        "pgrep -af 'dnsmas[q].*{}' || true",
+        "pgrep -af '(dnsmas[q]|hangar-monito[r] --dns) .*{}' || true",
         h.root.display()
     ))
     .1;
@@ -541,6 +541,83 @@ fn network_check_finds_and_repairs_what_a_crashed_monitor_left() {
         "ok"
     );
     assert!(sh("nft list ruleset").1.contains("ok.eth0"));
+}
+
+/// A pid from a file of network `net`'s DNS directory: `dnsmasq.pid`, or a field of
+/// the keeper's `keeper-state.json`.
+fn dns_pid(h: &TestHost, net: &str, what: &str) -> i32 {
+    let dir = h.root.join("run/hangar/networks").join(net);
+    if what == "dnsmasq" {
+        let text = std::fs::read_to_string(dir.join("dnsmasq.pid")).unwrap_or_default();
+        return text.trim().parse().unwrap_or(0);
+    }
+    let state = std::fs::read(dir.join("keeper-state.json")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(&state).unwrap_or_default();
+    v[what].as_i64().unwrap_or(0) as i32
+}
+
+fn sigkill(pid: i32) {
+    assert!(pid > 0);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+}
+
+#[test]
+fn a_dead_dnsmasq_is_restarted_at_once_and_a_dead_keeper_is_repaired() {
+    require_root!();
+    let h = TestHost::new("dnskeep");
+    {
+        net(&h, "dk", &["--ipv4", "10.249.0.1/24"]);
+        h.ok(&["build", "a", "-m", "busybox", "--network", "dk"]);
+        h.started("a");
+        let a_ip = addr(&h, "a", "eth0");
+        let resolves = || h.sh("a", "nslookup a.hangar 2>&1").1.contains(&a_ip);
+        assert!(resolves());
+        let dns_down = || {
+            let v: serde_json::Value =
+                serde_json::from_str(&h.ok(&["network", "check", "--format", "json"])).unwrap();
+            v["dns_down"].clone()
+        };
+        assert_eq!(dns_down(), serde_json::json!([]));
+
+        // dnsmasq dies: its keeper starts it again at once, with the guests' names.
+        let first = dns_pid(&h, "dk", "dnsmasq");
+        sigkill(first);
+        assert!(
+            common::wait_for(Duration::from_secs(5), || {
+                let now = dns_pid(&h, "dk", "dnsmasq");
+                now != first && now == dns_pid(&h, "dk", "dnsmasq_pid")
+            }),
+            "dnsmasq was not restarted"
+        );
+        assert!(common::wait_for(Duration::from_secs(5), resolves));
+        assert_eq!(dns_pid(&h, "dk", "restarts"), 1);
+
+        // The keeper dies: dnsmasq keeps serving, check reports the missing keeper and
+        // repair starts a new one, which watches the same dnsmasq.
+        let serving = dns_pid(&h, "dk", "dnsmasq");
+        sigkill(dns_pid(&h, "dk", "keeper_pid"));
+        assert!(common::wait_for(Duration::from_secs(5), || dns_down()
+            == serde_json::json!(["dk (keeper)"])));
+        assert!(resolves());
+        h.ok(&["network", "check", "--repair"]);
+        assert_eq!(dns_down(), serde_json::json!([]));
+        assert_eq!(dns_pid(&h, "dk", "dnsmasq"), serving);
+        sigkill(serving);
+        assert!(common::wait_for(Duration::from_secs(5), || {
+            let now = dns_pid(&h, "dk", "dnsmasq_pid");
+            now != serving && now != 0
+        }));
+        assert!(common::wait_for(Duration::from_secs(5), resolves));
+
+        h.ok(&["kill", "a"]);
+        h.ok(&["delete", "a"]);
+        h.ok(&["network", "delete", "dk"]);
+    }
+    assert_eq!(
+        leftovers(&h),
+        "",
+        "links, routes, rules, DNS servers or keepers left behind"
+    );
 }
 
 #[test]

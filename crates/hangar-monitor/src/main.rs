@@ -6,53 +6,68 @@
 //! starts the guest's init, copies the console into the console log, restarts the guest
 //! when it reboots itself, answers the control socket, and when init ends for good
 //! writes the final state, removes the guest's cgroups and exits.
+//!
+//! The same binary is also each hangar root's keepers (see `keeper/`): `--lxcfs` keeps
+//! lxcfs running, `--dns` keeps one network's dnsmasq running.
 #![forbid(unsafe_code)]
 
 mod keeper;
 mod supervise;
 
+/// What this process was started as, from its arguments.
+enum Role {
+    /// `SPEC.json READY_FD`: a guest's monitor.
+    Monitor { spec: String },
+    /// `--lxcfs MOUNTPOINT RUN_DIR READY_FD`.
+    Lxcfs { mountpoint: String, run_dir: String },
+    /// `--dns KEEPER.json READY_FD`.
+    Dns { config: String },
+}
+
+const USAGE: &str = "usage: hangar-monitor SPEC.json READY_FD (started by `hangar start`)
+       hangar-monitor --lxcfs MOUNTPOINT RUN_DIR READY_FD
+       hangar-monitor --dns KEEPER.json READY_FD";
+
+/// The role and the readiness pipe's descriptor number.
+fn parse(mut args: Vec<String>) -> Option<(Role, i32)> {
+    let fd = args.pop()?.parse().ok()?;
+    let role = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["--lxcfs", mountpoint, run_dir] => Role::Lxcfs {
+            mountpoint: mountpoint.into(),
+            run_dir: run_dir.into(),
+        },
+        ["--dns", config] => Role::Dns {
+            config: config.into(),
+        },
+        [spec] if !spec.starts_with('-') => Role::Monitor { spec: spec.into() },
+        _ => return None,
+    };
+    Some((role, fd))
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1).peekable();
-    if args.peek().map(String::as_str) == Some("--lxcfs") {
-        args.next();
-        let (Some(mountpoint), Some(run_dir), Some(fd)) = (
-            args.next(),
-            args.next(),
-            args.next().and_then(|s| s.parse().ok()),
-        ) else {
-            eprintln!("usage: hangar-monitor --lxcfs MOUNTPOINT RUN_DIR READY_FD");
-            std::process::exit(2);
-        };
-        let ready = match hangar_sys::own_fd(fd) {
-            Ok(fd) => std::fs::File::from(fd),
-            Err(e) => {
-                eprintln!("hangar-monitor: ready descriptor {fd}: {e}");
-                std::process::exit(2);
-            }
-        };
-        let _ = nix::unistd::setsid();
-        if let Err(e) = keeper::run(&mountpoint, &run_dir, ready) {
-            eprintln!("hangar-monitor: {e}");
-            std::process::exit(1);
-        }
-        return;
-    }
-    let (Some(spec_path), Some(ready_fd)) =
-        (args.next(), args.next().and_then(|s| s.parse::<i32>().ok()))
-    else {
-        eprintln!("usage: hangar-monitor SPEC.json READY_FD (started by `hangar start`)");
+    let Some((role, fd)) = parse(std::env::args().skip(1).collect()) else {
+        eprintln!("{USAGE}");
         std::process::exit(2);
     };
-    let ready = match hangar_sys::own_fd(ready_fd) {
+    let ready = match hangar_sys::own_fd(fd) {
         Ok(fd) => std::fs::File::from(fd),
         Err(e) => {
-            eprintln!("hangar-monitor: ready descriptor {ready_fd}: {e}");
+            eprintln!("hangar-monitor: ready descriptor {fd}: {e}");
             std::process::exit(2);
         }
     };
-    // Leave the session of `hangar start`: a terminal closing must not reach the guest.
+    // Leave the session of whoever started us: a terminal closing must not reach us.
     let _ = nix::unistd::setsid();
-    if let Err(e) = supervise::run(&spec_path, ready) {
+    let result = match role {
+        Role::Monitor { spec } => supervise::run(&spec, ready),
+        Role::Lxcfs {
+            mountpoint,
+            run_dir,
+        } => keeper::lxcfs::run(&mountpoint, &run_dir, ready),
+        Role::Dns { config } => keeper::dns::run(&config, ready),
+    };
+    if let Err(e) = result {
         eprintln!("hangar-monitor: {e}");
         std::process::exit(1);
     }

@@ -3,8 +3,10 @@
 //! `NAME.DOMAIN`) and the host (`host`, `gateway`), and everything else is forwarded to
 //! the host's own resolvers. Later the same dnsmasq serves DHCP to VM guests.
 //!
-//! There is no daemon of ours around it: dnsmasq daemonizes itself and outlives the CLI.
-//! Its runtime directory holds everything about it:
+//! dnsmasq daemonizes itself and outlives the CLI. hangar-core hands this configuration
+//! to a small DNS keeper (`hangar-monitor --dns`) that watches the daemon through a
+//! pidfd and starts it again the moment it dies; this module knows nothing of that
+//! keeper. The runtime directory holds everything about the service:
 //!
 //! | file | written by |
 //! | --- | --- |
@@ -12,6 +14,8 @@
 //! | `dnsmasq.log` | dnsmasq (start-up, hosts file reads, errors; no queries) |
 //! | `hosts.d/host` | [`Dns::ensure_running`], [`Dns::set_hosts`]: `host`, `gateway` |
 //! | `hosts.d/guests` | [`Dns::set_hosts`]: the guests' names |
+//! | `keeper.json` | hangar-core: this configuration and the lock restarts take |
+//! | `keeper.lock`, `keeper-state.json` | the DNS keeper: liveness; its pid, restarts |
 //!
 //! **Name updates without signals.** dnsmasq watches `hosts.d` (`--hostsdir`, inotify):
 //! a file renamed into it is re-read and the records of its previous version are dropped,
@@ -56,8 +60,9 @@ pub const HOST_NAMES: [&str; 2] = ["host", "gateway"];
 const TERM_GRACE: Duration = Duration::from_secs(2);
 const KILL_GRACE: Duration = Duration::from_secs(1);
 
-/// The DNS service of one hangar network.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The DNS service of one hangar network. Serialisable, so the DNS keeper (in
+/// `hangar-monitor`) can be handed the configuration it keeps running.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dns {
     /// The hangar network's name (for messages and the hosts files' header).
     pub network: String,
@@ -166,6 +171,13 @@ impl Dns {
     /// mistaken for it; without a valid pid file, `/proc` is searched.
     pub fn is_running(&self) -> bool {
         self.find().is_some()
+    }
+
+    /// This network's running dnsmasq as `(pid, start time)`: the start time (clock
+    /// ticks after boot, from `/proc/PID/stat`) tells it from a later process that
+    /// reuses the pid, see [`start_time`].
+    pub fn running(&self) -> Option<(u32, u64)> {
+        self.find().map(|f| (f.pid, f.started))
     }
 
     /// Stop this network's dnsmasq (SIGTERM, then SIGKILL) and remove its pid file.
@@ -296,6 +308,11 @@ fn stat_fields(stat: &str) -> Option<(char, u64)> {
     let state = fields.first()?.chars().next()?;
     let started = fields.get(19)?.parse().ok()?;
     Some((state, started))
+}
+
+/// The start time of process `pid` (clock ticks after boot), `None` when it is gone.
+pub fn start_time(pid: u32) -> Option<u64> {
+    started(pid)
 }
 
 fn started(pid: u32) -> Option<u64> {

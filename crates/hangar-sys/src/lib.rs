@@ -4,7 +4,7 @@
 //! beside it, and returns a typed error. Everything that `nix` already wraps safely is
 //! used from `nix` directly by the other crates; this crate holds the rest: a fork that
 //! enters new namespaces, the capability bounding set, seccomp without no_new_privs,
-//! closing inherited descriptors, and a few terminal and interface ioctls.
+//! closing inherited descriptors, pidfds, and a few terminal and interface ioctls.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -409,4 +409,19 @@ pub fn move_mount_to(tree: BorrowedFd<'_>, target: &std::path::Path) -> Result<(
     } else {
         Ok(())
     }
+}
+
+/// A pidfd for process `pid`: it keeps naming that process even after the pid is
+/// reused, and becomes readable (poll) when the process exits. The caller checks that
+/// `pid` is still the process it means *after* this call (for instance its start
+/// time); from then on the descriptor cannot be confused with a later process.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, SysError> {
+    // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(last("pidfd_open"));
+    }
+    // SAFETY: the kernel just returned this descriptor (close-on-exec by default);
+    // nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

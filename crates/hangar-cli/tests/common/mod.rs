@@ -261,6 +261,29 @@ impl TestHost {
         }
     }
 
+    /// Last resort after a failed test: SIGKILL every process whose command line names
+    /// a path under this root (a DNS keeper or dnsmasq that a failed `network delete`
+    /// left running).
+    fn kill_strays(&self) {
+        // With the slash: another root may extend this one's name.
+        let root = format!("{}/", self.root.to_string_lossy());
+        for pid in std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if pid != std::process::id() as i32 && String::from_utf8_lossy(&cmdline).contains(&root)
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::SIGKILL,
+                );
+            }
+        }
+    }
+
     fn stop_lxcfs(&self) {
         if let Some((keeper, lxcfs, _)) = self.lxcfs() {
             let _ = nix::sys::signal::kill(
@@ -320,6 +343,7 @@ impl Drop for TestHost {
             }
         }
         self.stop_lxcfs();
+        self.kill_strays();
         let parent = self.cgroup_parent();
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
             for e in rd.flatten() {

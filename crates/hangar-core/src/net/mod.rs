@@ -2,6 +2,7 @@
 //! bringing networks up (bridge, nftables, DNS) through `hangar-net`.
 
 pub mod alloc;
+pub mod dns;
 pub mod names;
 pub mod nic;
 pub mod store;

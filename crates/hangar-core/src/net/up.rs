@@ -1,7 +1,8 @@
 //! Creating networks and bringing them up: the bridge (and per-VLAN bridges), forwarding
-//! and masquerading for NAT, port forwards, and the DNS service. Every step is
-//! idempotent, so `hangar start` simply brings up the networks its guest uses (after a
-//! host reboot they are gone) and `hangar network check` can repair.
+//! and masquerading for NAT, port forwards, and the DNS service (kept running by
+//! `dns.rs`). Every step is idempotent, so `hangar start` simply brings up the networks
+//! its guest uses (after a host reboot they are gone) and `hangar network check` can
+//! repair.
 
 use super::{DEFAULT_NETWORK, alloc, names, store};
 use crate::{CoreError, Host, Result};
@@ -83,7 +84,8 @@ pub fn ensure_exists(host: &Host, name: &str) -> Result<NetworkConfig> {
     store::load(&host.paths, name)
 }
 
-fn dns(host: &Host, cfg: &NetworkConfig) -> Option<Dns> {
+/// The DNS service of network `cfg`, if it has one.
+pub fn dns(host: &Host, cfg: &NetworkConfig) -> Option<Dns> {
     let listen: Vec<String> = cfg
         .ipv4
         .iter()
@@ -184,7 +186,7 @@ pub fn up(host: &Host, cfg: &NetworkConfig) -> Result<()> {
         )?;
     }
     if let Some(d) = dns(host, cfg) {
-        d.ensure_running()?;
+        super::dns::ensure(host, &d)?;
         // `host` and `gateway` name the host itself; a guest so named is not published.
         let names: Vec<(String, String)> = members
             .iter()
@@ -216,7 +218,7 @@ pub fn vlan_up(host: &Host, cfg: &NetworkConfig, vlan: u16) -> Result<String> {
 /// Take network `cfg` down: DNS, rules, bridges (VLAN ones included).
 pub fn down(host: &Host, cfg: &NetworkConfig) -> Result<()> {
     if let Some(d) = dns(host, cfg) {
-        d.stop()?;
+        super::dns::stop(&d)?;
     }
     let nft = nft(host);
     for fw in &cfg.forwards {

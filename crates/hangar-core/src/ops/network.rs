@@ -70,6 +70,8 @@ pub struct CheckReport {
     pub stale_links: Vec<String>,
     /// nftables guards of guests that are not running.
     pub stale_guards: Vec<String>,
+    /// Networks whose DNS service is down: `NAME (dnsmasq)` or `NAME (keeper)`.
+    pub dns_down: Vec<String>,
     /// Networks brought back up (missing bridge, rules or DNS).
     pub networks_up: Vec<String>,
     pub repaired: bool,
@@ -128,6 +130,15 @@ pub fn check(host: &Host, repair: bool) -> Result<CheckReport> {
                 nft.unguard(&guard)?;
             }
             report.stale_guards.push(guard);
+        }
+    }
+    for n in list(host)? {
+        if let Some(d) = up::dns(host, &n) {
+            if !d.is_running() {
+                report.dns_down.push(format!("{} (dnsmasq)", n.name));
+            } else if !crate::net::dns::keeper_alive(&d) {
+                report.dns_down.push(format!("{} (keeper)", n.name));
+            }
         }
     }
     if repair {

@@ -6,16 +6,15 @@
 //! daemon), so guests keep a working /proc across lxcfs restarts. It holds `lxcfs.lock`
 //! for its whole life; SIGTERM stops lxcfs, unmounts it and ends the keeper.
 
+use super::Res;
 use hangar_sys::Forked;
 use nix::sys::signal::Signal;
-use nix::sys::signalfd::{SfdFlags, SigSet, SignalFd};
+use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-type Res<T> = Result<T, String>;
 
 struct Keeper {
     mountpoint: PathBuf,
@@ -27,26 +26,12 @@ struct Keeper {
 pub fn run(mountpoint: &str, run_dir: &str, mut ready: std::fs::File) -> Res<()> {
     let run_dir = PathBuf::from(run_dir);
     let lock_path = run_dir.join("lxcfs.lock");
-    let lock_file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("opening {}: {e}", lock_path.display()))?;
-    let Ok(_lock) = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-    else {
+    let Some(_lock) = super::try_lock(&lock_path)? else {
         // Another keeper runs: nothing to do.
         let _ = writeln!(ready, "ok");
         return Ok(());
     };
-    let mut mask = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
-        mask.add(s);
-    }
-    mask.thread_block()
-        .map_err(|e| format!("blocking signals: {e}"))?;
-    let sfd =
-        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(|e| format!("signalfd: {e}"))?;
+    let sfd = super::signal_fd(&[Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT])?;
     let mut k = Keeper {
         mountpoint: PathBuf::from(mountpoint),
         run_dir,
