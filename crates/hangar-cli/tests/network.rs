@@ -661,3 +661,93 @@ fn guests_reach_each_other_over_ipv6() {
         .trim()
         == "ok"));
 }
+
+/// The host's whole network state: interface names, the routes of every table, the
+/// nftables ruleset. Only meaningful in a test that runs alone (`.config/nextest.toml`).
+fn host_network_state() -> String {
+    let links = sh("ip -o link show | awk -F': ' '{print $2}' | sort").1;
+    let routes = sh("ip -4 route show table all; ip -6 route show table all").1;
+    let rules = sh("nft list ruleset").1;
+    format!("links:\n{links}\nroutes:\n{routes}\nruleset:\n{rules}")
+}
+
+#[test]
+fn the_host_is_as_before_after_every_kind_of_network_use() {
+    require_root!();
+    let before = host_network_state();
+    {
+        let h = TestHost::new("asbefore");
+        net(&h, "n1", &["--ipv4", "10.252.0.1/24"]);
+        net(
+            &h,
+            "b1",
+            &[
+                "--kind",
+                "bridge",
+                "--ipv4",
+                "10.252.1.1/24",
+                "--ipv6",
+                "fd00:252:1::1/64",
+            ],
+        );
+        h.ok(&[
+            "build",
+            "a",
+            "-m",
+            "busybox",
+            "--nic",
+            "network=n1,egress=20mbit,ingress=20mbit",
+        ]);
+        h.ok(&[
+            "build",
+            "v",
+            "-m",
+            "busybox",
+            "--nic",
+            "network=b1,vlan=9,ip=10.252.1.9/24",
+        ]);
+        h.ok(&[
+            "build",
+            "r",
+            "-m",
+            "busybox",
+            "--nic",
+            "mode=routed,ip=10.252.7.7/32",
+        ]);
+        let file = h.root.join("etc/hangar/networks/n1.toml");
+        let mut text = std::fs::read_to_string(&file).unwrap();
+        text += "\n[[forwards]]\nhost_port = 18452\nguest = \"a\"\nguest_port = 80\n";
+        std::fs::write(&file, text).unwrap();
+        let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+        for g in ["a", "v", "r"] {
+            h.started(g);
+        }
+        h.ok(&["network", "check", "--repair"]);
+        assert!(sh("nft list ruleset").1.contains("18452"));
+        h.ok(&["attach", "v", "nic", "network=n1", "name=eth2"]);
+        h.ok(&["set", "a", "nic.eth0.egress=5mbit"]);
+        h.ok(&["detach", "v", "nic", "eth2"]);
+        // A monitor killed: its leftovers are for network check to remove.
+        let monitor = h.runtime("r")["monitor_pid"].as_i64().unwrap() as i32;
+        sigkill(monitor);
+        assert!(common::wait_for(Duration::from_secs(5), || h.state("r") == "stopped"));
+        h.ok(&["network", "check", "--repair"]);
+        h.ok(&["stop", "a"]);
+        h.ok(&["kill", "v"]);
+        for g in ["a", "v", "r"] {
+            h.ok(&["delete", g]);
+        }
+        h.ok(&["network", "delete", "n1"]);
+        h.ok(&["network", "delete", "b1"]);
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", forwarding).unwrap();
+    }
+    let after = host_network_state();
+    let gone: Vec<&str> = before.lines().filter(|l| !after.contains(l)).collect();
+    let new: Vec<&str> = after.lines().filter(|l| !before.contains(l)).collect();
+    assert!(
+        before == after,
+        "the host's network state changed:\n--- gone\n{}\n--- new\n{}",
+        gone.join("\n"),
+        new.join("\n")
+    );
+}
