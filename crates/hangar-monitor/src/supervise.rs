@@ -311,8 +311,10 @@ impl Monitor {
 /// copy loop.
 fn launch(spec: &LaunchSpec) -> Res<hangar_container::launch::Launched> {
     let plug = |pid: i32| -> Result<(), String> {
+        // Our child, not yet reaped: its pid cannot be reused meanwhile.
+        let ns = hangar_net::link::Netns::of_process(pid);
         for (i, nic) in spec.nics.iter().enumerate() {
-            if let Err(e) = hangar_net::plug(pid, nic, &spec.name, spec.nft_tag.as_deref()) {
+            if let Err(e) = hangar_net::plug(&ns, nic, &spec.name, spec.nft_tag.as_deref()) {
                 for done in &spec.nics[..i] {
                     let _ = hangar_net::unplug(done, &spec.name, spec.nft_tag.as_deref());
                 }

@@ -41,9 +41,10 @@ pub fn ip(args: &[&str]) -> Result<String> {
     run("ip", args, None)
 }
 
-/// `ip -batch -` inside the network namespace of process `pid` (through nsenter), so
-/// a guest's interfaces are configured from the host without a named netns.
-pub fn ip_batch_in(pid: i32, batch: &str) -> Result<String> {
-    let net = format!("--net=/proc/{pid}/ns/net");
+/// `ip -batch -` inside the network namespace at `netns` (a `/proc/PID/ns/net` or an
+/// open descriptor's `/proc/PID/fd/N`), through nsenter, so a guest's interfaces are
+/// configured from the host without a named netns.
+pub fn ip_batch_in(netns: &str, batch: &str) -> Result<String> {
+    let net = format!("--net={netns}");
     run("nsenter", &[&net, "ip", "-batch", "-"], Some(batch))
 }

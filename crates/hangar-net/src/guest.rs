@@ -10,9 +10,9 @@ pub fn guard_tag(guest: &str, plan: &NicPlan) -> String {
     format!("{guest}.{}", plan.guest_if)
 }
 
-/// Plug `plan` into the network namespace of process `pid` (the guest's init, or its
-/// child before exec). On failure nothing of it is left.
-pub fn plug(pid: i32, plan: &NicPlan, guest: &str, nft_tag: Option<&str>) -> Result<()> {
+/// Plug `plan` into network namespace `ns` (the guest's: see [`link::Netns`]). On
+/// failure nothing of it is left.
+pub fn plug(ns: &link::Netns, plan: &NicPlan, guest: &str, nft_tag: Option<&str>) -> Result<()> {
     let setup = link::NicSetup {
         host_if: plan.host_if.clone(),
         guest_if: plan.guest_if.clone(),
@@ -23,7 +23,7 @@ pub fn plug(pid: i32, plan: &NicPlan, guest: &str, nft_tag: Option<&str>) -> Res
         mtu: plan.mtu,
         routed: plan.routed,
     };
-    link::nic_plug(pid, &setup)?;
+    link::nic_plug(ns, &setup)?;
     let rest = || -> Result<()> {
         if plan.egress.is_some() || plan.ingress.is_some() {
             tc::shape(&plan.host_if, plan.egress, plan.ingress)?;

@@ -2,9 +2,9 @@
 //! into the guest's network namespace and back out.
 //!
 //! A guest NIC is a veth pair. Its host side (`host_if`, a name the caller chooses) stays
-//! on the host; its peer is created directly inside the guest's network namespace
-//! (`ip link add ... peer name eth0 address MAC netns PID`), already carrying its final
-//! name, MAC and MTU. So there is no temporary name on the host to collide with, and a
+//! on the host; its guest side is created directly inside the guest's network namespace
+//! (`nsenter --net=NS ip link add name eth0 address MAC type veth peer name HOST_IF
+//! netns <our pid>`), already carrying its final name, MAC and MTU. So there is no temporary name on the host to collide with, and a
 //! failure leaves either the whole pair or nothing. The guest side is then configured
 //! from the host through `nsenter` (`cmd::ip_batch_in`).
 //!
@@ -29,7 +29,9 @@
 use crate::{NetError, Result, cmd};
 use hangar_model::net::{Cidr, parse_mac};
 use serde::Deserialize;
+use std::marker::PhantomData;
 use std::net::IpAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 /// The IPv4 default gateway of a routed guest (`onlink`), owned by the host side.
@@ -274,15 +276,10 @@ struct Plan<'a> {
     gateways: Vec<IpAddr>,
 }
 
-fn plan(pid: i32, nic: &NicSetup) -> Result<Plan<'_>> {
+fn plan<'a>(ns: &Netns, nic: &'a NicSetup) -> Result<Plan<'a>> {
     check_ifname("host interface", &nic.host_if)?;
     check_ifname("guest interface", &nic.guest_if)?;
     let owner = format!("nic {}", nic.host_if);
-    if pid <= 0 {
-        return Err(NetError::Invalid(format!(
-            "{owner}: {pid} is not a process id"
-        )));
-    }
     parse_mac(&nic.mac).map_err(|e| NetError::Invalid(format!("{owner}: {e}")))?;
     check_mtu(&owner, nic.mtu)?;
     let addrs = nic
@@ -322,8 +319,8 @@ fn plan(pid: i32, nic: &NicSetup) -> Result<Plan<'_>> {
             nic.host_if
         )));
     }
-    if !Path::new(&format!("/proc/{pid}/ns/net")).exists() {
-        return Err(gone(pid, nic));
+    if !Path::new(&ns.path).exists() {
+        return Err(gone(ns, nic));
     }
     Ok(Plan {
         nic,
@@ -364,55 +361,97 @@ fn check_bridge(owner: &str, bridge: &str) -> Result<()> {
     }
 }
 
-fn gone(pid: i32, nic: &NicSetup) -> NetError {
+fn gone(ns: &Netns, nic: &NicSetup) -> NetError {
     NetError::Invalid(format!(
-        "cannot plug {} into process {pid}: it has exited (is the guest running?)",
-        nic.host_if
+        "cannot plug {} into {}: it has exited (is the guest running?)",
+        nic.host_if, ns.owner
     ))
 }
 
-/// Plug a NIC into the network namespace of process `pid`: create the veth pair (the
-/// peer inside the guest, see the module docs), configure the host side (bridge port,
-/// or routes and gateway addresses when routed), then inside the guest the addresses
-/// (IPv6 without DAD), link up, default routes. On failure the host side is deleted,
-/// and its peer goes with it.
-pub fn nic_plug(pid: i32, nic: &NicSetup) -> Result<()> {
-    let plan = plan(pid, nic)?;
-    create_pair(pid, nic)?;
-    let configured = configure_host(&plan).and_then(|()| configure_guest(pid, &plan));
+/// The network namespace a NIC is plugged into, as a path that `nsenter --net=` opens.
+pub struct Netns<'fd> {
+    path: String,
+    /// Whose it is, for messages: "process 123".
+    owner: String,
+    _fd: PhantomData<BorrowedFd<'fd>>,
+}
+
+impl Netns<'static> {
+    /// The namespace of process `pid`, through `/proc/PID/ns/net`. Right only while
+    /// `pid` cannot be reused by another process: the caller's own unreaped child, or a
+    /// test process it owns. Otherwise pin the namespace with [`Netns::held`].
+    pub fn of_process(pid: i32) -> Netns<'static> {
+        Netns {
+            path: format!("/proc/{pid}/ns/net"),
+            owner: format!("process {pid}"),
+            _fd: PhantomData,
+        }
+    }
+}
+
+impl<'fd> Netns<'fd> {
+    /// A namespace the caller holds open (`/proc/PID/ns/net` opened once the process
+    /// was known to be the right one): it stays that namespace whatever happens to the
+    /// process, so a NIC can never land in a later process that reused the pid. The
+    /// tools reach it as `/proc/<our pid>/fd/<fd>`.
+    pub fn held(fd: BorrowedFd<'fd>, owner: &str) -> Netns<'fd> {
+        Netns {
+            path: format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd()),
+            owner: owner.to_string(),
+            _fd: PhantomData,
+        }
+    }
+}
+
+/// Plug a NIC into network namespace `ns`: create the veth pair (the peer inside the
+/// guest, see the module docs), configure the host side (bridge port, or routes and
+/// gateway addresses when routed), then inside the guest the addresses (IPv6 without
+/// DAD), link up, default routes. On failure the host side is deleted, and its peer
+/// goes with it.
+pub fn nic_plug(ns: &Netns, nic: &NicSetup) -> Result<()> {
+    let plan = plan(ns, nic)?;
+    create_pair(ns, nic)?;
+    let configured = configure_host(&plan).and_then(|()| configure_guest(ns, &plan));
     configured.inspect_err(|_| {
         let _ = link_delete(&nic.host_if);
     })
 }
 
-fn create_pair(pid: i32, nic: &NicSetup) -> Result<()> {
-    let pid_s = pid.to_string();
+/// The pair is made inside the guest's namespace with its host side sent to ours
+/// (`netns <our pid>`): iproute2 names a target namespace only by pid or by a name
+/// under /run/netns, not by a descriptor, and we are the one process sure to live.
+fn create_pair(ns: &Netns, nic: &NicSetup) -> Result<()> {
+    let our_pid = std::process::id().to_string();
+    let net = format!("--net={}", ns.path);
     let mtu = nic.mtu.map(|m| m.to_string());
     let mtu_args: Vec<&str> = mtu.iter().flat_map(|m| ["mtu", m.as_str()]).collect();
-    let mut args = vec!["link", "add", "name", &nic.host_if];
-    args.extend(&mtu_args);
-    args.extend([
-        "type",
-        "veth",
-        "peer",
+    let mut args = vec![
+        net.as_str(),
+        "ip",
+        "link",
+        "add",
         "name",
         &nic.guest_if,
         "address",
         &nic.mac,
-    ]);
+    ];
     args.extend(&mtu_args);
-    args.extend(["netns", &pid_s]);
-    match cmd::ip(&args) {
+    args.extend(["type", "veth", "peer", "name", &nic.host_if]);
+    args.extend(&mtu_args);
+    args.extend(["netns", &our_pid]);
+    match cmd::run("nsenter", &args, None) {
         Ok(_) => Ok(()),
-        Err(NetError::Command { stderr, .. }) if stderr.contains("No such process") => {
-            Err(gone(pid, nic))
+        Err(NetError::Command { stderr, .. })
+            if stderr.contains("No such file") || stderr.contains("No such process") =>
+        {
+            Err(gone(ns, nic))
         }
         // The pair is made atomically: on this error nothing was created.
         Err(NetError::Command { stderr, .. }) if stderr.contains("File exists") => {
             Err(NetError::Invalid(format!(
-                "cannot plug {}: the guest (process {pid}) already has an interface named {} \
+                "cannot plug {}: the guest ({}) already has an interface named {} \
                  (or {} appeared on the host meanwhile)",
-                nic.host_if, nic.guest_if, nic.host_if
+                nic.host_if, ns.owner, nic.guest_if, nic.host_if
             )))
         }
         Err(e) => Err(e),
@@ -454,7 +493,7 @@ fn host_route(a: &Cidr) -> String {
     format!("{}/{len}", a.addr_string())
 }
 
-fn configure_guest(pid: i32, plan: &Plan) -> Result<()> {
+fn configure_guest(ns: &Netns, plan: &Plan) -> Result<()> {
     let g = &plan.nic.guest_if;
     let mut batch = String::new();
     for a in &plan.addrs {
@@ -480,14 +519,14 @@ fn configure_guest(pid: i32, plan: &Plan) -> Result<()> {
         let default = if gw.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
         batch += &format!("route add {default} via {gw} dev {g}\n");
     }
-    cmd::ip_batch_in(pid, &batch)
+    cmd::ip_batch_in(&ns.path, &batch)
         .map(drop)
-        .map_err(|e| batch_error(e, &batch, Some(pid)))
+        .map_err(|e| batch_error(e, &batch, Some(&ns.owner)))
 }
 
 /// The error of an `ip -batch` run, naming the line that failed (iproute2 reports only
 /// its number) and, for a guest's, whose network namespace it ran in.
-fn batch_error(e: NetError, batch: &str, guest_pid: Option<i32>) -> NetError {
+fn batch_error(e: NetError, batch: &str, guest: Option<&str>) -> NetError {
     let NetError::Command { command, stderr } = e else {
         return e;
     };
@@ -502,8 +541,8 @@ fn batch_error(e: NetError, batch: &str, guest_pid: Option<i32>) -> NetError {
         return NetError::Command { command, stderr };
     };
     let reason = stderr.lines().next().unwrap_or("").trim();
-    let stderr = match guest_pid {
-        Some(pid) => format!("{reason} (inside the network namespace of process {pid})"),
+    let stderr = match guest {
+        Some(owner) => format!("{reason} (inside the network namespace of {owner})"),
         None => reason.to_string(),
     };
     NetError::Command {
@@ -629,7 +668,9 @@ mod tests {
             mtu: None,
             routed: true,
         };
-        let e = nic_plug(1, &nic).unwrap_err().to_string();
+        let e = nic_plug(&Netns::of_process(1), &nic)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a routed NIC takes no gateways"), "{e}");
     }
 
@@ -645,11 +686,15 @@ mod tests {
             mtu: None,
             routed: false,
         };
-        let e = nic_plug(1, &nic).unwrap_err().to_string();
+        let e = nic_plug(&Netns::of_process(1), &nic)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("multicast"), "{e}");
         nic.mac = "02:00:00:00:00:01".into();
         nic.mtu = Some(20);
-        let e = nic_plug(1, &nic).unwrap_err().to_string();
+        let e = nic_plug(&Netns::of_process(1), &nic)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("mtu 20 is out of range"), "{e}");
     }
 }

@@ -83,8 +83,8 @@ fn bridged_guests_reach_each_other_and_unplug_leaves_nothing() {
                 None,
             )
             .unwrap();
-            link::nic_plug(pid1, &a).unwrap();
-            link::nic_plug(pid2, &b).unwrap();
+            link::nic_plug(&link::Netns::of_process(pid1), &a).unwrap();
+            link::nic_plug(&link::Netns::of_process(pid2), &b).unwrap();
 
             assert!(
                 lab.pings(&ns1, "10.231.0.12"),
@@ -217,7 +217,7 @@ fn routed_guest_is_reached_from_another_host_at_its_own_address() {
             );
 
             link::enable_forwarding().unwrap();
-            link::nic_plug(pid, &routed).unwrap();
+            link::nic_plug(&link::Netns::of_process(pid), &routed).unwrap();
 
             assert_eq!(
                 std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
@@ -286,7 +286,7 @@ fn plugging_into_an_exited_process_fails_and_leaves_no_host_side() {
             }
 
             let err = link::nic_plug(
-                pid,
+                &link::Netns::of_process(pid),
                 &nic(
                     "hgt4-eth0",
                     "02:00:00:23:10:04",
@@ -301,6 +301,53 @@ fn plugging_into_an_exited_process_fails_and_leaves_no_host_side() {
             assert!(err.to_string().contains("has exited"), "{err}");
             assert!(!link::link_exists("hgt4-eth0"));
             assert!(link::links_with_prefix("hgt").unwrap().is_empty());
+        },
+    );
+}
+
+#[test]
+fn a_held_namespace_gets_the_nic_even_after_its_process_is_gone() {
+    in_own_netns(
+        "a_held_namespace_gets_the_nic_even_after_its_process_is_gone",
+        || {
+            let mut lab = Lab::new();
+            lab.link("hgt9-eth0");
+            // The namespace is opened while its process lives; the process then exits
+            // and is reaped, so its pid is free for anyone. The held descriptor still
+            // names the namespace, and the NIC goes there and nowhere else.
+            let ns = lab.netns();
+            let mut sleeper = std::process::Command::new("ip")
+                .args(["netns", "exec", &ns, "sleep", "60"])
+                .spawn()
+                .unwrap();
+            let pid = i32::try_from(sleeper.id()).unwrap();
+            let comm = format!("/proc/{pid}/comm");
+            while !std::fs::read_to_string(&comm).is_ok_and(|c| c.trim() == "sleep") {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let held = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+            sleeper.kill().unwrap();
+            sleeper.wait().unwrap();
+            assert!(!std::path::Path::new(&comm).exists());
+
+            let target = link::Netns::held(std::os::fd::AsFd::as_fd(&held), "test namespace");
+            link::nic_plug(
+                &target,
+                &nic(
+                    "hgt9-eth0",
+                    "02:00:00:23:10:09",
+                    None,
+                    &["10.231.9.2/24"],
+                    &[],
+                ),
+            )
+            .unwrap();
+
+            let inside = lab.exec_output(&ns, &["ip", "-j", "-4", "addr", "show", "dev", "eth0"]);
+            let inside: Value = serde_json::from_slice(&inside.stdout).unwrap();
+            assert_eq!(cidrs(&inside), ["10.231.9.2/24"]);
+            assert!(link::link_exists("hgt9-eth0"));
+            link::nic_unplug("hgt9-eth0").unwrap();
         },
     );
 }
@@ -331,7 +378,9 @@ fn plug_failing_inside_the_guest_removes_the_host_side() {
                 &[],
             );
 
-            let err = link::nic_plug(pid, &v6).unwrap_err().to_string();
+            let err = link::nic_plug(&link::Netns::of_process(pid), &v6)
+                .unwrap_err()
+                .to_string();
 
             assert!(
                 err.contains("`ip addr add fd00:231:5::2/64 dev eth0 nodad` failed"),
@@ -362,7 +411,9 @@ fn a_gateway_off_the_nics_subnets_is_refused_before_anything_changes() {
                 &["192.0.2.1"],
             );
 
-            let err = link::nic_plug(pid, &bad).unwrap_err().to_string();
+            let err = link::nic_plug(&link::Netns::of_process(pid), &bad)
+                .unwrap_err()
+                .to_string();
 
             assert!(
                 err.contains("gateway 192.0.2.1 is on none of the NIC's subnets"),

@@ -137,7 +137,7 @@ fn shaped_transfers_run_at_the_rate_both_ways_and_unshape_removes_it() {
                 mtu: None,
                 routed: false,
             };
-            link::nic_plug(pid, &nic).unwrap();
+            link::nic_plug(&link::Netns::of_process(pid), &nic).unwrap();
 
             tc::shape("hgt8-eth0", None, Some(RATE)).unwrap();
             tc::shape("hgt8-eth0", None, Some(RATE)).unwrap();
@@ -198,7 +198,7 @@ fn unshape_removes_the_ifb_after_the_guest_took_its_veth_away() {
                 mtu: None,
                 routed: false,
             };
-            link::nic_plug(pid, &nic).unwrap();
+            link::nic_plug(&link::Netns::of_process(pid), &nic).unwrap();
             tc::shape("hgt9-eth0", Some(RATE), None).unwrap();
             link::nic_unplug("hgt9-eth0").unwrap();
 

@@ -5,6 +5,7 @@ use crate::net::nic::{self, NicRequest};
 use crate::{CoreError, Host, Result, lock, status, store};
 use hangar_model::GuestName;
 use hangar_model::net::Nic;
+use std::os::fd::AsFd;
 
 /// Add a NIC; plugged at once into a running guest. Returns it.
 pub fn attach(host: &Host, name: &GuestName, items: &[String]) -> Result<Nic> {
@@ -45,15 +46,15 @@ pub fn detach(host: &Host, name: &GuestName, ifname: &str) -> Result<()> {
 
 /// Plug or unplug `nic` in the running guest (nothing when it is stopped).
 fn live(host: &Host, cfg: &hangar_model::GuestConfig, nic: &Nic, plug: bool) -> Result<()> {
-    let st = status::status(&host.paths, &cfg.name);
-    let Some(pid) = st.init_pid() else {
+    let Some(netns) = guest_netns(host, &cfg.name)? else {
         return Ok(());
     };
     let plan = nic::plan(host, cfg, nic)?;
     if plug {
         crate::ops::start::networks_up(host, cfg)?;
+        let owner = format!("guest {}", cfg.name);
         hangar_net::plug(
-            pid,
+            &hangar_net::link::Netns::held(netns.as_fd(), &owner),
             &plan,
             cfg.name.as_str(),
             crate::net::names::nft_tag(&host.paths).as_deref(),
@@ -66,6 +67,57 @@ fn live(host: &Host, cfg: &hangar_model::GuestConfig, nic: &Nic, plug: bool) -> 
         )?;
     }
     Ok(())
+}
+
+/// The network namespace of running guest `name`, held open; `None` when it is
+/// stopped. Its init may exit at any moment and its pid go to another process, so the
+/// namespace is opened only once that pid is known to be the guest's init, and the
+/// descriptor then keeps naming that namespace whatever happens.
+fn guest_netns(host: &Host, name: &GuestName) -> Result<Option<std::fs::File>> {
+    let st = status::status(&host.paths, name);
+    let (Some(pid), Some(monitor)) = (st.init_pid(), st.runtime.as_ref().map(|r| r.monitor_pid))
+    else {
+        return Ok(None);
+    };
+    let stopped = || {
+        CoreError::Invalid(format!(
+            "guest {name} stopped meanwhile; nothing was plugged"
+        ))
+    };
+    // The pidfd names the process that has `pid` now, even if the pid is reused later.
+    let Ok(pidfd) = hangar_sys::pidfd_open(pid) else {
+        return Err(stopped());
+    };
+    // It is the guest's init if the guest's monitor (alive) is its parent: init is the
+    // monitor's only child, and a process that reused the pid would have another parent.
+    if parent_of(pid) != Some(monitor) || !status::monitor_alive(&host.paths, name) {
+        return Err(stopped());
+    }
+    let path = format!("/proc/{pid}/ns/net");
+    let ns = std::fs::File::open(&path).map_err(|_| stopped())?;
+    // Still alive after the open: the pid was not reused between the check and the open.
+    if exited(&pidfd) {
+        return Err(stopped());
+    }
+    Ok(Some(ns))
+}
+
+/// The parent pid of process `pid`, from `/proc/PID/stat`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (in parentheses, may hold anything): state, ppid.
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Whether the process of `pidfd` has exited (a pidfd polls readable then).
+fn exited(pidfd: &std::os::fd::OwnedFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
 }
 
 /// Names on these NICs' networks changed: refresh their DNS (best effort; `hangar
