@@ -88,7 +88,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "NETWORK")]
     pub network: Option<String>,
     /// A NIC: network=NAME ip=auto|ADDR/LEN ip6=.. mode=bridged|routed mac=.. vlan=N
-    /// mtu=N egress=10mbit ingress=10mbit name=eth1 (comma-separated; repeatable)
+    /// mtu=N egress=10mbit ingress=10mbit gateway=ADDR|none gateway6=ADDR|none name=eth1
+    /// (comma-separated; repeatable)
     #[arg(long, value_name = "KEY=VALUE,...")]
     pub nic: Vec<String>,
     #[command(flatten)]
@@ -217,6 +218,40 @@ pub enum NetworkCmd {
     Delete(NetShowArgs),
     /// Report (and with --repair remove) leftovers of crashed guests and bring networks up
     Check(NetCheckArgs),
+    /// Forward a port of the host to a guest, or stop forwarding it
+    #[command(subcommand)]
+    Forward(ForwardCmd),
+}
+
+#[derive(Subcommand)]
+pub enum ForwardCmd {
+    /// Forward HOST_PORT of the host's addresses to a guest's port on NETWORK, at once
+    Add(ForwardAddArgs),
+    /// Stop forwarding HOST_PORT, at once
+    Remove(ForwardRemoveArgs),
+}
+
+#[derive(Args)]
+pub struct ForwardAddArgs {
+    pub network: String,
+    /// The host's port, 1-65535
+    pub host_port: String,
+    /// The guest (with an IPv4 address on NETWORK) and its port, like web:80
+    #[arg(value_name = "GUEST:PORT")]
+    pub target: String,
+    /// tcp or udp
+    #[arg(long, default_value = "tcp")]
+    pub proto: String,
+}
+
+#[derive(Args)]
+pub struct ForwardRemoveArgs {
+    pub network: String,
+    /// The host's port
+    pub host_port: String,
+    /// tcp or udp
+    #[arg(long, default_value = "tcp")]
+    pub proto: String,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -262,7 +297,8 @@ pub struct AttachArgs {
     /// What to attach: nic
     #[arg(value_parser = ["nic"])]
     pub what: String,
-    /// KEY=VALUE: network= ip= ip6= mode= mac= vlan= mtu= egress= ingress= name=
+    /// KEY=VALUE: network= ip= ip6= mode= mac= vlan= mtu= egress= ingress=
+    /// gateway=ADDR|none gateway6=ADDR|none name=
     pub items: Vec<String>,
 }
 

@@ -52,7 +52,11 @@ fn run(cli: Cli) -> Result<i32> {
             ops::stop::restart(&host, &name(&a.name)?, a.timeout)?;
         }
         Cmd::Kill(a) => ops::stop::kill(&host, &name(&a.name)?)?,
-        Cmd::Delete(a) => ops::delete::delete(&host, &name(&a.name)?, a.force)?,
+        Cmd::Delete(a) => {
+            for r in ops::delete::delete(&host, &name(&a.name)?, a.force)? {
+                eprintln!("hangar: removed {r} with {}", a.name);
+            }
+        }
         Cmd::Exec(a) => {
             let tty = a.tty
                 || (!a.no_tty && std::io::stdin().is_terminal() && std::io::stdout().is_terminal());
@@ -325,6 +329,7 @@ fn network(host: &Host, c: args::NetworkCmd) -> Result<()> {
             serde_json::to_string_pretty(&ops::network::show(host, &a.name)?)?
         ),
         N::Delete(a) => ops::network::delete(host, &a.name)?,
+        N::Forward(f) => forward(host, f)?,
         N::Check(a) => {
             let r = ops::network::check(host, a.repair)?;
             if a.format == Format::Json {
@@ -359,6 +364,23 @@ fn network(host: &Host, c: args::NetworkCmd) -> Result<()> {
                     println!("networks brought up: {}", r.networks_up.join(" "));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+fn forward(host: &Host, c: args::ForwardCmd) -> Result<()> {
+    use hangar_model::net::{PortForward, parse_port};
+    match c {
+        args::ForwardCmd::Add(a) => {
+            let fw = PortForward::parse(&a.proto, &a.host_port, &a.target)?;
+            ops::forward::add(host, &a.network, &fw)?;
+            quiet_note(&format!("forwarding {fw} on network {}", a.network));
+        }
+        args::ForwardCmd::Remove(a) => {
+            let port = parse_port("forwards.host_port", &a.host_port)?;
+            let fw = ops::forward::remove(host, &a.network, &a.proto, port)?;
+            quiet_note(&format!("removed {fw} from network {}", a.network));
         }
     }
     Ok(())

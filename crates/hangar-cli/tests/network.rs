@@ -697,6 +697,8 @@ fn the_host_is_as_before_after_every_kind_of_network_use() {
             "busybox",
             "--nic",
             "network=n1,egress=20mbit,ingress=20mbit",
+            "--nic",
+            "network=b1,name=eth1",
         ]);
         h.ok(&[
             "build",
@@ -724,6 +726,11 @@ fn the_host_is_as_before_after_every_kind_of_network_use() {
         }
         h.ok(&["network", "check", "--repair"]);
         assert!(sh("nft list ruleset").1.contains("18452"));
+        h.ok(&["network", "forward", "add", "n1", "18453", "a:22"]);
+        h.ok(&[
+            "network", "forward", "add", "n1", "18454", "a:53", "--proto", "udp",
+        ]);
+        h.ok(&["network", "forward", "remove", "n1", "18453"]);
         h.ok(&["attach", "v", "nic", "network=n1", "name=eth2"]);
         h.ok(&["set", "a", "nic.eth0.egress=5mbit"]);
         h.ok(&["detach", "v", "nic", "eth2"]);
@@ -750,4 +757,286 @@ fn the_host_is_as_before_after_every_kind_of_network_use() {
         gone.join("\n"),
         new.join("\n")
     );
+}
+
+/// This root's `inet` nftables table, as `nft` lists it.
+fn nft_table(h: &TestHost) -> String {
+    let table = h.cgroup_parent().replace("hangar-", "hangar_");
+    sh(&format!("nft list table inet {table}")).1
+}
+
+/// The guest's default routes, one `via GATEWAY dev IF` per line.
+fn default_routes(h: &TestHost, guest: &str) -> String {
+    h.sh(
+        guest,
+        "ip -4 route show default | awk '{print $2, $3, $4, $5}'",
+    )
+    .1
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn a_port_forward_added_on_the_command_line_reaches_its_service_until_removed() {
+    require_root!();
+    let h = TestHost::new("fwd");
+    net(&h, "fwnet", &[]);
+    h.ok(&["build", "web", "-m", "busybox", "--network", "fwnet"]);
+    h.started("web");
+    h.sh(
+        "web",
+        "mkdir -p /www && echo hello-from-web > /www/index.html && httpd -p 80 -h /www",
+    );
+    let ns = format!("hgt-fwd-{}", std::process::id());
+    let _ns = Netns::new(&ns, "10.247.9.1/24", "10.247.9.2/24");
+    let fetch = || {
+        sh(&format!(
+            "ip netns exec {ns} timeout 5 busybox wget -qO- http://10.247.9.1:18081/"
+        ))
+        .1
+    };
+
+    h.ok(&["network", "forward", "add", "fwnet", "18081", "web:80"]);
+    assert_eq!(fetch().trim(), "hello-from-web");
+    assert!(nft_table(&h).contains("fwnet:tcp:18081"));
+    let shown: serde_json::Value =
+        serde_json::from_str(&h.ok(&["network", "show", "fwnet"])).unwrap();
+    assert_eq!(
+        shown["network"]["forwards"],
+        serde_json::json!([{"proto": "tcp", "host_port": 18081, "guest": "web", "guest_port": 80}])
+    );
+    // The NIC the forward goes through stays while the forward does.
+    let netfile = h.root.join("etc/hangar/networks/fwnet.toml");
+    let err = h.fails(&["detach", "web", "nic", "eth0"]);
+    assert!(
+        err.contains("port forward tcp 18081 -> web:80 of network fwnet goes to web through eth0")
+            && err.contains("hangar network forward remove fwnet 18081"),
+        "{err}"
+    );
+
+    h.ok(&["network", "forward", "remove", "fwnet", "18081"]);
+    assert_ne!(fetch().trim(), "hello-from-web");
+    assert!(!nft_table(&h).contains("18081"), "{}", nft_table(&h));
+    assert!(
+        !std::fs::read_to_string(&netfile)
+            .unwrap()
+            .contains("forwards")
+    );
+    let err = h.fails(&["network", "forward", "remove", "fwnet", "18081"]);
+    assert!(
+        err.contains("network fwnet has no forward of tcp port 18081"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_port_forwards_are_refused_and_leave_the_network_files_unchanged() {
+    require_root!();
+    let h = TestHost::new("badfwd");
+    net(&h, "fa", &["--ipv4", "10.251.0.1/24", "--no-dns"]);
+    net(&h, "fb", &["--ipv4", "10.252.0.1/24", "--no-dns"]);
+    h.ok(&["build", "web", "-m", "busybox", "--network", "fa"]);
+    h.ok(&["build", "db", "-m", "busybox", "--network", "fb"]);
+    h.ok(&["build", "lonely", "-m", "busybox", "--network", "none"]);
+    h.ok(&["network", "forward", "add", "fb", "18082", "db:5432"]);
+    let files = ["fa", "fb"].map(|n| h.root.join(format!("etc/hangar/networks/{n}.toml")));
+    let before = files.clone().map(|f| std::fs::read(f).unwrap());
+    let table_before = nft_table(&h);
+
+    for (args, why) in [
+        (vec!["fa", "8080", "nobody:80"], "no guest named nobody"),
+        (
+            vec!["fa", "8080", "lonely:80"],
+            "guest lonely has no IPv4 address on network fa",
+        ),
+        (vec!["nonet", "8080", "web:80"], "no network named nonet"),
+        (
+            vec!["fa", "0", "web:80"],
+            "forwards.host_port: \"0\": use a port from 1 to 65535",
+        ),
+        (
+            vec!["fa", "70000", "web:80"],
+            "forwards.host_port: \"70000\": use a port from 1 to 65535",
+        ),
+        (
+            vec!["fa", "8080", "web:80", "--proto", "sctp"],
+            "forwards.proto: \"sctp\": use tcp or udp",
+        ),
+        (
+            vec!["fa", "18082", "web:80"],
+            "tcp port 18082 is already forwarded on network fb (tcp 18082 -> db:5432)",
+        ),
+        (
+            vec!["fb", "18082", "db:80"],
+            "tcp port 18082 is already forwarded on network fb",
+        ),
+    ] {
+        let mut cmd = vec!["network", "forward", "add"];
+        cmd.extend(&args);
+        let err = h.fails(&cmd);
+        assert!(err.contains(why), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+
+    let after = files.clone().map(|f| std::fs::read(f).unwrap());
+    assert_eq!(before, after);
+    assert_eq!(table_before, nft_table(&h));
+    // A rule left without its entry (the file edited by hand): the kernel side refuses
+    // the port, and the file gets its old bytes back.
+    h.ok(&["network", "forward", "add", "fb", "18085", "db:80"]);
+    std::fs::write(&files[1], &before[1]).unwrap();
+    let err = h.fails(&["network", "forward", "add", "fa", "18085", "web:80"]);
+    assert!(err.contains("port ipv4 tcp 18085 is already used"), "{err}");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), before[0]);
+    // The same port over the other protocol is another forward.
+    h.ok(&[
+        "network", "forward", "add", "fa", "18082", "web:53", "--proto", "udp",
+    ]);
+}
+
+#[test]
+fn deleting_a_guest_removes_the_port_forwards_to_it_and_says_so() {
+    require_root!();
+    let h = TestHost::new("delfwd");
+    net(&h, "fd", &["--ipv4", "10.253.0.1/24", "--no-dns"]);
+    h.ok(&["build", "web", "-m", "busybox", "--network", "fd"]);
+    h.ok(&["build", "keep", "-m", "busybox", "--network", "fd"]);
+    h.ok(&["network", "forward", "add", "fd", "18083", "web:80"]);
+    h.ok(&["network", "forward", "add", "fd", "18084", "keep:80"]);
+    assert!(nft_table(&h).contains("fd:tcp:18083"));
+
+    let out = h.run(&["delete", "web"]);
+
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("removed port forward tcp 18083 -> web:80 of network fd with web"),
+        "{err}"
+    );
+    let netfile = std::fs::read_to_string(h.root.join("etc/hangar/networks/fd.toml")).unwrap();
+    assert!(
+        !netfile.contains("18083") && netfile.contains("18084"),
+        "{netfile}"
+    );
+    let table = nft_table(&h);
+    assert!(
+        !table.contains("fd:tcp:18083") && table.contains("fd:tcp:18084"),
+        "{table}"
+    );
+    h.ok(&["network", "check", "--repair"]);
+}
+
+#[test]
+fn a_nic_with_an_explicit_gateway_carries_the_default_route_via_it() {
+    require_root!();
+    let h = TestHost::new("gateway");
+    net(&h, "ga", &["--ipv4", "10.254.1.1/24", "--no-dns"]);
+    net(&h, "gb", &["--ipv4", "10.254.2.1/24", "--no-dns"]);
+    // eth1 would get the default route via gb's host address, but eth0 gives one.
+    h.ok(&[
+        "build",
+        "g",
+        "-m",
+        "busybox",
+        "--nic",
+        "network=ga,ip=10.254.1.5/24,gateway=10.254.1.254",
+        "--nic",
+        "network=gb",
+    ]);
+    // eth0 says none: the default route goes via eth1's network.
+    h.ok(&[
+        "build",
+        "n",
+        "-m",
+        "busybox",
+        "--nic",
+        "network=ga,gateway=none",
+        "--nic",
+        "network=gb",
+    ]);
+    // Two NICs with automatic gateways: the first carries the default route.
+    h.ok(&[
+        "build",
+        "two",
+        "-m",
+        "busybox",
+        "--nic",
+        "network=ga",
+        "--nic",
+        "network=gb",
+    ]);
+    h.started("g");
+    h.started("n");
+    h.started("two");
+
+    assert_eq!(default_routes(&h, "g"), "via 10.254.1.254 dev eth0");
+    assert_eq!(default_routes(&h, "n"), "via 10.254.2.1 dev eth1");
+    assert_eq!(default_routes(&h, "two"), "via 10.254.1.1 dev eth0");
+    assert!(
+        h.ok(&["config", "show", "g"])
+            .contains("gateway = \"10.254.1.254\"")
+    );
+    // Attached live with a gateway of its own, a NIC takes the default route over.
+    h.ok(&[
+        "attach",
+        "two",
+        "nic",
+        "network=gb,name=eth2,gateway=10.254.2.254",
+    ]);
+    assert_eq!(default_routes(&h, "two"), "via 10.254.2.254 dev eth2");
+}
+
+#[test]
+fn bad_gateways_are_refused_and_leave_the_config_unchanged() {
+    require_root!();
+    let h = TestHost::new("badgw");
+    net(&h, "gc", &["--ipv4", "10.254.3.1/24", "--no-dns"]);
+    h.ok(&[
+        "build",
+        "g",
+        "-m",
+        "busybox",
+        "--nic",
+        "network=gc,gateway=10.254.3.254",
+    ]);
+    let before = std::fs::read(h.config_file("g")).unwrap();
+
+    for (items, why) in [
+        (
+            "network=gc,ip=10.254.3.7/24,gateway=10.9.9.9",
+            "nic.gateway: 10.9.9.9 is not on nic eth1's subnet 10.254.3.0/24",
+        ),
+        (
+            "network=gc,gateway=fd00::1",
+            "nic.gateway: fd00::1 is not an IPv4 address",
+        ),
+        (
+            "network=gc,ip=10.254.3.7/24,gateway=10.254.3.7",
+            "nic.gateway: 10.254.3.7 is nic eth1's own address",
+        ),
+        (
+            "network=gc,gateway6=10.254.3.1",
+            "nic.gateway6: 10.254.3.1 is not an IPv6 address",
+        ),
+        ("network=gc,gateway=router", "write an address like"),
+        (
+            "network=gc,gateway=10.254.3.253",
+            "nics eth0 and eth1 both give one",
+        ),
+    ] {
+        let err = h.fails(&["attach", "g", "nic", items]);
+        assert!(err.contains(why), "{items}: {err}");
+    }
+    let err = h.fails(&[
+        "build",
+        "b",
+        "-m",
+        "busybox",
+        "--nic",
+        "network=gc,gateway=10.9.9.9",
+    ]);
+
+    assert!(err.contains("is not on nic eth0's subnet"), "{err}");
+    assert!(!h.config_file("b").exists());
+    assert_eq!(before, std::fs::read(h.config_file("g")).unwrap());
 }

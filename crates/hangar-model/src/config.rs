@@ -176,12 +176,7 @@ impl GuestConfig {
             );
         }
         self.limits.validate()?;
-        for (i, nic) in self.nics.iter().enumerate() {
-            nic.validate()?;
-            if self.nics[..i].iter().any(|n| n.name == nic.name) {
-                return field("nic.name", &format!("two NICs are named {}", nic.name));
-            }
-        }
+        crate::net::validate_nics(&self.nics)?;
         if self.rootfs.as_os_str().is_empty() {
             return field("rootfs", "must not be empty");
         }

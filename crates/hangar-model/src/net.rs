@@ -10,7 +10,7 @@
 use crate::ModelError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 fn field(field: &'static str, why: impl Into<String>) -> ModelError {
     ModelError::Field {
@@ -192,6 +192,81 @@ fn tcp() -> String {
     "tcp".into()
 }
 
+/// A port number as typed: 1 to 65535.
+pub fn parse_port(field_name: &'static str, s: &str) -> Result<u16, ModelError> {
+    match s.trim().parse::<u32>() {
+        Ok(p @ 1..=65535) => Ok(p as u16),
+        _ => Err(field(
+            field_name,
+            format!("{s:?}: use a port from 1 to 65535"),
+        )),
+    }
+}
+
+/// `tcp` or `udp`, the protocols a port forward takes.
+pub fn check_proto(proto: &str) -> Result<(), ModelError> {
+    if proto == "tcp" || proto == "udp" {
+        Ok(())
+    } else {
+        Err(field(
+            "forwards.proto",
+            format!("{proto:?}: use tcp or udp"),
+        ))
+    }
+}
+
+impl PortForward {
+    /// A forward as `hangar network forward add` takes it: `HOST_PORT GUEST:PORT`.
+    pub fn parse(proto: &str, host_port: &str, target: &str) -> Result<PortForward, ModelError> {
+        check_proto(proto)?;
+        let host_port = parse_port("forwards.host_port", host_port)?;
+        let (guest, port) = target.split_once(':').ok_or_else(|| {
+            field(
+                "forwards.guest",
+                format!("{target:?}: write the target as GUEST:PORT, like web:80"),
+            )
+        })?;
+        let fw = PortForward {
+            proto: proto.to_string(),
+            host_port,
+            guest: guest.to_string(),
+            guest_port: parse_port("forwards.guest_port", port)?,
+        };
+        fw.validate()?;
+        Ok(fw)
+    }
+
+    pub fn validate(&self) -> Result<(), ModelError> {
+        check_proto(&self.proto)?;
+        if self.host_port == 0 {
+            return Err(field("forwards.host_port", "0: use a port from 1 to 65535"));
+        }
+        if self.guest_port == 0 {
+            return Err(field(
+                "forwards.guest_port",
+                "0: use a port from 1 to 65535",
+            ));
+        }
+        crate::GuestName::new(&self.guest)?;
+        Ok(())
+    }
+
+    /// Does this forward take `proto` port `host_port` of the host?
+    pub fn takes(&self, proto: &str, host_port: u16) -> bool {
+        self.proto == proto && self.host_port == host_port
+    }
+}
+
+impl fmt::Display for PortForward {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} -> {}:{}",
+            self.proto, self.host_port, self.guest, self.guest_port
+        )
+    }
+}
+
 /// `etc/hangar/networks/NAME.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -259,11 +334,18 @@ impl NetworkConfig {
         if matches!(self.mtu, Some(m) if !(576..=65535).contains(&m)) {
             return Err(field("mtu", "use 576 to 65535"));
         }
-        for fw in &self.forwards {
-            if fw.proto != "tcp" && fw.proto != "udp" {
+        for (i, fw) in self.forwards.iter().enumerate() {
+            fw.validate()?;
+            if let Some(other) = self.forwards[..i]
+                .iter()
+                .find(|o| o.takes(&fw.proto, fw.host_port))
+            {
                 return Err(field(
-                    "forwards.proto",
-                    format!("{:?}: use tcp or udp", fw.proto),
+                    "forwards.host_port",
+                    format!(
+                        "{} {} is forwarded twice ({} and {})",
+                        fw.proto, fw.host_port, other, fw
+                    ),
                 ));
             }
         }
@@ -280,6 +362,58 @@ pub enum NicMode {
     Bridged,
     /// VServer/OpenVZ venet style: the host routes the guest's own addresses to it.
     Routed,
+}
+
+/// A NIC's default gateway as configured: an address, or `none` (no default route via
+/// this NIC). Unset, the NIC carries the guest's default route when no other NIC does,
+/// via the automatic gateway (see [`Nic::gateway`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gateway {
+    NoDefault,
+    Via(IpAddr),
+}
+
+impl Gateway {
+    pub fn parse(s: &str) -> Result<Gateway, ModelError> {
+        if s.trim() == "none" {
+            return Ok(Gateway::NoDefault);
+        }
+        s.trim().parse().map(Gateway::Via).map_err(|_| {
+            field(
+                "nic.gateway",
+                format!("{s:?}: write an address like 10.77.0.254 or fd77::fe, or none"),
+            )
+        })
+    }
+
+    /// The address, when there is one.
+    pub fn addr(&self) -> Option<IpAddr> {
+        match self {
+            Gateway::Via(a) => Some(*a),
+            Gateway::NoDefault => None,
+        }
+    }
+}
+
+impl fmt::Display for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Gateway::NoDefault => f.write_str("none"),
+            Gateway::Via(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+impl Serialize for Gateway {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Gateway {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Gateway::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
 }
 
 /// One `[[nic]]` of a guest.
@@ -309,6 +443,15 @@ pub struct Nic {
     pub egress: Option<Rate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Rate>,
+    /// The IPv4 default gateway: an address on this NIC's subnet, or `none`. Unset: the
+    /// network's host address (bridged) or the host side (routed), if no other NIC
+    /// carries the default route. At most one NIC of a guest gives an address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Gateway>,
+    /// The IPv6 default gateway, as `gateway` (a link-local fe80::/10 address is also
+    /// accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Gateway>,
 }
 
 impl Nic {
@@ -345,8 +488,124 @@ impl Nic {
         if matches!(self.mtu, Some(m) if !(576..=65535).contains(&m)) {
             return Err(field("nic.mtu", "use 576 to 65535"));
         }
+        self.validate_gateway("nic.gateway", true)?;
+        self.validate_gateway("nic.gateway6", false)
+    }
+
+    /// `gateway` (IPv4) or `gateway6`.
+    pub fn gateway_of(&self, v4: bool) -> Option<Gateway> {
+        if v4 { self.gateway } else { self.gateway6 }
+    }
+
+    /// A gateway address is of its key's family, on this (bridged) NIC's subnet, and
+    /// none of the subnet's own addresses.
+    fn validate_gateway(&self, key: &'static str, v4: bool) -> Result<(), ModelError> {
+        let Some(gw) = self.gateway_of(v4).and_then(|g| g.addr()) else {
+            return Ok(());
+        };
+        let (family, other) = if v4 {
+            ("IPv4", "gateway6")
+        } else {
+            ("IPv6", "gateway")
+        };
+        let name = &self.name;
+        if gw.is_ipv4() != v4 {
+            return Err(field(
+                key,
+                format!("{gw} is not an {family} address: give it as {other}"),
+            ));
+        }
+        if self.mode == NicMode::Routed {
+            return Err(field(
+                key,
+                format!(
+                    "nic {name} is routed: its default route goes via the host side; \
+                     use none, or leave {key} unset"
+                ),
+            ));
+        }
+        let own = if v4 { self.ipv4 } else { self.ipv6 };
+        let Some(own) = own else {
+            return Err(field(
+                key,
+                format!("nic {name} has no {family} address, so {gw} is on no subnet of it"),
+            ));
+        };
+        let gw_cidr = match gw {
+            IpAddr::V4(a) => Cidr::V4(a, 32),
+            IpAddr::V6(a) => Cidr::V6(a, 128),
+        };
+        if gw_cidr.addr_string() == own.addr_string() {
+            return Err(field(
+                key,
+                format!("{gw} is nic {name}'s own address: give the router's"),
+            ));
+        }
+        if matches!(gw, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80) {
+            return Ok(());
+        }
+        if !own.contains(&gw_cidr) {
+            return Err(field(
+                key,
+                format!(
+                    "{gw} is not on nic {name}'s subnet {}: give an address in it",
+                    own.network()
+                ),
+            ));
+        }
+        if is_reserved(&own, gw) {
+            return Err(field(
+                key,
+                format!(
+                    "{gw} is the network or broadcast address of {}: give a host's",
+                    own.network()
+                ),
+            ));
+        }
         Ok(())
     }
+}
+
+/// The network address of `subnet`, or its IPv4 broadcast address (no host has them;
+/// /31 and /32 have neither).
+fn is_reserved(subnet: &Cidr, a: IpAddr) -> bool {
+    match (subnet.network(), a) {
+        (Cidr::V4(n, p), IpAddr::V4(a)) if p < 31 => {
+            let broadcast = u32::from(n) | (u32::MAX >> p);
+            a == n || u32::from(a) == broadcast
+        }
+        (Cidr::V6(n, p), IpAddr::V6(a)) if p < 127 => a == n,
+        _ => false,
+    }
+}
+
+/// The NICs of one guest together: distinct names, and at most one explicit gateway
+/// address per family (one NIC carries the guest's default route).
+pub fn validate_nics(nics: &[Nic]) -> Result<(), ModelError> {
+    for (i, nic) in nics.iter().enumerate() {
+        nic.validate()?;
+        let earlier = &nics[..i];
+        if earlier.iter().any(|n| n.name == nic.name) {
+            return Err(field(
+                "nic.name",
+                format!("two NICs are named {}", nic.name),
+            ));
+        }
+        for (key, v4) in [("nic.gateway", true), ("nic.gateway6", false)] {
+            let has = |n: &Nic| n.gateway_of(v4).and_then(|g| g.addr()).is_some();
+            if let Some(first) = earlier.iter().find(|n| has(n)).filter(|_| has(nic)) {
+                return Err(field(
+                    key,
+                    format!(
+                        "nics {} and {} both give one, but only one NIC carries the \
+                         default route: leave the other's unset or set it to none",
+                        first.name, nic.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A MAC address `02:xx:xx:xx:xx:xx`: unicast, and locally administered when generated.
@@ -529,5 +788,154 @@ mod tests {
             "10.77.0.1/24"
         );
         assert!(NetworkConfig::from_toml(&format!("{text}ipv4 = \"10.77.0.0/24\"\n")).is_err());
+    }
+
+    fn bridged(ipv4: &str) -> Nic {
+        Nic {
+            name: "eth0".into(),
+            mode: NicMode::Bridged,
+            network: Some("lan".into()),
+            ipv4: Some(Cidr::parse(ipv4).unwrap()),
+            ipv6: None,
+            mac: "02:00:00:00:00:01".into(),
+            vlan: None,
+            mtu: None,
+            egress: None,
+            ingress: None,
+            gateway: None,
+            gateway6: None,
+        }
+    }
+
+    fn gateway_error(nic: &Nic) -> String {
+        nic.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_gateway_on_the_nics_subnet_is_accepted_and_none_means_no_default_route() {
+        let mut nic = bridged("10.77.0.5/24");
+        nic.gateway = Some(Gateway::parse("10.77.0.254").unwrap());
+        assert!(nic.validate().is_ok());
+        nic.gateway = Some(Gateway::parse("none").unwrap());
+        assert_eq!(nic.gateway, Some(Gateway::NoDefault));
+        assert!(nic.validate().is_ok());
+        nic.ipv6 = Some(Cidr::parse("fd77::5/64").unwrap());
+        for ok in ["fd77::fe", "fe80::1"] {
+            nic.gateway6 = Some(Gateway::parse(ok).unwrap());
+            assert!(nic.validate().is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_gateway_off_the_subnet_of_the_wrong_family_or_the_nics_own_is_refused() {
+        let mut nic = bridged("10.77.0.5/24");
+        for (gw, why) in [
+            ("10.78.0.1", "is not on nic eth0's subnet 10.77.0.0/24"),
+            ("fd77::1", "is not an IPv4 address: give it as gateway6"),
+            ("10.77.0.5", "is nic eth0's own address"),
+            ("10.77.0.0", "network or broadcast address"),
+            ("10.77.0.255", "network or broadcast address"),
+        ] {
+            nic.gateway = Some(Gateway::parse(gw).unwrap());
+            let e = gateway_error(&nic);
+            assert!(e.contains("nic.gateway:") && e.contains(why), "{gw}: {e}");
+        }
+        nic.gateway = None;
+        nic.gateway6 = Some(Gateway::parse("10.77.0.1").unwrap());
+        let e = gateway_error(&nic);
+        assert!(
+            e.contains("nic.gateway6:") && e.contains("not an IPv6 address"),
+            "{e}"
+        );
+        nic.gateway6 = Some(Gateway::parse("fd77::1").unwrap());
+        assert!(gateway_error(&nic).contains("has no IPv6 address"));
+        assert!(
+            Gateway::parse("router")
+                .unwrap_err()
+                .to_string()
+                .contains("or none")
+        );
+    }
+
+    #[test]
+    fn a_routed_nic_takes_no_gateway_address_but_may_say_none() {
+        let mut nic = bridged("192.0.2.25/32");
+        nic.mode = NicMode::Routed;
+        nic.network = None;
+        nic.gateway = Some(Gateway::NoDefault);
+        assert!(nic.validate().is_ok());
+        nic.gateway = Some(Gateway::parse("192.0.2.1").unwrap());
+        assert!(gateway_error(&nic).contains("routed"));
+    }
+
+    #[test]
+    fn only_one_nic_gives_a_gateway_address_per_family() {
+        let mut a = bridged("10.77.0.5/24");
+        a.gateway = Some(Gateway::parse("10.77.0.254").unwrap());
+        let mut b = bridged("10.78.0.5/24");
+        b.name = "eth1".into();
+        b.gateway = Some(Gateway::NoDefault);
+        assert!(validate_nics(&[a.clone(), b.clone()]).is_ok());
+        b.gateway = Some(Gateway::parse("10.78.0.1").unwrap());
+        let e = validate_nics(&[a, b]).unwrap_err().to_string();
+        assert!(
+            e.contains("nic.gateway:") && e.contains("eth0 and eth1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn gateways_round_trip_through_toml() {
+        let mut nic = bridged("10.77.0.5/24");
+        nic.gateway = Some(Gateway::parse("10.77.0.254").unwrap());
+        nic.gateway6 = Some(Gateway::NoDefault);
+        let text = toml::to_string(&nic).unwrap();
+        assert!(text.contains("gateway = \"10.77.0.254\"") && text.contains("gateway6 = \"none\""));
+        assert_eq!(toml::from_str::<Nic>(&text).unwrap(), nic);
+    }
+
+    #[test]
+    fn port_forwards_take_ports_1_to_65535_tcp_or_udp_and_a_guest() {
+        let fw = PortForward::parse("udp", "5353", "dns:53").unwrap();
+        assert_eq!(fw.to_string(), "udp 5353 -> dns:53");
+        for (proto, port, target, why) in [
+            (
+                "tcp",
+                "0",
+                "web:80",
+                "forwards.host_port: \"0\": use a port from 1 to 65535",
+            ),
+            ("tcp", "70000", "web:80", "forwards.host_port: \"70000\""),
+            (
+                "sctp",
+                "80",
+                "web:80",
+                "forwards.proto: \"sctp\": use tcp or udp",
+            ),
+            ("tcp", "80", "web", "GUEST:PORT"),
+            ("tcp", "80", "web:0", "forwards.guest_port"),
+            ("tcp", "80", "Web!:80", "invalid guest name"),
+        ] {
+            let e = PortForward::parse(proto, port, target)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{proto} {port} {target}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_network_forwards_one_host_port_once_per_protocol() {
+        let base =
+            "name = \"lan\"\nkind = \"nat\"\nbridge = \"hgb-lan\"\nipv4 = \"10.77.0.1/24\"\n";
+        let fw = |proto: &str, guest: &str| {
+            format!(
+                "[[forwards]]\nproto = \"{proto}\"\nhost_port = 8080\nguest = \"{guest}\"\nguest_port = 80\n"
+            )
+        };
+        let ok = format!("{base}{}{}", fw("tcp", "a"), fw("udp", "b"));
+        assert_eq!(NetworkConfig::from_toml(&ok).unwrap().forwards.len(), 2);
+        let twice = format!("{base}{}{}", fw("tcp", "a"), fw("tcp", "b"));
+        let e = NetworkConfig::from_toml(&twice).unwrap_err().to_string();
+        assert!(e.contains("tcp 8080 is forwarded twice"), "{e}");
     }
 }

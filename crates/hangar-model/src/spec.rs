@@ -67,7 +67,8 @@ pub struct NicPlan {
     pub bridge: Option<String>,
     /// The guest's addresses, CIDR.
     pub addrs: Vec<String>,
-    /// Default gateways inside the guest.
+    /// Default gateways inside the guest that go via this NIC, at most one per family
+    /// (one NIC of a guest carries each family's default route).
     pub gateways: Vec<String>,
     pub mtu: Option<u32>,
     pub routed: bool,

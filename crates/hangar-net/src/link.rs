@@ -14,8 +14,9 @@
 //! - **routed** (OpenVZ's venet): no bridge and no shared L2 segment. The host routes
 //!   each guest address (/32, /128) to the host side. Inside the guest every address is
 //!   a host address (the given prefix length is not used, so the guest never expects
-//!   neighbours on the link) and the default routes go via fixed link-local gateways,
-//!   [`ROUTED_GATEWAY_V4`] (`onlink`) and [`ROUTED_GATEWAY_V6`]. The host side owns both
+//!   neighbours on the link) and the default routes, when the NIC carries them, go via
+//!   fixed link-local gateways, [`ROUTED_GATEWAY_V4`] (`onlink`) and
+//!   [`ROUTED_GATEWAY_V6`], the only gateways a routed NIC takes. The host side owns both
 //!   gateway addresses itself (169.254.0.1/32 scope link, fe80::1/64), so it answers the
 //!   guest's ARP and neighbour solicitations whatever the host's routing table says;
 //!   proxy ARP alone would answer only for addresses the host routes out of another
@@ -262,7 +263,9 @@ pub struct NicSetup {
     pub bridge: Option<String>,
     /// Guest addresses, CIDR, v4 and/or v6.
     pub addrs: Vec<String>,
-    /// Default gateways inside the guest, v4 and/or v6 (bridged NICs only).
+    /// Default gateways inside the guest, v4 and/or v6: none, one or both families.
+    /// A routed NIC takes only [`ROUTED_GATEWAY_V4`] and [`ROUTED_GATEWAY_V6`]. They
+    /// replace a default route the guest already has (a NIC attached to carry it).
     pub gateways: Vec<String>,
     pub mtu: Option<u32>,
     /// Routed (venet style, see the module docs) instead of bridged.
@@ -303,13 +306,11 @@ fn plan<'a>(ns: &Netns, nic: &'a NicSetup) -> Result<Plan<'a>> {
             "{owner}: a routed NIC has no bridge: drop the bridge or the routed mode"
         )));
     }
-    if nic.routed && !gateways.is_empty() {
-        return Err(NetError::Invalid(format!(
-            "{owner}: a routed NIC takes no gateways: its default routes go via the host side \
-             ({ROUTED_GATEWAY_V4}, {ROUTED_GATEWAY_V6})"
-        )));
+    if nic.routed {
+        check_routed_gateways(&owner, &gateways)?;
+    } else {
+        check_gateways(&owner, &gateways, &addrs)?;
     }
-    check_gateways(&owner, &gateways, &addrs)?;
     if let Some(b) = &nic.bridge {
         check_bridge(&owner, b)?;
     }
@@ -343,6 +344,21 @@ fn check_gateways(owner: &str, gateways: &[IpAddr], addrs: &[Cidr]) -> Result<()
                  subnet, or another gateway"
             )));
         }
+    }
+    Ok(())
+}
+
+/// A routed NIC's default routes go via the host side's link-local addresses only.
+fn check_routed_gateways(owner: &str, gateways: &[IpAddr]) -> Result<()> {
+    let allowed = [ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6];
+    if gateways
+        .iter()
+        .any(|g| !allowed.contains(&g.to_string().as_str()))
+    {
+        return Err(NetError::Invalid(format!(
+            "{owner}: a routed NIC's default routes go via the host side: its gateways are \
+             {ROUTED_GATEWAY_V4} and {ROUTED_GATEWAY_V6}, or none"
+        )));
     }
     Ok(())
 }
@@ -507,17 +523,15 @@ fn configure_guest(ns: &Netns, plan: &Plan) -> Result<()> {
         batch += &format!("addr add {addr} dev {g}{nodad}\n");
     }
     batch += &format!("link set dev {g} up\n");
-    if plan.nic.routed {
-        if plan.addrs.iter().any(Cidr::is_v4) {
-            batch += &format!("route add 0.0.0.0/0 via {ROUTED_GATEWAY_V4} dev {g} onlink\n");
-        }
-        if plan.addrs.iter().any(|a| !a.is_v4()) {
-            batch += &format!("route add ::/0 via {ROUTED_GATEWAY_V6} dev {g}\n");
-        }
-    }
     for gw in &plan.gateways {
         let default = if gw.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
-        batch += &format!("route add {default} via {gw} dev {g}\n");
+        // The routed IPv4 gateway is on no subnet of the guest's.
+        let onlink = if plan.nic.routed && gw.is_ipv4() {
+            " onlink"
+        } else {
+            ""
+        };
+        batch += &format!("route replace {default} via {gw} dev {g}{onlink}\n");
     }
     cmd::ip_batch_in(&ns.path, &batch)
         .map(drop)
@@ -657,7 +671,7 @@ mod tests {
     }
 
     #[test]
-    fn routed_nic_with_gateways_is_refused_before_anything_changes() {
+    fn routed_nic_with_a_gateway_not_the_host_sides_is_refused_before_anything_changes() {
         let nic = NicSetup {
             host_if: "hgt-unit0".into(),
             guest_if: "eth0".into(),
@@ -671,7 +685,10 @@ mod tests {
         let e = nic_plug(&Netns::of_process(1), &nic)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("a routed NIC takes no gateways"), "{e}");
+        assert!(
+            e.contains("a routed NIC's default routes go via the host side"),
+            "{e}"
+        );
     }
 
     #[test]

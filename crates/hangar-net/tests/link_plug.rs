@@ -166,7 +166,7 @@ fn routed_guest_is_reached_from_another_host_at_its_own_address() {
                 "02:00:00:23:10:03",
                 None,
                 &["10.231.1.10/32", "fd00:231:1::10/64"],
-                &[],
+                &[link::ROUTED_GATEWAY_V4, link::ROUTED_GATEWAY_V6],
             );
             routed.routed = true;
             // The "other host": a plain veth pair to the test host, routes to the guest via it.

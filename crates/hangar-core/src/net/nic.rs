@@ -4,8 +4,9 @@
 use super::{DEFAULT_NETWORK, alloc, names, store, up};
 use crate::{CoreError, Host, Result};
 use hangar_model::GuestConfig;
-use hangar_model::net::{Cidr, Nic, NicMode, Rate};
+use hangar_model::net::{Cidr, Gateway, Nic, NicMode, Rate};
 use hangar_model::spec::NicPlan;
+use std::net::IpAddr;
 
 /// An address as asked for: a fixed one, or the next free one of the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +16,8 @@ pub enum AddrReq {
 }
 
 /// `network=lan ip=auto ip6=fd77::5/64 mode=routed mac=02:.. vlan=7 mtu=1400
-/// egress=10mbit ingress=10mbit name=eth1` (also comma-separated).
+/// egress=10mbit ingress=10mbit gateway=10.77.0.254|none gateway6=.. name=eth1` (also
+/// comma-separated).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NicRequest {
     pub name: Option<String>,
@@ -28,6 +30,8 @@ pub struct NicRequest {
     pub mtu: Option<u32>,
     pub egress: Option<Rate>,
     pub ingress: Option<Rate>,
+    pub gateway: Option<Gateway>,
+    pub gateway6: Option<Gateway>,
 }
 
 fn bad(why: String) -> CoreError {
@@ -86,9 +90,12 @@ impl NicRequest {
                 }
                 "egress" => r.egress = Some(Rate::parse(v)?),
                 "ingress" => r.ingress = Some(Rate::parse(v)?),
+                "gateway" | "gw" => r.gateway = Some(Gateway::parse(v)?),
+                "gateway6" | "gw6" => r.gateway6 = Some(Gateway::parse(v)?),
                 _ => {
                     return Err(bad(format!(
-                        "unknown key {k:?}; keys: name network mode ip ip6 mac vlan mtu egress ingress"
+                        "unknown key {k:?}; keys: name network mode ip ip6 mac vlan mtu egress \
+                         ingress gateway gateway6"
                     )));
                 }
             }
@@ -177,6 +184,8 @@ pub fn allocate(host: &Host, guest: &str, existing: &[Nic], req: &NicRequest) ->
         mtu: req.mtu,
         egress: req.egress,
         ingress: req.ingress,
+        gateway: req.gateway,
+        gateway6: req.gateway6,
     };
     nic.validate()?;
     Ok(nic)
@@ -194,26 +203,22 @@ pub fn plan(host: &Host, cfg: &GuestConfig, nic: &Nic) -> Result<NicPlan> {
         .chain(&nic.ipv6)
         .map(|c| c.to_string())
         .collect();
-    let (bridge, gateways) = match &nic.network {
-        Some(n) => {
-            let net = store::load(&host.paths, n)?;
-            let gws = [net.ipv4, net.ipv6]
-                .into_iter()
-                .flatten()
-                .filter(|g| {
-                    nic.ipv4.iter().chain(&nic.ipv6).any(|a| g.contains(a)) && nic.vlan.is_none()
-                })
-                .map(|g| g.addr_string())
-                .collect();
-            (Some(names::bridge(&host.paths, n, nic.vlan)), gws)
+    let mut gateways = vec![];
+    for v4 in [true, false] {
+        if let Some((carrier, gw)) = default_route(host, cfg, v4)?
+            && carrier == nic.name
+        {
+            gateways.push(gw.to_string());
         }
-        None => (None, vec![]),
-    };
+    }
     Ok(NicPlan {
         host_if: names::host_if(&host.paths, cfg.context.get(), &nic.name),
         guest_if: nic.name.clone(),
         mac: nic.mac.clone(),
-        bridge,
+        bridge: nic
+            .network
+            .as_ref()
+            .map(|n| names::bridge(&host.paths, n, nic.vlan)),
         addrs,
         gateways,
         mtu: nic.mtu,
@@ -221,4 +226,46 @@ pub fn plan(host: &Host, cfg: &GuestConfig, nic: &Nic) -> Result<NicPlan> {
         egress: nic.egress.map(|r| r.0),
         ingress: nic.ingress.map(|r| r.0),
     })
+}
+
+/// The NIC that carries the guest's default route of one family, and its gateway: the
+/// NIC that gives a gateway address (there is at most one), else the first NIC in
+/// config order that has an automatic gateway and does not say `none`.
+pub fn default_route(host: &Host, cfg: &GuestConfig, v4: bool) -> Result<Option<(String, IpAddr)>> {
+    if let Some((n, gw)) = cfg
+        .nics
+        .iter()
+        .find_map(|n| Some((n, n.gateway_of(v4)?.addr()?)))
+    {
+        return Ok(Some((n.name.clone(), gw)));
+    }
+    for n in cfg.nics.iter().filter(|n| n.gateway_of(v4).is_none()) {
+        if let Some(gw) = automatic_gateway(host, n, v4)? {
+            return Ok(Some((n.name.clone(), gw)));
+        }
+    }
+    Ok(None)
+}
+
+/// The gateway a NIC gets without `gateway`: the host side's link-local address for a
+/// routed NIC, the network's host address for a bridged NIC with an address in the
+/// network's subnet (not on a VLAN: the host has no address there).
+fn automatic_gateway(host: &Host, nic: &Nic, v4: bool) -> Result<Option<IpAddr>> {
+    let Some(own) = (if v4 { nic.ipv4 } else { nic.ipv6 }) else {
+        return Ok(None);
+    };
+    let routed = if v4 {
+        hangar_net::link::ROUTED_GATEWAY_V4
+    } else {
+        hangar_net::link::ROUTED_GATEWAY_V6
+    };
+    let net = match (&nic.network, nic.mode) {
+        (_, NicMode::Routed) => return Ok(routed.parse().ok()),
+        (Some(n), NicMode::Bridged) if nic.vlan.is_none() => store::load(&host.paths, n)?,
+        _ => return Ok(None),
+    };
+    let host_addr = if v4 { net.ipv4 } else { net.ipv6 };
+    Ok(host_addr
+        .filter(|h| h.contains(&own))
+        .and_then(|h| h.addr_string().parse().ok()))
 }

@@ -38,6 +38,14 @@ pub fn detach(host: &Host, name: &GuestName, ifname: &str) -> Result<()> {
             "guest {name} has no NIC named {ifname}"
         )));
     };
+    if let Some(fw) = crate::ops::forward::through_nic(host, &cfg, &nic)?.first() {
+        let network = nic.network.as_deref().unwrap_or_default();
+        return Err(CoreError::Invalid(format!(
+            "port forward {fw} of network {network} goes to {name} through {ifname}: remove it \
+             first with `{}`",
+            crate::ops::forward::remove_command(network, fw)
+        )));
+    }
     live(host, &cfg, &nic, false)?;
     cfg.nics.retain(|n| n.name != ifname);
     store::save(&host.paths, &cfg)?;

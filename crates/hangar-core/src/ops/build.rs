@@ -42,6 +42,7 @@ pub fn build(
             let nic = crate::net::nic::allocate(host, name.as_str(), &nics, r)?;
             nics.push(nic);
         }
+        hangar_model::net::validate_nics(&nics)?;
         std::fs::create_dir_all(build_dir.join("rootfs"))
             .map_err(|e| CoreError::io("creating", &build_dir, e))?;
         std::fs::write(build_dir.join("context"), ctx.to_string())

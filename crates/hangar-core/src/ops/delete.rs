@@ -1,10 +1,14 @@
 //! `hangar delete`: remove everything a guest owns. The config goes first (it is what
-//! makes a guest exist), then its data, runtime state, logs and cgroup.
+//! makes a guest exist), then its data, runtime state, logs and cgroup, and last the
+//! port forwards to it (a forward to a deleted guest would send a host port to whoever
+//! gets its address next).
 
+use crate::ops::forward::Removed;
 use crate::{CoreError, Host, Result, lock, status, store};
 use hangar_model::GuestName;
 
-pub fn delete(host: &Host, name: &GuestName, force: bool) -> Result<()> {
+/// Delete guest `name`; returns the port forwards removed with it.
+pub fn delete(host: &Host, name: &GuestName, force: bool) -> Result<Vec<Removed>> {
     let _guest = lock::guest(&host.paths, name)?;
     let cfg = store::load(&host.paths, name)?;
     if status::status(&host.paths, name).is_active() {
@@ -27,6 +31,12 @@ pub fn delete(host: &Host, name: &GuestName, force: bool) -> Result<()> {
     if let Ok(cg) = host.guest_cgroup(&cfg) {
         cg.remove()?;
     }
+    let removed = crate::ops::forward::remove_all_to(host, name).map_err(|e| {
+        CoreError::Invalid(format!(
+            "guest {name} is deleted, but its port forwards are not ({e}): remove them with \
+             `hangar network forward remove`"
+        ))
+    })?;
     crate::ops::attach::refresh_networks(host, &cfg.nics);
-    Ok(())
+    Ok(removed)
 }

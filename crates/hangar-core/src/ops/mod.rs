@@ -5,6 +5,7 @@ pub mod build;
 pub mod config;
 pub mod delete;
 pub mod exec;
+pub mod forward;
 pub mod limits;
 pub mod list;
 pub mod network;
