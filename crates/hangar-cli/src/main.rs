@@ -336,30 +336,9 @@ fn network(host: &Host, c: args::NetworkCmd) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 let verb = if r.repaired { "removed" } else { "found" };
-                println!(
-                    "stale guest interfaces {verb}: {}",
-                    if r.stale_links.is_empty() {
-                        "none".into()
-                    } else {
-                        r.stale_links.join(" ")
-                    }
-                );
-                println!(
-                    "stale guards {verb}: {}",
-                    if r.stale_guards.is_empty() {
-                        "none".into()
-                    } else {
-                        r.stale_guards.join(" ")
-                    }
-                );
-                println!(
-                    "DNS services down: {}",
-                    if r.dns_down.is_empty() {
-                        "none".into()
-                    } else {
-                        r.dns_down.join(" ")
-                    }
-                );
+                println!("stale guest interfaces {verb}: {}", or_none(&r.stale_links));
+                println!("stale guards {verb}: {}", or_none(&r.stale_guards));
+                println!("DNS services down: {}", or_none(&r.dns_down));
                 if r.repaired {
                     println!("networks brought up: {}", r.networks_up.join(" "));
                 }
@@ -367,6 +346,15 @@ fn network(host: &Host, c: args::NetworkCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A list for a report line: its items, or "none".
+fn or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(" ")
+    }
 }
 
 fn forward(host: &Host, c: args::ForwardCmd) -> Result<()> {
