@@ -338,6 +338,11 @@ fn network(host: &Host, c: args::NetworkCmd) -> Result<()> {
                 let verb = if r.repaired { "removed" } else { "found" };
                 println!("stale guest interfaces {verb}: {}", or_none(&r.stale_links));
                 println!("stale guards {verb}: {}", or_none(&r.stale_guards));
+                println!("stale port forwards {verb}: {}", or_none(&r.stale_forwards));
+                println!(
+                    "port forwards without a guest (edit the network or attach the guest): {}",
+                    or_none(&r.forwards_without_target)
+                );
                 println!("DNS services down: {}", or_none(&r.dns_down));
                 if r.repaired {
                     println!("networks brought up: {}", r.networks_up.join(" "));

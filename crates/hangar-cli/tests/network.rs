@@ -1040,3 +1040,48 @@ fn bad_gateways_are_refused_and_leave_the_config_unchanged() {
     assert!(!h.config_file("b").exists());
     assert_eq!(before, std::fs::read(h.config_file("g")).unwrap());
 }
+
+#[test]
+fn hand_edited_forwards_block_no_start_and_check_finds_both_kinds_of_stray() {
+    require_root!();
+    let h = TestHost::new("fwstray");
+    net(&h, "fw", &["--ipv4", "10.253.0.1/24", "--no-dns"]);
+    h.ok(&["build", "a", "-m", "busybox", "--network", "fw"]);
+    h.ok(&["build", "b", "-m", "busybox", "--network", "fw"]);
+    h.ok(&["network", "forward", "add", "fw", "18460", "a:80"]);
+    // By hand: the forward to a goes from the file (its rule stays behind), and one to
+    // a guest that does not exist comes in.
+    let file = h.root.join("etc/hangar/networks/fw.toml");
+    let mut cfg: toml::Table = toml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let ghost: toml::Table =
+        toml::from_str("host_port = 18461\nguest = \"ghost\"\nguest_port = 80\n").unwrap();
+    cfg.insert(
+        "forwards".into(),
+        toml::Value::Array(vec![toml::Value::Table(ghost)]),
+    );
+    std::fs::write(&file, toml::to_string(&cfg).unwrap()).unwrap();
+
+    // The forward without a guest keeps no one from starting, and gets no rule.
+    h.started("b");
+    let ruleset = sh("nft list ruleset").1;
+    assert!(!ruleset.contains("18461"), "{ruleset}");
+    let check = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["network", "check", "--format", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&h.ok(&all)).unwrap()
+    };
+    let found = check(&[]);
+    assert_eq!(found["stale_forwards"], serde_json::json!(["fw:tcp:18460"]));
+    assert_eq!(
+        found["forwards_without_target"],
+        serde_json::json!(["tcp 18461 -> ghost:80 of network fw"])
+    );
+    check(&["--repair"]);
+    assert!(!sh("nft list ruleset").1.contains("18460"));
+    let after = check(&[]);
+    assert_eq!(after["stale_forwards"], serde_json::json!([]));
+    assert_eq!(
+        after["forwards_without_target"],
+        found["forwards_without_target"]
+    );
+}

@@ -171,11 +171,12 @@ pub fn up(host: &Host, cfg: &NetworkConfig) -> Result<()> {
     }
     let members = members(host, &cfg.name)?;
     for fw in &cfg.forwards {
-        let Some((_, ip)) = members.iter().find(|(g, a)| g == &fw.guest && a.is_v4()) else {
-            return Err(CoreError::Invalid(format!(
-                "port forward to {}: no such guest on network {} with an IPv4 address",
-                fw.guest, cfg.name
-            )));
+        // A forward whose guest is gone or left the network (a hand edit) has no rule:
+        // its host port must not reach whoever holds the old address now, and it must
+        // not keep the network down for every other guest. `network check` reports it.
+        let Some((_, ip)) = forward_target(&members, fw) else {
+            nft.remove_port_forward(&forward_id(cfg, fw))?;
+            continue;
         };
         nft.port_forward(
             &forward_id(cfg, fw),
@@ -196,6 +197,14 @@ pub fn up(host: &Host, cfg: &NetworkConfig) -> Result<()> {
         d.set_hosts(&names)?;
     }
     Ok(())
+}
+
+/// The guest address forward `fw` goes to: its guest's IPv4 address among `members`.
+pub fn forward_target<'a>(
+    members: &'a [(String, Cidr)],
+    fw: &hangar_model::net::PortForward,
+) -> Option<&'a (String, Cidr)> {
+    members.iter().find(|(g, a)| g == &fw.guest && a.is_v4())
 }
 
 pub fn forward_id(cfg: &NetworkConfig, fw: &hangar_model::net::PortForward) -> String {

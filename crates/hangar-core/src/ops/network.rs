@@ -70,6 +70,11 @@ pub struct CheckReport {
     pub stale_links: Vec<String>,
     /// nftables guards of guests that are not running.
     pub stale_guards: Vec<String>,
+    /// nftables port forwards no network file has (removed with --repair).
+    pub stale_forwards: Vec<String>,
+    /// Forwards of network files whose guest is gone or has no IPv4 address on the
+    /// network: they have no rule; remove them or give the guest its NIC back.
+    pub forwards_without_target: Vec<String>,
     /// Networks whose DNS service is down: `NAME (dnsmasq)` or `NAME (keeper)`.
     pub dns_down: Vec<String>,
     /// Networks brought back up (missing bridge, rules or DNS).
@@ -132,8 +137,29 @@ pub fn check(host: &Host, repair: bool) -> Result<CheckReport> {
             report.stale_guards.push(guard);
         }
     }
-    for n in list(host)? {
-        if let Some(d) = up::dns(host, &n) {
+    let networks = list(host)?;
+    let mut wanted_forwards = vec![];
+    for n in &networks {
+        let members = up::members(host, &n.name)?;
+        for fw in &n.forwards {
+            wanted_forwards.push(up::forward_id(n, fw));
+            if up::forward_target(&members, fw).is_none() {
+                report
+                    .forwards_without_target
+                    .push(format!("{} of network {}", fw, n.name));
+            }
+        }
+    }
+    for id in nft.inventory()?.forwards {
+        if !wanted_forwards.contains(&id) {
+            if repair {
+                nft.remove_port_forward(&id)?;
+            }
+            report.stale_forwards.push(id);
+        }
+    }
+    for n in &networks {
+        if let Some(d) = up::dns(host, n) {
             if !d.is_running() {
                 report.dns_down.push(format!("{} (dnsmasq)", n.name));
             } else if !crate::net::dns::keeper_alive(&d) {
