@@ -1085,3 +1085,96 @@ fn hand_edited_forwards_block_no_start_and_check_finds_both_kinds_of_stray() {
         found["forwards_without_target"]
     );
 }
+
+/// Whether this kernel makes 802.1Q VLAN devices (it has none where this was written).
+fn kernel_has_8021q(parent: &str) -> bool {
+    let probe = format!("hgtq{}", std::process::id() % 100_000);
+    let made = sh(&format!(
+        "ip link add link {parent} name {probe} type vlan id 4000"
+    ))
+    .0;
+    if made {
+        let _ = sh(&format!("ip link del {probe}"));
+    }
+    made
+}
+
+#[test]
+fn an_uplinked_bridge_carries_untagged_guests_and_vlans_tagged_or_refused() {
+    require_root!();
+    let h = TestHost::new("uplink");
+    // The "physical network": a namespace behind a veth pair whose host end is the uplink.
+    let ns = Netns {
+        name: format!("hgt-up-{}", std::process::id()),
+    };
+    let uplink = format!("hgtu{}", std::process::id() % 100_000);
+    for c in [
+        format!("ip netns add {}", ns.name),
+        format!(
+            "ip link add {uplink} type veth peer name eth0 netns {}",
+            ns.name
+        ),
+        format!("ip link set {uplink} up"),
+        format!("ip -n {} addr add 10.254.0.1/24 dev eth0", ns.name),
+        format!("ip -n {} link set eth0 up", ns.name),
+    ] {
+        let (ok, out) = sh(&c);
+        assert!(ok, "{c}: {out}");
+    }
+    net(
+        &h,
+        "upl",
+        &["--kind", "bridge", "--uplink", &uplink, "--no-dns"],
+    );
+    h.ok(&[
+        "build",
+        "a",
+        "-m",
+        "busybox",
+        "--nic",
+        "network=upl,ip=10.254.0.2/24",
+    ]);
+    h.started("a");
+    assert_eq!(
+        h.sh("a", "ping -c1 -W2 10.254.0.1 >/dev/null && echo ok")
+            .1
+            .trim(),
+        "ok",
+        "untagged, through the uplink"
+    );
+    h.ok(&[
+        "build",
+        "v",
+        "-m",
+        "busybox",
+        "--nic",
+        "network=upl,vlan=12,ip=10.254.0.3/24",
+    ]);
+    let vlan_links = || sh("ip -o link show | grep -E ': h[0-9a-f]{3}[vq]12-upl' || true").1;
+    if kernel_has_8021q(&uplink) {
+        // Tagged: v's VLAN reaches the uplink as VLAN 12, never untagged.
+        h.started("v");
+        assert!(vlan_links().contains("@"), "{}", vlan_links());
+        assert_ne!(
+            h.sh("v", "ping -c1 -W2 10.254.0.1 >/dev/null && echo ok")
+                .1
+                .trim(),
+            "ok",
+            "VLAN 12 must not reach the untagged segment"
+        );
+    } else {
+        let err = h.fails(&["start", "v"]);
+        assert!(err.contains("802.1Q"), "{err}");
+        assert_eq!(h.state("v"), "stopped");
+        assert_eq!(vlan_links(), "", "a failed start left VLAN links");
+    }
+    h.ok(&["kill", "a"]);
+    h.ok(&["delete", "a"]);
+    h.ok(&["delete", "--force", "v"]);
+    h.ok(&["network", "delete", "upl"]);
+    assert_eq!(vlan_links(), "");
+    assert!(
+        sh(&format!("ip link show {uplink}")).0,
+        "the uplink itself stays"
+    );
+}

@@ -67,6 +67,9 @@ pub(crate) fn check_ifname(what: &str, name: &str) -> Result<()> {
 #[derive(Debug, Deserialize)]
 pub(crate) struct Link {
     pub ifname: String,
+    /// The lower device (a VLAN device's parent).
+    #[serde(default)]
+    pub link: Option<String>,
     #[serde(default)]
     pub linkinfo: Option<LinkInfo>,
     #[serde(default)]
@@ -77,6 +80,8 @@ pub(crate) struct Link {
 pub(crate) struct LinkInfo {
     #[serde(default)]
     pub info_kind: Option<String>,
+    #[serde(default)]
+    pub info_data: Option<serde_json::Value>,
 }
 
 impl Link {
@@ -86,6 +91,16 @@ impl Link {
             .as_ref()
             .and_then(|l| l.info_kind.as_deref())
             .unwrap_or("device")
+    }
+
+    /// A VLAN device's id.
+    fn vlan_id(&self) -> Option<u64> {
+        self.linkinfo
+            .as_ref()?
+            .info_data
+            .as_ref()?
+            .get("id")?
+            .as_u64()
     }
 }
 
@@ -244,6 +259,64 @@ pub fn bridge_delete(name: &str) -> Result<()> {
         None => Ok(()),
         Some(l) if l.kind() != "bridge" => Err(NetError::Invalid(format!(
             "{name} is a {}, not a bridge: not deleting it",
+            l.kind()
+        ))),
+        Some(_) => link_delete(name),
+    }
+}
+
+/// Carry VLAN `vid` on `uplink`: the 802.1Q device `name` on it (tagging what leaves,
+/// taking in what carries the tag), made a port of `bridge`, the VLAN's own bridge,
+/// and brought up. Idempotent; a `name` that is anything else is refused. On a kernel
+/// without 802.1Q devices the error says so.
+pub fn uplink_vlan_ensure(name: &str, uplink: &str, vid: u16, bridge: &str) -> Result<()> {
+    check_ifname("VLAN device", name)?;
+    check_ifname("uplink", uplink)?;
+    check_ifname("bridge", bridge)?;
+    if !(1..=4094).contains(&vid) {
+        return Err(NetError::Invalid(format!("VLAN id {vid}: use 1 to 4094")));
+    }
+    match link_show(name)? {
+        Some(l)
+            if l.kind() == "vlan"
+                && l.vlan_id() == Some(u64::from(vid))
+                && l.link.as_deref() == Some(uplink) => {}
+        Some(l) => {
+            return Err(NetError::Invalid(format!(
+                "{name} exists and is a {} other than VLAN {vid} on {uplink}: delete it",
+                l.kind()
+            )));
+        }
+        None => {
+            let id = vid.to_string();
+            let made = cmd::ip(&[
+                "link", "add", "link", uplink, "name", name, "type", "vlan", "id", &id,
+            ]);
+            match made {
+                Err(NetError::Command { stderr, .. }) if stderr.contains("Unknown device type") => {
+                    return Err(NetError::Invalid(format!(
+                        "VLAN {vid} cannot be tagged on uplink {uplink}: this kernel has no \
+                         802.1Q VLAN devices (CONFIG_VLAN_8021Q, module 8021q); load the \
+                         module, or use VLANs on a network without an uplink"
+                    )));
+                }
+                Err(e) => return Err(e),
+                Ok(_) => {}
+            }
+        }
+    }
+    let up = cmd::ip(&["link", "set", "dev", name, "master", bridge, "up"]);
+    up.map(drop)
+}
+
+/// Delete the 802.1Q device `name` (idempotent). Refuses a link that is not a VLAN
+/// device.
+pub fn uplink_vlan_delete(name: &str) -> Result<()> {
+    check_ifname("VLAN device", name)?;
+    match link_show(name)? {
+        None => Ok(()),
+        Some(l) if l.kind() != "vlan" => Err(NetError::Invalid(format!(
+            "{name} is a {}, not a VLAN device: not deleting it",
             l.kind()
         ))),
         Some(_) => link_delete(name),
@@ -689,6 +762,21 @@ mod tests {
             e.contains("a routed NIC's default routes go via the host side"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn uplink_vlans_outside_1_to_4094_or_with_bad_names_are_refused_before_anything_runs() {
+        for (name, uplink, vid, needle) in [
+            ("hgq0-lan", "eth1", 0, "use 1 to 4094"),
+            ("hgq4095-lan", "eth1", 4095, "use 1 to 4094"),
+            ("hgq10-lan", "eth/1", 10, "not a valid interface name"),
+            ("hg-too-long-name", "eth1", 10, "not a valid interface name"),
+        ] {
+            let e = uplink_vlan_ensure(name, uplink, vid, "hgv10-lan")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(needle), "{name} {uplink} {vid}: {e}");
+        }
     }
 
     #[test]

@@ -211,16 +211,23 @@ pub fn forward_id(cfg: &NetworkConfig, fw: &hangar_model::net::PortForward) -> S
     format!("{}:{}:{}", cfg.name, fw.proto, fw.host_port)
 }
 
-/// The bridge of VLAN `vlan` of network `cfg`: an L2 segment of its own.
+/// The bridge of VLAN `vlan` of network `cfg`: an L2 segment of its own. On a network
+/// with an uplink, the VLAN's 802.1Q device on the uplink is a port of that bridge, so
+/// the VLAN reaches the physical network tagged (the Xen seed's `eth0.N` in `xenbrN`).
 pub fn vlan_up(host: &Host, cfg: &NetworkConfig, vlan: u16) -> Result<String> {
-    if cfg.uplink.is_some() {
-        return Err(CoreError::Invalid(format!(
-            "network {}: VLAN {vlan} on an uplink needs 802.1Q devices, which this kernel lacks; use VLANs without an uplink",
-            cfg.name
-        )));
-    }
     let bridge = names::bridge(&host.paths, &cfg.name, Some(vlan));
+    let new = !link::link_exists(&bridge);
     link::bridge_ensure(&bridge, &[], cfg.mtu)?;
+    if let Some(uplink) = &cfg.uplink {
+        let dev = names::uplink_vlan(&host.paths, &cfg.name, vlan);
+        if let Err(e) = link::uplink_vlan_ensure(&dev, uplink, vlan, &bridge) {
+            // A failed start changes nothing: the bridge made for it goes again.
+            if new {
+                let _ = link::bridge_delete(&bridge);
+            }
+            return Err(e.into());
+        }
+    }
     Ok(bridge)
 }
 
@@ -234,11 +241,14 @@ pub fn down(host: &Host, cfg: &NetworkConfig) -> Result<()> {
         nft.remove_port_forward(&forward_id(cfg, fw))?;
     }
     nft.remove_network(&cfg.name)?;
-    let vlan_prefix = names::bridge(&host.paths, &cfg.name, Some(0));
-    let vlan_prefix = &vlan_prefix[..vlan_prefix.find('v').map(|i| i + 1).unwrap_or(0)];
-    for b in link::links_with_prefix(vlan_prefix)? {
-        if b.ends_with(&format!("-{}", cfg.name)) {
-            link::bridge_delete(&b)?;
+    let all = link::links_with_prefix(&names::prefix(&host.paths))?;
+    let mut vlan_links = names::vlan_links_of(&host.paths, &cfg.name, &all);
+    // The uplink's VLAN devices first: they are ports of the VLAN bridges.
+    vlan_links.sort_by_key(|(_, what)| matches!(what, names::VlanLink::Bridge(_)));
+    for (l, what) in &vlan_links {
+        match what {
+            names::VlanLink::Uplink(_) => link::uplink_vlan_delete(l)?,
+            names::VlanLink::Bridge(_) => link::bridge_delete(l)?,
         }
     }
     link::bridge_delete(&cfg.bridge)?;
