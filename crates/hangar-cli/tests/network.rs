@@ -440,7 +440,8 @@ fn a_10_mbit_rate_limit_is_measured_within_15_percent() {
             .1
             .contains("tbf")
     );
-    h.ok(&["set", "g", "nic.eth0.ingress=max"]);
+    // `net.ingress` names the guest's only NIC.
+    h.ok(&["set", "g", "net.ingress=max"]);
     let (_, qdisc) = sh(&format!("tc qdisc show dev {host_if}"));
     assert!(!qdisc.contains("tbf"), "{qdisc}");
 }
@@ -733,6 +734,12 @@ fn the_host_is_as_before_after_every_kind_of_network_use() {
         h.ok(&["network", "forward", "remove", "n1", "18453"]);
         h.ok(&["attach", "v", "nic", "network=n1", "name=eth2"]);
         h.ok(&["set", "a", "nic.eth0.egress=5mbit"]);
+        // With two NICs, the short form must say which.
+        let err = h.fails(&["set", "a", "net.egress=5mbit"]);
+        assert!(
+            err.contains("eth0, eth1") && err.contains("nic.NAME.egress"),
+            "{err}"
+        );
         h.ok(&["detach", "v", "nic", "eth2"]);
         // A monitor killed: its leftovers are for network check to remove.
         let monitor = h.runtime("r")["monitor_pid"].as_i64().unwrap() as i32;

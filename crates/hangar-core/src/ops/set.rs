@@ -26,8 +26,10 @@ pub fn set(host: &Host, name: &GuestName, items: &[String]) -> Result<SetOutcome
     let _guest = lock::guest(&host.paths, name)?;
     let old = store::load(&host.paths, name)?;
     let mut new = old.clone();
-    let (nic_items, limit_items): (Vec<String>, Vec<String>) =
-        items.iter().cloned().partition(|i| i.starts_with("nic."));
+    let (nic_items, limit_items): (Vec<String>, Vec<String>) = items
+        .iter()
+        .cloned()
+        .partition(|i| i.starts_with("nic.") || i.starts_with("net."));
     new.limits.set_all(&limit_items)?;
     for item in &nic_items {
         set_nic(&mut new, item)?;
@@ -43,7 +45,8 @@ pub fn set(host: &Host, name: &GuestName, items: &[String]) -> Result<SetOutcome
     Ok(SetOutcome { live })
 }
 
-/// `nic.NAME.egress=10mbit` / `nic.NAME.ingress=max`: a NIC's rate limits.
+/// `nic.NAME.egress=10mbit` / `nic.NAME.ingress=max`: a NIC's rate limits;
+/// `net.egress=` / `net.ingress=` for a guest with one NIC.
 fn set_nic(cfg: &mut hangar_model::GuestConfig, item: &str) -> Result<()> {
     let bad = || {
         CoreError::Invalid(format!(
@@ -51,11 +54,28 @@ fn set_nic(cfg: &mut hangar_model::GuestConfig, item: &str) -> Result<()> {
         ))
     };
     let (key, value) = item.split_once('=').ok_or_else(bad)?;
-    let mut parts = key.splitn(3, '.').skip(1);
-    let (Some(nic), Some(dir)) = (parts.next(), parts.next()) else {
-        return Err(bad());
-    };
     let name = cfg.name.clone();
+    let (nic, dir) = match key.split_once('.').ok_or_else(bad)? {
+        ("net", dir) => match &cfg.nics[..] {
+            [only] => (only.name.clone(), dir),
+            nics => {
+                let names: Vec<&str> = nics.iter().map(|n| n.name.as_str()).collect();
+                return Err(CoreError::Invalid(format!(
+                    "{item:?}: guest {name} has {} NICs ({}): name one, as nic.NAME.{dir}",
+                    nics.len(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )));
+            }
+        },
+        (_, rest) => {
+            let (nic, dir) = rest.split_once('.').ok_or_else(bad)?;
+            (nic.to_string(), dir)
+        }
+    };
     let n = cfg
         .nics
         .iter_mut()
