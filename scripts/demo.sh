@@ -35,15 +35,19 @@ step "hangar build demo -m busybox"
 step "hangar start demo"
 "$hangar" start demo
 
-step "starting a web server inside the guest (busybox httpd on its own 127.0.0.1:8080)"
+step "starting a web server inside the guest (busybox httpd on port 8080)"
 "$hangar" exec demo -- sh -c '
     mkdir -p /srv/www
     echo "hello from $(hostname), served inside a hangar guest" > /srv/www/index.html
-    httpd -p 127.0.0.1:8080 -h /srv/www
+    httpd -p 8080 -h /srv/www
 '
 
-step "asking the service from inside the guest"
-"$hangar" exec demo -- wget -qO- http://127.0.0.1:8080/
+step "the guest on the default NAT network: it finds and reaches the host by name"
+"$hangar" exec demo -- sh -c 'grep nameserver /etc/resolv.conf; ping -c1 -W2 host'
+
+address=$("$hangar" config show demo | sed -n 's/^ipv4 = "\(.*\)\/.*"/\1/p' | head -n1)
+step "asking the service from the host, at the guest's address ${address}"
+timeout 10 busybox wget -qO- "http://${address}:8080/"
 
 step "what the guest sees: its processes, its network, its user"
 "$hangar" exec demo -- sh -c 'ps; ip -o addr; echo "uid in guest: $(id -u)"'
