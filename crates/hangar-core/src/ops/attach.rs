@@ -54,11 +54,14 @@ pub fn detach(host: &Host, name: &GuestName, ifname: &str) -> Result<()> {
 
 /// Plug or unplug `nic` in the running guest (nothing when it is stopped).
 fn live(host: &Host, cfg: &hangar_model::GuestConfig, nic: &Nic, plug: bool) -> Result<()> {
-    let Some(netns) = guest_netns(host, &cfg.name)? else {
+    if !status::status(&host.paths, &cfg.name).is_active() {
         return Ok(());
-    };
+    }
     let plan = nic::plan(host, cfg, nic)?;
     if plug {
+        let Some(netns) = guest_netns(host, &cfg.name)? else {
+            return Ok(());
+        };
         crate::ops::start::networks_up(host, cfg)?;
         let owner = format!("guest {}", cfg.name);
         hangar_net::plug(
