@@ -23,7 +23,7 @@ runtime_pkgs=(
     util-linux     # unshare, nsenter, mount, losetup
     gcc            # the static C probe of tests/security
     libc6-dev
-    qemu-system-x86 # tests/vm: the cgroup v2 test VM (TCG)
+    qemu-system-x86 # tests/vm: the test VM (cgroup v2, 802.1Q VLANs; TCG)
     cpio           # tests/vm: packing its initramfs
 )
 # The tools bench/start.sh measures hangar against.

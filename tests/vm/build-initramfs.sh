@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
 # Builds the initramfs of the hangar test VM (see tests/vm/run.sh) and prints its path.
 #
-# Usage: tests/vm/build-initramfs.sh [-k KERNEL_TREE] [-M "MODULE ..."] BIN_DIR SCENARIO OUT_DIR
+# Usage: tests/vm/build-initramfs.sh [-k KERNEL_TREE] [-M "MODULE ..."] [-B "TOOL ..."]
+#                                   BIN_DIR SCENARIO OUT_DIR
 #   BIN_DIR     holds the `hangar` and `hangar-monitor` binaries to test
 #   SCENARIO    shell script run as /scenario.sh inside the VM (by tests/vm/init.sh)
 #   OUT_DIR     where images are kept: OUT_DIR/initramfs-<sha256>.cpio.gz
 #   -k TREE     the extracted kernel package (TREE/lib/modules/VERSION), for -M
 #   -M MODULES  kernel modules to carry and insmod at boot (with what they depend
-#               on); none are needed today: the cloud kernel has
+#               on); the cgroup scenarios need none: the cloud kernel has
 #               namespaces, cgroup2 controllers, devpts, tmpfs and seccomp built in
-#               (fuse, which lxcfs needs, is added by this script; see below)
+#               (fuse, which lxcfs needs, is added by this script; see below); a
+#               network scenario needs veth, bridge, 8021q and nftables' modules
+#               (tests/vm/scenario-vlan.sh names them)
+#   -B TOOLS    host programs to carry, by name (e.g. "ip tc nft nsenter"): found on
+#               the host's PATH or in /usr/sbin, /usr/bin, /sbin, /bin, copied with
+#               their libraries to /usr/local/bin, the first directory of the VM's
+#               PATH, and every busybox applet link of the same name is pointed at
+#               the copy, so a program that looks the name up finds the host's tool
+#               (hangar runs iproute2's `ip -j`/`-batch`, `tc`, `nft` and
+#               util-linux's `nsenter --net=... ip`, which busybox's applets cannot
+#               stand in for). busybox's sh still prefers its own applets: scripts
+#               in the VM call these by path
 #
 # The image holds:
 #   /init                    tests/vm/init.sh
@@ -28,6 +40,9 @@
 #                            no lxcfs unless a scenario puts /opt/lxcfs/bin on its PATH
 #                            (tests/vm/scenario-limits.sh does; the smoke one does not)
 #   /lib/modules/extra       the -M modules, uncompressed, and their load order
+#   /usr/local/bin/TOOL      the -B tools, with their shared libraries at the paths
+#                            ldd names; sbin/ip, usr/bin/nsenter, ... (busybox's links
+#                            of those names) link to them
 #
 # Everything is staged first and the image is named after the hash of the staged
 # tree (paths, modes, link targets, contents), so an image is reused exactly when
@@ -37,16 +52,19 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 kernel_tree=
 modules=
-while getopts 'k:M:' opt; do
+tools=
+usage="usage: $0 [-k KERNEL_TREE] [-M MODULES] [-B TOOLS] BIN_DIR SCENARIO OUT_DIR"
+while getopts 'k:M:B:' opt; do
     case ${opt} in
     k) kernel_tree=${OPTARG} ;;
     M) modules=${OPTARG} ;;
-    *) echo "usage: $0 [-k KERNEL_TREE] [-M MODULES] BIN_DIR SCENARIO OUT_DIR" >&2; exit 2 ;;
+    B) tools=${OPTARG} ;;
+    *) echo "${usage}" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
 if [[ $# -ne 3 ]]; then
-    echo "usage: $0 [-k KERNEL_TREE] [-M MODULES] BIN_DIR SCENARIO OUT_DIR" >&2
+    echo "${usage}" >&2
     exit 2
 fi
 bin_dir=$1
@@ -139,6 +157,24 @@ else
     done
     [[ ${fuse_config} == y ]] || modules="${modules} fuse"
 fi
+# The host's tools (-B), at the front of the PATH; busybox's links of the same names
+# point at them too (relative, like the links above), so that no lookup, by PATH or
+# by an absolute /sbin/ip, finds the applet instead.
+for tool in ${tools}; do
+    [[ ${tool} != */* ]] || die "-B takes tool names, not paths: ${tool}"
+    src=$(PATH=${PATH}:/usr/sbin:/usr/bin:/sbin:/bin command -v "${tool}" || true)
+    [[ ${src} == /* && -x ${src} ]] || die "-B ${tool}: no such program on this host"
+    cp -L "${src}" "${stage}/usr/local/bin/${tool}"
+    while read -r lib; do
+        libs+=("${lib}")
+    done < <(ldd_libs "${src}" 2>/dev/null) # none when it is static
+    for d in bin sbin usr/bin usr/sbin; do
+        if [[ -L ${stage}/${d}/${tool} ]]; then
+            depth=${d//[^\/]/}
+            ln -sfn "$(printf '../%.0s' $(seq 0 ${#depth}))usr/local/bin/${tool}" "${stage}/${d}/${tool}"
+        fi
+    done
+done
 for lib in $(printf '%s\n' "${libs[@]}" | sort -u); do
     mkdir -p "${stage}$(dirname "${lib}")"
     cp -L "${lib}" "${stage}${lib}"

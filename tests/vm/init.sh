@@ -59,7 +59,9 @@ fi
 export HANGAR_ROOT=/tmp/hangar
 export HOME=/root
 mkdir -p "${HANGAR_ROOT}" /root
-# The VM has no network tools: its guests get no NIC unless a scenario asks.
+# Guests get no NIC unless a scenario asks: only an image that carries the host's
+# network tools and modules (a scenario's vm-tools and vm-modules lines, see
+# tests/vm/run.sh) can give them one.
 mkdir -p "${HANGAR_ROOT}/etc/hangar"
 echo 'network = "none"' >"${HANGAR_ROOT}/etc/hangar/defaults.toml"
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a scenario script inside a QEMU virtual machine whose only cgroup
 # hierarchy is cgroup v2 with all its controllers, to test hangar's cgroup v2
-# backend on hosts (and CI) that are cgroup v1 or hybrid.
+# backend on hosts (and CI) that are cgroup v1 or hybrid, and hangar's networks
+# on a kernel that has what this host's lacks (802.1Q VLAN devices).
 #
 # Usage: tests/vm/run.sh SCENARIO.sh [HANGAR_BIN_DIR]
 #   SCENARIO.sh      run inside the VM as root by tests/vm/init.sh, with
@@ -12,6 +13,35 @@
 #   HANGAR_BIN_DIR   holds hangar and hangar-monitor (default: the newer build of
 #                    target/debug and target/release)
 #
+# A scenario names the kernel modules and the host programs it needs in header
+# lines of its own, which are added to HANGAR_VM_MODULES and HANGAR_VM_TOOLS:
+#   # vm-modules: veth bridge 8021q ...
+#   # vm-tools: ip tc nft nsenter
+# The programs are copied with their libraries to /usr/local/bin, the first
+# directory of the PATH, and busybox's links of the same names point at them, so
+# hangar's children (`ip -j`, `ip -batch`, `tc`, `nft`, `nsenter --net=... ip`)
+# run the real iproute2, nftables and util-linux. busybox's sh itself still runs
+# its own applets before it searches the PATH (Debian builds it that way): a
+# scenario calls the carried tools by path (/usr/local/bin/ip). Modules load at
+# boot, with what they depend on: the VM has no working modprobe, so nothing is
+# loaded on demand and a missing one shows as a tool's error (nft: "No such
+# file or directory").
+#
+# The scenarios:
+#   scenario-smoke.sh   a guest's cgroup v2 limits reach the files; OOM inside it
+#   scenario-limits.sh  memory, CPU bandwidth and weights, pids, live `hangar set`,
+#                       lxcfs's /proc/meminfo
+#   scenario-vlan.sh    802.1Q tagging on a bridge network's uplink: guests on
+#                       VLANs 10 and 20 of an uplinked bridge reach a switch (a
+#                       namespace on the uplink's veth peer) only on their own
+#                       VLAN, an untagged guest only untagged; hangar makes one
+#                       802.1Q device per VLAN on the uplink, in that VLAN's
+#                       bridge; deleting the guests and the network leaves none of
+#                       hangar's links. It carries ip, tc, nft and nsenter and
+#                       loads veth, bridge, 8021q and the nftables modules
+#                       hangar's tables need.
+# The cgroup scenarios name no modules or tools, and their images carry none.
+#
 # Prints the scenario's output (the console lines between the result markers,
 # ending with "exit-status: N") on stdout, progress and timings on stderr.
 # Exits 0 when the scenario exited 0, 1 when it failed, 2 when no results came
@@ -21,7 +51,8 @@
 # depends on), downloaded with `apt-get download` and unpacked with `dpkg-deb -x`
 # into the cache, never installed, and an initramfs built by
 # tests/vm/build-initramfs.sh. QEMU runs with software emulation (TCG), no network
-# device, 1 GiB and 2 CPUs, under a hard timeout.
+# device (a network scenario's links are all inside the VM), 1 GiB and 2 CPUs,
+# under a hard timeout.
 #
 # Environment:
 #   HANGAR_VM_CACHE    cache directory (default /var/tmp/hangar-vm-cache)
@@ -29,7 +60,8 @@
 #                      itself gets 60 fewer, so its results still come back
 #   HANGAR_VM_ACCEL    tcg (default) or kvm: nested KVM did not boot guests where
 #                      this was written, so KVM is used only when asked for
-#   HANGAR_VM_MODULES  kernel modules to load at boot (e.g. "veth"); none needed now
+#   HANGAR_VM_MODULES  more kernel modules to load at boot (build-initramfs.sh -M)
+#   HANGAR_VM_TOOLS    more host programs to carry (build-initramfs.sh -B)
 #   HANGAR_VM_CONSOLE  also copy the whole console log to this file
 set -euo pipefail
 
@@ -39,6 +71,7 @@ cache=${HANGAR_VM_CACHE:-/var/tmp/hangar-vm-cache}
 vm_timeout=${HANGAR_VM_TIMEOUT:-300}
 accel=${HANGAR_VM_ACCEL:-tcg}
 modules=${HANGAR_VM_MODULES:-}
+tools=${HANGAR_VM_TOOLS:-}
 meta_pkg=linux-image-cloud-amd64
 
 log() { printf 'vm: %s\n' "$*" >&2; }
@@ -52,6 +85,9 @@ if [[ $# -lt 1 || $# -gt 2 ]]; then
 fi
 scenario=$1
 [[ -f ${scenario} ]] || die "no scenario ${scenario}"
+# What the scenario says it needs (see the header).
+modules="${modules} $(sed -n 's/^# vm-modules: *//p' "${scenario}" | tr '\n' ' ')"
+tools="${tools} $(sed -n 's/^# vm-tools: *//p' "${scenario}" | tr '\n' ' ')"
 if [[ $# -eq 2 ]]; then
     bin_dir=$2
 else
@@ -132,7 +168,8 @@ log "kernel ${vmlinuz##*/vmlinuz-} ($(since "${t0}"))"
 # --- the initramfs ----------------------------------------------------------
 t0=$(now)
 build_args=(-k "${tree}")
-[[ -z ${modules} ]] || build_args+=(-M "${modules}")
+[[ -z ${modules// /} ]] || build_args+=(-M "${modules}")
+[[ -z ${tools// /} ]] || build_args+=(-B "${tools}")
 initrd=$("${here}/build-initramfs.sh" "${build_args[@]}" "${bin_dir}" "${scenario}" "${cache}/initramfs") ||
     die "building the initramfs failed"
 log "initramfs ${initrd##*/} from ${bin_dir} ($(since "${t0}"))"

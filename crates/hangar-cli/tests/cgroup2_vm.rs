@@ -12,86 +12,15 @@
 //!   pids.max, CPU weights 100:200 on one CPU, `hangar limits`, and lxcfs's
 //!   /proc/meminfo when the host has lxcfs to put into the VM.
 //!
-//! The scenario's report (its "key: value" lines) is checked here. Needs root (the
+//! The scenario's report (its "key: value" lines) is checked here; running the VM and
+//! reading the report is `common/vm.rs`, shared with `vlan_vm.rs`. Needs root (the
 //! initramfs holds device nodes) and qemu-system-x86_64; the smoke run takes about half
 //! a minute, the limits run one to one and a half (more when the host is busy).
 
-use std::collections::HashMap;
+mod common;
+
+use common::vm::run_scenario;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
-
-/// The first value of each "key: value" line of the scenario's report.
-fn report(out: &str) -> HashMap<&str, &str> {
-    let mut map = HashMap::new();
-    for line in out.lines() {
-        if let Some((k, v)) = line.split_once(": ") {
-            if !k.contains(' ') {
-                map.entry(k).or_insert(v.trim());
-            }
-        }
-    }
-    map
-}
-
-/// The output of a VM run: the scenario's report on stdout, run.sh's exit status.
-struct VmRun {
-    stdout: String,
-    success: bool,
-    status: std::process::ExitStatus,
-}
-
-/// Runs `tests/vm/<scenario>` in the VM with this build's binaries and prints the
-/// whole story; None (after printing why) when this machine cannot run the VM.
-fn run_scenario(scenario: &str) -> Option<VmRun> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP: this test needs root (it boots a VM from an initramfs with device nodes)");
-        return None;
-    }
-    if Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
-    {
-        eprintln!(
-            "SKIP: qemu-system-x86_64 is missing (scripts/setup-host.sh installs qemu-system-x86)"
-        );
-        return None;
-    }
-    let hangar = Path::new(env!("CARGO_BIN_EXE_hangar"));
-    let bin_dir = hangar.parent().expect("the hangar binary's directory");
-    assert!(
-        bin_dir.join("hangar-monitor").exists(),
-        "{} is missing: build the workspace (cargo build --workspace) first",
-        bin_dir.join("hangar-monitor").display()
-    );
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let started = Instant::now();
-    let out = Command::new(repo.join("tests/vm/run.sh"))
-        .arg(repo.join("tests/vm").join(scenario))
-        .arg(bin_dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running tests/vm/run.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // The whole story, for whoever reads the test log: the harness's own progress
-    // (kernel, initramfs, boot) and then everything the scenario did inside the VM.
-    eprintln!(
-        "=== tests/vm/run.sh {scenario} ({}, {:.1}s) ===\n{stderr}",
-        out.status,
-        started.elapsed().as_secs_f64()
-    );
-    eprintln!(
-        "=== scenario output, from inside the VM ===\n{stdout}=== end of scenario output ==="
-    );
-    Some(VmRun {
-        stdout,
-        success: out.status.success(),
-        status: out.status,
-    })
-}
 
 #[test]
 fn cgroup_v2_limits_guests_inside_a_vm() {
@@ -99,12 +28,8 @@ fn cgroup_v2_limits_guests_inside_a_vm() {
         return;
     };
     let stdout = &out.stdout;
-    let r = report(stdout);
-    let get = |k: &str| -> &str {
-        r.get(k).copied().unwrap_or_else(|| {
-            panic!("the scenario reported no '{k}:' line (see its output above)")
-        })
-    };
+    let r = out.report();
+    let get = |k: &str| r.get(k);
 
     // The VM's /sys/fs/cgroup is the unified hierarchy, so hangar probed cgroup v2.
     assert!(
@@ -180,12 +105,8 @@ fn cgroup_v2_resource_control_inside_a_vm() {
         return;
     };
     let stdout = &out.stdout;
-    let r = report(stdout);
-    let get = |k: &str| -> &str {
-        r.get(k).copied().unwrap_or_else(|| {
-            panic!("the scenario reported no '{k}:' line (see its output above)")
-        })
-    };
+    let r = out.report();
+    let get = |k: &str| r.get(k);
     let num = |k: &str| -> f64 {
         get(k)
             .parse()

@@ -2,8 +2,11 @@
 //!
 //! Each `TestHost` is a private `HANGAR_ROOT` in a temporary directory. Dropping it
 //! kills every guest it started, removes its cgroups (the guests' and their parent) and
-//! deletes the directory, also when the test failed.
+//! deletes the directory, also when the test failed. `vm` runs a `tests/vm` scenario in
+//! the QEMU test machine instead, and reads its report.
 #![allow(dead_code)]
+
+pub mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
