@@ -1185,3 +1185,73 @@ fn an_uplinked_bridge_carries_untagged_guests_and_vlans_tagged_or_refused() {
         "the uplink itself stays"
     );
 }
+
+/// `hangar config edit NAME` with an "editor" that runs `sed -i EXPR` on the file,
+/// starting from the saved config (not from the draft a refused edit keeps).
+fn edit_with_sed(h: &TestHost, name: &str, expr: &str) -> std::process::Output {
+    let draft = h.root.join(format!("etc/hangar/guests/.{name}.edit.toml"));
+    let _ = std::fs::remove_file(draft);
+    let editor = h.root.join("editor.sh");
+    std::fs::write(&editor, format!("#!/bin/sh\nsed -i '{expr}' \"$1\"\n")).unwrap();
+    h.cmd(&["config", "edit", name])
+        .env("EDITOR", format!("sh {}", editor.display()))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_config_edit_cannot_take_another_guests_address_or_mac() {
+    require_root!();
+    let h = TestHost::new("nicedit");
+    net(&h, "ed", &["--ipv4", "10.247.0.1/24", "--no-dns"]);
+    h.ok(&["build", "a", "-m", "busybox", "--network", "ed"]);
+    h.ok(&["build", "b", "-m", "busybox", "--network", "ed"]);
+    let a_ip = addr(&h, "a", "eth0");
+    let b_ip = addr(&h, "b", "eth0");
+    let a_mac = h
+        .ok(&["config", "show", "a"])
+        .lines()
+        .find_map(|l| l.strip_prefix("mac = ").map(str::to_string))
+        .unwrap();
+    let before = std::fs::read_to_string(h.config_file("b")).unwrap();
+    for (expr, needle) in [
+        (
+            format!("s|^ipv4 = .*|ipv4 = \"{a_ip}/24\"|"),
+            "already used by a".to_string(),
+        ),
+        (
+            "s|^ipv4 = .*|ipv4 = \"10.247.0.1/24\"|".to_string(),
+            "already used by the host".to_string(),
+        ),
+        (format!("s|^mac = .*|mac = {a_mac}|"), "is a's".to_string()),
+        (
+            "s|^network = .*|network = \"nosuch\"|".to_string(),
+            "no network nosuch".to_string(),
+        ),
+        (
+            "s|^ipv4 = .*|ipv4 = \"10.99.0.5/24\"|".to_string(),
+            "is not in network ed".to_string(),
+        ),
+    ] {
+        let out = edit_with_sed(&h, "b", &expr);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(&needle),
+            "{expr}: {err}"
+        );
+        assert_eq!(std::fs::read_to_string(h.config_file("b")).unwrap(), before);
+    }
+    // A free address is taken, and is the guest's at its next start.
+    let out = edit_with_sed(&h, "b", &format!("s|{b_ip}/24|10.247.0.77/24|"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    h.started("b");
+    assert!(
+        h.sh("b", "ip -o -4 addr show eth0")
+            .1
+            .contains("10.247.0.77/24")
+    );
+}

@@ -191,6 +191,69 @@ pub fn allocate(host: &Host, guest: &str, existing: &[Nic], req: &NicRequest) ->
     Ok(nic)
 }
 
+/// Check NICs that a hand edit (`hangar config edit`) added or changed, as
+/// [`allocate`] would have: the network exists, each address is in its subnet and no
+/// other guest's (nor the host side's), each MAC is no other NIC's. Call with the host
+/// lock held.
+pub fn check_edited(host: &Host, guest: &str, old: &[Nic], new: &[Nic]) -> Result<()> {
+    let others: Vec<(String, Nic)> = alloc::all_nics(&host.paths)?
+        .into_iter()
+        .filter(|(g, _)| g != guest)
+        .collect();
+    for nic in new.iter().filter(|n| !old.contains(n)) {
+        let what = format!("NIC {}", nic.name);
+        if let Some((g, _)) = others.iter().find(|(_, o)| o.mac == nic.mac) {
+            return Err(bad(format!("{what}: MAC {} is {g}'s", nic.mac)));
+        }
+        if new.iter().filter(|n| n.mac == nic.mac).count() > 1 {
+            return Err(bad(format!("{what}: MAC {} is on two NICs", nic.mac)));
+        }
+        let mut taken: Vec<(String, Cidr)> = vec![];
+        if let Some(net_name) = &nic.network {
+            let net = store::load(&host.paths, net_name).map_err(|_| {
+                bad(format!(
+                    "{what}: there is no network {net_name} (hangar network list)"
+                ))
+            })?;
+            for (addr, subnet) in [(nic.ipv4, net.ipv4), (nic.ipv6, net.ipv6)] {
+                if let (Some(a), Some(s)) = (addr, subnet)
+                    && !s.contains(&a)
+                {
+                    return Err(bad(format!(
+                        "{what}: {a} is not in network {net_name}'s {}",
+                        s.network()
+                    )));
+                }
+            }
+            taken.extend(
+                net.ipv4
+                    .iter()
+                    .chain(&net.ipv6)
+                    .map(|a| ("the host".to_string(), *a)),
+            );
+        }
+        // Same network, or routed (its address is the host's to route, whatever network).
+        taken.extend(
+            others
+                .iter()
+                .filter(|(_, o)| o.network == nic.network || o.mode == NicMode::Routed)
+                .flat_map(|(g, o)| o.ipv4.iter().chain(&o.ipv6).map(move |a| (g.clone(), *a))),
+        );
+        for a in nic.ipv4.iter().chain(&nic.ipv6) {
+            if let Some((by, _)) = taken
+                .iter()
+                .find(|(_, t)| t.addr_string() == a.addr_string())
+            {
+                return Err(bad(format!(
+                    "{what}: {} is already used by {by}",
+                    a.addr_string()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Everything the monitor needs to plug `cfg`'s NICs.
 pub fn plans(host: &Host, cfg: &GuestConfig) -> Result<Vec<NicPlan>> {
     cfg.nics.iter().map(|n| plan(host, cfg, n)).collect()

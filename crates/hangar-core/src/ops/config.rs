@@ -10,7 +10,8 @@ pub fn show(host: &Host, name: &GuestName) -> Result<String> {
 }
 
 /// Check an edited config against the rules a change must keep: same name, a context
-/// id nobody else uses.
+/// id nobody else uses, NICs whose networks exist and whose addresses and MACs are
+/// nobody else's.
 pub fn check_edit(host: &Host, old: &GuestConfig, text: &str) -> Result<GuestConfig> {
     let new = GuestConfig::from_toml(text)?;
     if new.name != old.name {
@@ -18,6 +19,10 @@ pub fn check_edit(host: &Host, old: &GuestConfig, text: &str) -> Result<GuestCon
             "the name cannot change here; use `hangar rename {} NEW`",
             old.name
         )));
+    }
+    if new.nics != old.nics {
+        let _host = lock::host(&host.paths)?;
+        crate::net::nic::check_edited(host, old.name.as_str(), &old.nics, &new.nics)?;
     }
     if new.context != old.context {
         let _host = lock::host(&host.paths)?;
