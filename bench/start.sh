@@ -11,7 +11,8 @@
 #
 # Measures (a) start: from the start command to the guest's init running;
 # (b) start + stop; (c) the memory (PSS) of the per-guest monitor process with
-# one guest running. It prints a report and cleans up everything it created
+# one guest running; (d) start and start + stop with one NIC on a bridge, hangar
+# against LXC. It prints a report and cleans up everything it created
 # (containers, cgroup mounts, subordinate-id entries, temp dirs), also when
 # interrupted. A tool that is missing or fails is reported as unavailable and
 # the others are still measured.
@@ -64,6 +65,7 @@ bundle=${work}/crun-bundle
 nspawn_machine=benchnspawn
 nspawn_pid=
 hangar_built=
+nic_built=
 moved_controllers=()
 subid_added=()
 
@@ -73,9 +75,16 @@ cleanup() {
         "${HANGAR}" kill bench >/dev/null 2>&1
         "${HANGAR}" delete bench --force >/dev/null 2>&1
     fi
-    if [[ -d ${lxcpath}/benchlxc ]]; then
-        lxc-stop -P "${lxcpath}" -n benchlxc -k >/dev/null 2>&1
+    if [[ -n ${nic_built} ]]; then
+        "${HANGAR}" kill benchnic >/dev/null 2>&1
+        "${HANGAR}" delete benchnic --force >/dev/null 2>&1
+        "${HANGAR}" network delete benchnet >/dev/null 2>&1
     fi
+    for c in benchlxc benchlxcnic; do
+        if [[ -d ${lxcpath}/${c} ]]; then
+            lxc-stop -P "${lxcpath}" -n "${c}" -k >/dev/null 2>&1
+        fi
+    done
     if command -v crun >/dev/null; then
         crun delete -f benchcrun >/dev/null 2>&1
     fi
@@ -242,6 +251,57 @@ measure_lxc() {
     eval "${lxc_stop}" >/dev/null 2>&1 || true
     log "LXC: start + stop"
     measure lxc_cycle "" "${lxc_start} && ${lxc_stop}" || lxc_why="start + stop: ${why}"
+}
+
+# --- one NIC on a bridge: hangar and LXC ----------------------------------------------------
+
+# Both guests get one veth on the same bridge (hangar's network `benchnet`, no DNS):
+# hangar also sets the guest's address and route and installs its anti-spoofing guard;
+# LXC's config gives the address too, and has no guard to install.
+nic_why=
+lxc_nic_why=
+bench_bridge=
+setup_nic() {
+    [[ -z ${hangar_why} ]] || { nic_why="hangar unavailable"; return 1; }
+    if ! quietly "${work}/nic.log" "${HANGAR}" network create benchnet --kind bridge \
+        --ipv4 10.254.254.1/24 --no-dns; then
+        nic_why="network create failed: $(last_line "${work}/nic.log")"
+        return 1
+    fi
+    nic_built=1
+    bench_bridge=$("${HANGAR}" network show benchnet |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["network"]["bridge"])')
+    if ! quietly "${work}/nic.log" "${HANGAR}" build benchnic -m busybox \
+        --nic network=benchnet,ip=10.254.254.2/24; then
+        nic_why="build failed: $(last_line "${work}/nic.log")"
+        return 1
+    fi
+}
+
+measure_nic() {
+    setup_nic || return 0
+    log "hangar, one NIC: start"
+    measure hangar_nic_start "'${HANGAR}' kill benchnic >/dev/null 2>&1 || true" \
+        "'${HANGAR}' start benchnic" || { nic_why="start: ${why}"; return 0; }
+    "${HANGAR}" kill benchnic >/dev/null 2>&1 || true
+    log "hangar, one NIC: start + kill"
+    measure hangar_nic_cycle "" "'${HANGAR}' start benchnic && '${HANGAR}' kill benchnic" ||
+        { nic_why="start + kill: ${why}"; return 0; }
+    [[ -z ${lxc_why} ]] || return 0
+    mkdir -p "${lxcpath}/benchlxcnic"
+    sed -e 's/^lxc.uts.name = .*/lxc.uts.name = benchlxcnic/' -e '/^lxc.net.0.type/d' \
+        "${lxcpath}/benchlxc/config" >"${lxcpath}/benchlxcnic/config"
+    printf '%s\n' "lxc.net.0.type = veth" "lxc.net.0.link = ${bench_bridge}" \
+        "lxc.net.0.flags = up" "lxc.net.0.ipv4.address = 10.254.254.3/24" \
+        "lxc.net.0.ipv4.gateway = 10.254.254.1" >>"${lxcpath}/benchlxcnic/config"
+    local start="lxc-start -P '${lxcpath}' -n benchlxcnic -d"
+    local stop="lxc-stop -P '${lxcpath}' -n benchlxcnic -k"
+    log "LXC, one NIC: start"
+    measure lxc_nic_start "${stop} >/dev/null 2>&1 || true" "${start}" ||
+        { lxc_nic_why="start: ${why}"; return 0; }
+    eval "${stop}" >/dev/null 2>&1 || true
+    log "LXC, one NIC: start + stop"
+    measure lxc_nic_cycle "" "${start} && ${stop}" || lxc_nic_why="start + stop: ${why}"
 }
 
 # --- crun -------------------------------------------------------------------------------
@@ -419,6 +479,7 @@ measure_lxc
 measure_nspawn
 measure_unshare
 measure_memory
+measure_nic
 # Last: it moves cgroup controllers around (see move_cgroup_v2_controllers).
 measure_crun
 
@@ -455,6 +516,19 @@ echo "start: the start command returns with the guest's init running (lxc-start 
 echo "start+stop: start, then kill (hangar kill, lxc-stop -k, crun kill KILL + crun delete -f)."
 echo "(*) runs /bin/true as the container's command: start, exit and teardown; no init, no stop."
 echo "All guests: user namespace (root -> ${IDMAP_BASE}; unshare: root -> root), own pid/mount/uts/ipc/net."
+
+echo
+echo "== the same with one NIC on a bridge (veth, address, default route), median of ${RUNS} runs =="
+nic_row() { # nic_row LABEL START CYCLE
+    printf '%-22s %10s %15s %12s %17s\n' "$1" "${2:--}" "${3:--}" \
+        "$(ratio "${2:-}" "${median[lxc_nic_start]:-}")" "$(ratio "${3:-}" "${median[lxc_nic_cycle]:-}")"
+}
+printf '%-22s %10s %15s %12s %17s\n' tool "start ms" "start+stop ms" "start÷LXC" "start+stop÷LXC"
+if [[ -n ${nic_why} ]]; then unavailable hangar "${nic_why}"; else
+    nic_row hangar "${median[hangar_nic_start]:-}" "${median[hangar_nic_cycle]:-}"; fi
+if [[ -n ${lxc_why}${lxc_nic_why} ]]; then unavailable LXC "${lxc_why:-${lxc_nic_why}}"; else
+    nic_row LXC "${median[lxc_nic_start]:-}" "${median[lxc_nic_cycle]:-}"; fi
+echo "hangar also installs the NIC's anti-spoofing guard (one nftables transaction); LXC has none."
 
 echo
 echo "== monitor memory, one running guest each (PSS from /proc/PID/smaps_rollup) =="

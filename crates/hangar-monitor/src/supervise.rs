@@ -289,18 +289,6 @@ impl Monitor {
                 );
             }
         }
-        // The veths went with the guest's network namespace; its guards and IFBs did not.
-        for nic in &self.spec.nics {
-            if let Err(e) =
-                hangar_net::guest::after_exit(nic, &self.spec.name, self.spec.nft_tag.as_deref())
-            {
-                eprintln!(
-                    "hangar-monitor: cleaning up {}: {}",
-                    nic.host_if,
-                    hangar_container::error_chain(&e)
-                );
-            }
-        }
         for dir in self.spec.cgroup_dirs.iter().rev() {
             remove_cgroup_dir(dir);
         }

@@ -28,9 +28,8 @@ pub fn plug(ns: &link::Netns, plan: &NicPlan, guest: &str, nft_tag: Option<&str>
         if plan.egress.is_some() || plan.ingress.is_some() {
             tc::shape(&plan.host_if, plan.egress, plan.ingress)?;
         }
-        let nft = Nft::new(nft_tag);
-        nft.ensure()?;
-        nft.guard(
+        // The guard's transaction makes the tables too, when they are missing.
+        Nft::new(nft_tag).guard(
             &guard_tag(guest, plan),
             &plan.host_if,
             &plan.mac,

@@ -182,6 +182,12 @@ fn check_mtu(owner: &str, mtu: Option<u32>) -> Result<()> {
 struct AddrEntry {
     #[serde(default)]
     addr_info: Vec<AddrInfo>,
+    #[serde(default)]
+    linkinfo: Option<LinkInfo>,
+    #[serde(default)]
+    flags: Vec<String>,
+    #[serde(default)]
+    mtu: Option<u32>,
 }
 
 /// An `addr_info` entry; those a filter left out are empty objects.
@@ -202,6 +208,30 @@ fn addresses(name: &str) -> Result<Vec<Cidr>> {
     Ok(infos.filter_map(cidr).collect())
 }
 
+/// Whether bridge `name` exists, is up, has every address of `want` and MTU `mtu`: the
+/// common case at every start, answered by one `ip` run.
+fn bridge_is_ready(name: &str, want: &[Cidr], mtu: Option<u32>) -> Result<bool> {
+    let out = match cmd::ip(&["-json", "-details", "addr", "show", "dev", name]) {
+        Ok(out) => out,
+        Err(e) if is_missing_device(&e) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let entries: Vec<AddrEntry> = parse_json("ip -json -details addr show", &out)?;
+    let Some(e) = entries.into_iter().next() else {
+        return Ok(false);
+    };
+    let is_bridge = e.linkinfo.as_ref().and_then(|l| l.info_kind.as_deref()) == Some("bridge");
+    let have: Vec<Cidr> = e
+        .addr_info
+        .into_iter()
+        .filter_map(|a| Cidr::parse(&format!("{}/{}", a.local?, a.prefixlen?)).ok())
+        .collect();
+    Ok(is_bridge
+        && e.flags.iter().any(|f| f == "UP")
+        && mtu.is_none_or(|m| e.mtu == Some(m))
+        && want.iter().all(|c| have.contains(c)))
+}
+
 /// Create bridge `name` if missing (idempotent), give it `addrs` (CIDR, v4 and v6; those
 /// it has are kept, and so are any others, which an admin may have put there), set its
 /// MTU and bring it up. A new bridge gets a fixed MAC derived from its name.
@@ -213,6 +243,9 @@ pub fn bridge_ensure(name: &str, addrs: &[String], mtu: Option<u32>) -> Result<(
         .map(|a| parse_cidr(&owner, a))
         .collect::<Result<Vec<_>>>()?;
     check_mtu(&owner, mtu)?;
+    if bridge_is_ready(name, &want, mtu)? {
+        return Ok(());
+    }
     match link_show(name)? {
         Some(l) if l.kind() != "bridge" => {
             return Err(NetError::Invalid(format!(

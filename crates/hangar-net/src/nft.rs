@@ -75,7 +75,7 @@ use input::{
     check_ifname, check_tag, decode, encode, invalid, parse_addr, parse_mac, parse_subnet,
     render_prefix,
 };
-use listing::{TableState, objects, parse_json, table_state, unexpected};
+use listing::{TableState, parse_json, table_state, unexpected};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -160,7 +160,7 @@ impl Nft {
     /// Create both tables with their base chains and maps where missing (idempotent).
     /// Every add below does this too, in its own transaction.
     pub fn ensure(&self) -> Result<()> {
-        self.apply(&self.transaction(&Batch::default()))
+        self.apply(&self.transaction(&Batch::default(), true))
     }
 
     /// Masquerade traffic from `subnets` (IPv4 and/or IPv6 CIDRs) leaving through any
@@ -324,9 +324,16 @@ impl Nft {
     /// created after it. The base chains are flushed and filled again each time, so a
     /// repeated skeleton never duplicates their rules and a table left by an older
     /// hangar gets today's dispatch rules.
-    fn transaction(&self, batch: &Batch) -> String {
+    /// One `nft -f` script: `batch`, after the tables' skeleton (maps, and base chains
+    /// flushed and filled again) when `skeleton` is set. Rewriting a base chain costs
+    /// the kernel an RCU grace period (~15 ms here), so changes to tables whose skeleton
+    /// is in place leave it alone; [`Nft::ensure`] always rewrites it.
+    fn transaction(&self, batch: &Batch, skeleton: bool) -> String {
         let inet = self.ns(INET);
         let bridge = self.ns(BRIDGE);
+        if !skeleton {
+            return format!("{}{}", batch.chains, batch.elements);
+        }
         let mut s = format!("add table {inet}\nadd table {bridge}\n");
         s.push_str(&batch.chains);
         let _ = writeln!(
@@ -394,17 +401,15 @@ impl Nft {
     /// Install `chains` (one per family at most), replacing what their tags had, in one
     /// transaction.
     fn put(&self, chains: &[(&str, Owned)], clash: Clash) -> Result<()> {
+        let inet = self.read(INET)?;
+        let bridge = self.read(BRIDGE)?;
         let mut batch = Batch::default();
         for (family, owned) in chains {
-            replace(
-                &mut batch,
-                &self.ns(family),
-                &self.read(family)?,
-                owned,
-                clash,
-            )?;
+            let state = if *family == INET { &inet } else { &bridge };
+            replace(&mut batch, &self.ns(family), state, owned, clash)?;
         }
-        self.apply(&self.transaction(&batch))
+        let skeleton = !has_skeleton(&inet, &bridge);
+        self.apply(&self.transaction(&batch, skeleton))
     }
 
     /// Remove the chains of `families` whose names satisfy `pick`, and the map elements
@@ -424,15 +429,20 @@ impl Nft {
     }
 
     /// The chains and map elements of our table in `family` (empty when it is missing).
+    /// One `nft` run: every run costs a process and nft's own start-up, and a start
+    /// with NICs makes several of these.
     fn read(&self, family: &str) -> Result<TableState> {
-        let args = ["-j", "list", "tables", family];
-        let tables = parse_json(&cmd::run("nft", &args, None)?, &args)?;
-        let exists = objects(&tables, "table").any(|t| t["name"] == self.table.as_str());
-        if !exists {
-            return Ok(TableState::default());
-        }
         let args = ["-j", "list", "table", family, &self.table];
-        let json = parse_json(&cmd::run("nft", &args, None)?, &args)?;
+        let out = match cmd::run("nft", &args, None) {
+            Ok(out) => out,
+            Err(NetError::Command { stderr, .. })
+                if stderr.starts_with("Error: No such file or directory") =>
+            {
+                return Ok(TableState::default());
+            }
+            Err(e) => return Err(e),
+        };
+        let json = parse_json(&out, &args)?;
         table_state(&json).map_err(|reason| unexpected(&args, &reason))
     }
 
@@ -532,6 +542,17 @@ fn drop_chain(script: &mut String, ns: &str, state: &TableState, chain: &str) {
     }
     let _ = writeln!(script, "flush chain {ns} {chain}");
     let _ = writeln!(script, "delete chain {ns} {chain}");
+}
+
+/// Whether both tables have every map and base chain [`Nft::transaction`] makes.
+fn has_skeleton(inet: &TableState, bridge: &TableState) -> bool {
+    let has = |names: &[String], want: &[&str]| want.iter().all(|w| names.iter().any(|n| n == w));
+    has(
+        &inet.chains,
+        &["guard", "prerouting", "output", "postrouting"],
+    ) && has(&inet.maps, &[NETS4, NETS6, PORTS, GUARD_IFS])
+        && has(&bridge.chains, &["guard"])
+        && has(&bridge.maps, &[GUARD_PORTS])
 }
 
 fn base_chain(s: &mut String, ns: &str, name: &str, hook: &str, rules: &[&str]) {

@@ -592,3 +592,28 @@ fn a_port_forwarded_by_another_id_is_refused_and_changes_nothing() {
     nft.port_forward("guest:other:8080", "udp", 8080, "10.232.206.3", 80)
         .expect("udp is another port");
 }
+
+#[test]
+fn changes_leave_a_present_skeleton_alone_and_ensure_writes_it_again() {
+    let Some(lab) = Lab::new('s') else { return };
+    let nft = &lab.nft;
+    // The first guard makes the tables, skeleton included.
+    nft.guard("web.eth0", "hn-test-veth", "02:32:06:00:00:02", &[])
+        .expect("guard");
+    let guard_rule = "iifname vmap @guard_ifs";
+    assert!(listing("inet", nft).contains(guard_rule));
+    // Someone flushes a base chain: the next change does not rewrite it (that would
+    // cost a grace period per change)...
+    ok(&["nft", "flush", "chain", "inet", nft.table(), "guard"]);
+    nft.guard("web.eth1", "hn-test-veth1", "02:32:06:00:00:12", &[])
+        .expect("second guard");
+    assert!(!listing("inet", nft).contains(guard_rule));
+    // ...ensure does (what `hangar network check --repair` runs), and keeps the guards.
+    nft.ensure().expect("ensure");
+    let inet = listing("inet", nft);
+    assert!(inet.contains(guard_rule), "{inet}");
+    assert_eq!(
+        nft.inventory().expect("inventory").guards,
+        strings(&["web.eth0", "web.eth1"])
+    );
+}

@@ -157,8 +157,10 @@ pub fn up(host: &Host, cfg: &NetworkConfig) -> Result<()> {
     if let Some(u) = &cfg.uplink {
         hangar_net::cmd::ip(&["link", "set", u, "master", &cfg.bridge])?;
     }
+    // No separate `nft.ensure()`: every rule hangar adds (masquerade, forward, guard) is
+    // one transaction that makes the tables too, and each nft commit costs an RCU grace
+    // period, the largest part of a start with NICs.
     let nft = nft(host);
-    nft.ensure()?;
     if cfg.kind == NetKind::Nat {
         link::enable_forwarding()?;
         let subnets: Vec<String> = cfg

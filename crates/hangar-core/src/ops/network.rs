@@ -168,6 +168,11 @@ pub fn check(host: &Host, repair: bool) -> Result<CheckReport> {
         }
     }
     if repair {
+        // Every change leaves a present skeleton alone (see hangar_net::nft): repair
+        // writes it again, in case someone flushed one of hangar's base chains.
+        if !networks.is_empty() {
+            nft.ensure()?;
+        }
         for n in list(host)? {
             up::up(host, &n)?;
             report.networks_up.push(n.name);

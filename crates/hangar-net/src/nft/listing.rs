@@ -9,6 +9,7 @@ use serde_json::Value;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct TableState {
     pub(super) chains: Vec<String>,
+    pub(super) maps: Vec<String>,
     pub(super) elems: Vec<Elem>,
 }
 
@@ -34,7 +35,7 @@ pub(super) fn unexpected(args: &[&str], reason: &str) -> NetError {
 }
 
 /// The objects of kind `kind` (`table`, `chain`, `map`...) in `nft -j` output.
-pub(super) fn objects<'a>(json: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> {
+fn objects<'a>(json: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value> {
     let list = json["nftables"]
         .as_array()
         .map(Vec::as_slice)
@@ -50,6 +51,7 @@ pub(super) fn table_state(json: &Value) -> std::result::Result<TableState, Strin
     }
     for map in objects(json, "map") {
         let name = map["name"].as_str().ok_or("a map without a name")?;
+        state.maps.push(name.to_string());
         let quote = map["type"] == "ifname";
         for elem in map["elem"]
             .as_array()
