@@ -4,9 +4,10 @@
 //! A guest NIC is a veth pair. Its host side (`host_if`, a name the caller chooses) stays
 //! on the host; its guest side is created directly inside the guest's network namespace
 //! (`nsenter --net=NS ip link add name eth0 address MAC type veth peer name HOST_IF
-//! netns <our pid>`), already carrying its final name, MAC and MTU. So there is no temporary name on the host to collide with, and a
-//! failure leaves either the whole pair or nothing. The guest side is then configured
-//! from the host through `nsenter` (`cmd::ip_batch_in`).
+//! netns <our pid>`), already carrying its final name, MAC and MTU. So there is no
+//! temporary name on the host to collide with, and a failure leaves either the whole
+//! pair or nothing. The same `ip -batch` run inside the guest (`cmd::ip_batch_in`)
+//! then configures the guest side; one more on the host configures the host side.
 //!
 //! Two ways to connect a NIC:
 //! - **bridged**: the host side is a port of a bridge; the guest's addresses are on the
@@ -532,9 +533,19 @@ impl<'fd> Netns<'fd> {
 /// goes with it.
 pub fn nic_plug(ns: &Netns, nic: &NicSetup) -> Result<()> {
     let plan = plan(ns, nic)?;
-    create_pair(ns, nic)?;
-    let configured = configure_host(&plan).and_then(|()| configure_guest(ns, &plan));
-    configured.inspect_err(|_| {
+    // One `ip` run inside the guest makes the pair and configures the guest side; the
+    // routes go onto a link without carrier, which the kernel allows.
+    let batch = format!("{}{}", pair_line(nic), guest_lines(&plan));
+    if let Err(e) = cmd::ip_batch_in(&ns.path, &batch) {
+        // `plan` made sure the host side did not exist: if it does, the pair was made
+        // and a later line failed.
+        if link_exists(&nic.host_if) {
+            let _ = link_delete(&nic.host_if);
+            return Err(batch_error(e, &batch, Some(&ns.owner)));
+        }
+        return Err(pair_error(e, &batch, ns, nic));
+    }
+    configure_host(&plan).inspect_err(|_| {
         let _ = link_delete(&nic.host_if);
     })
 }
@@ -542,41 +553,33 @@ pub fn nic_plug(ns: &Netns, nic: &NicSetup) -> Result<()> {
 /// The pair is made inside the guest's namespace with its host side sent to ours
 /// (`netns <our pid>`): iproute2 names a target namespace only by pid or by a name
 /// under /run/netns, not by a descriptor, and we are the one process sure to live.
-fn create_pair(ns: &Netns, nic: &NicSetup) -> Result<()> {
-    let our_pid = std::process::id().to_string();
-    let net = format!("--net={}", ns.path);
-    let mtu = nic.mtu.map(|m| m.to_string());
-    let mtu_args: Vec<&str> = mtu.iter().flat_map(|m| ["mtu", m.as_str()]).collect();
-    let mut args = vec![
-        net.as_str(),
-        "ip",
-        "link",
-        "add",
-        "name",
-        &nic.guest_if,
-        "address",
-        &nic.mac,
-    ];
-    args.extend(&mtu_args);
-    args.extend(["type", "veth", "peer", "name", &nic.host_if]);
-    args.extend(&mtu_args);
-    args.extend(["netns", &our_pid]);
-    match cmd::run("nsenter", &args, None) {
-        Ok(_) => Ok(()),
-        Err(NetError::Command { stderr, .. })
+fn pair_line(nic: &NicSetup) -> String {
+    let mtu = nic.mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
+    format!(
+        "link add name {} address {}{mtu} type veth peer name {}{mtu} netns {}\n",
+        nic.guest_if,
+        nic.mac,
+        nic.host_if,
+        std::process::id()
+    )
+}
+
+/// Why the pair could not be made (then nothing was).
+fn pair_error(e: NetError, batch: &str, ns: &Netns, nic: &NicSetup) -> NetError {
+    match &e {
+        NetError::Command { stderr, .. }
             if stderr.contains("No such file") || stderr.contains("No such process") =>
         {
-            Err(gone(ns, nic))
+            gone(ns, nic)
         }
-        // The pair is made atomically: on this error nothing was created.
-        Err(NetError::Command { stderr, .. }) if stderr.contains("File exists") => {
-            Err(NetError::Invalid(format!(
+        NetError::Command { stderr, .. } if stderr.contains("File exists") => {
+            NetError::Invalid(format!(
                 "cannot plug {}: the guest ({}) already has an interface named {} \
                  (or {} appeared on the host meanwhile)",
                 nic.host_if, ns.owner, nic.guest_if, nic.host_if
-            )))
+            ))
         }
-        Err(e) => Err(e),
+        _ => batch_error(e, batch, Some(&ns.owner)),
     }
 }
 
@@ -615,7 +618,8 @@ fn host_route(a: &Cidr) -> String {
     format!("{}/{len}", a.addr_string())
 }
 
-fn configure_guest(ns: &Netns, plan: &Plan) -> Result<()> {
+/// The guest side's addresses, link state and default routes, as `ip -batch` lines.
+fn guest_lines(plan: &Plan) -> String {
     let g = &plan.nic.guest_if;
     let mut batch = String::new();
     for a in &plan.addrs {
@@ -639,9 +643,7 @@ fn configure_guest(ns: &Netns, plan: &Plan) -> Result<()> {
         };
         batch += &format!("route replace {default} via {gw} dev {g}{onlink}\n");
     }
-    cmd::ip_batch_in(&ns.path, &batch)
-        .map(drop)
-        .map_err(|e| batch_error(e, &batch, Some(&ns.owner)))
+    batch
 }
 
 /// The error of an `ip -batch` run, naming the line that failed (iproute2 reports only
