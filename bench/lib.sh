@@ -48,8 +48,21 @@ refers_to_root() {
     return 1
 }
 
+# bench_cgroup_parent: the cgroup parent hangar gives this HANGAR_ROOT,
+# `hangar-<FNV-1a of the root's path, low 32 bits>` (hangar-core's paths.rs).
+bench_cgroup_parent() {
+    python3 -c '
+import sys
+h = 0xcbf29ce484222325
+for b in sys.argv[1].encode():
+    h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+print("hangar-%08x" % (h & 0xffffffff))
+' "${HANGAR_ROOT}"
+}
+
 # bench_remove_work WORK: stop this HANGAR_ROOT's lxcfs keeper (on SIGTERM it stops
-# lxcfs and unmounts it), unmount whatever is left below WORK, and remove WORK.
+# lxcfs and unmounts it), unmount whatever is left below WORK, remove the root's
+# (by now empty) cgroup parent in every hierarchy, and remove WORK.
 bench_remove_work() {
     local work=$1 keeper
     keeper=$(sed -n 's/.*"keeper_pid":\([0-9]*\).*/\1/p' "${HANGAR_ROOT}/run/hangar/lxcfs.json" 2>/dev/null)
@@ -62,5 +75,10 @@ bench_remove_work() {
     fi
     awk -v w="${work}" 'index($2, w) == 1 { print $2 }' /proc/self/mounts | sort -r |
         while read -r m; do umount -l "${m}"; done
+    local parent dir
+    parent=$(bench_cgroup_parent)
+    for dir in /sys/fs/cgroup/*/"${parent}" /sys/fs/cgroup/"${parent}"; do
+        [[ -d ${dir} ]] && find "${dir}" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
     rm -rf --one-file-system "${work}"
 }
