@@ -26,6 +26,7 @@
 # The image holds:
 #   /init                    tests/vm/init.sh
 #   /scenario.sh             SCENARIO
+#   /scenario-lib.sh         tests/vm/scenario-lib.sh, which every scenario sources
 #   /usr/local/bin/hangar, /usr/local/bin/hangar-monitor
 #                            the binaries, debug info stripped (symbols kept)
 #   their shared libraries and the dynamic loader, at the paths ldd names
@@ -224,6 +225,7 @@ fi
 
 install -m 0755 "${here}/init.sh" "${stage}/init"
 install -m 0755 "${scenario}" "${stage}/scenario.sh"
+install -m 0644 "${here}/scenario-lib.sh" "${stage}/scenario-lib.sh"
 
 # The image's name: a hash of everything staged.
 hash=$(cd "${stage}" && {

@@ -24,32 +24,9 @@
 # `hangar limits` calls, each timed at its midpoint (a call takes ~0.5-2 s under TCG).
 
 set -u
-failed=0
 window=${WINDOW:-4}
-say() { printf '%s\n' "$*"; }
-section() { printf '\n--- %s (uptime %ss)\n' "$*" "$(now)"; }
-now() { cut -d' ' -f1 /proc/uptime; }
-# check NAME GOT WANT
-check() {
-    if [ "$2" = "$3" ]; then
-        say "ok $1: $2"
-    else
-        say "FAIL $1: got '$2', want '$3'"
-        failed=1
-    fi
-}
-# run CMD...: show the command and its output, keep its status in $rc
-run() {
-    say "\$ $*"
-    "$@" 2>&1
-    rc=$?
-    [ "${rc}" -eq 0 ] || say "(exit status ${rc})"
-    return 0
-}
-die() {
-    say "FAIL $*"
-    exit 1
-}
+# shellcheck source=tests/vm/scenario-lib.sh
+. /scenario-lib.sh
 # guest_cgroup NAME: the guest's cgroup directory, /sys/fs/cgroup/hangar-*/CTX
 guest_cgroup() {
     _ctx=$(sed -n 's/^context *= *\([0-9]*\).*/\1/p' "${HANGAR_ROOT}/etc/hangar/guests/$1.toml")

@@ -15,30 +15,8 @@
 # lines are this script's own checks, and it exits 1 if any failed.
 
 set -u
-failed=0
-say() { printf '%s\n' "$*"; }
-section() { printf '\n--- %s (uptime %ss)\n' "$*" "$(cut -d' ' -f1 /proc/uptime)"; }
-# check NAME GOT WANT
-check() {
-    if [ "$2" = "$3" ]; then
-        say "ok $1: $2"
-    else
-        say "FAIL $1: got '$2', want '$3'"
-        failed=1
-    fi
-}
-# run CMD...: show the command and its output, keep its status in $rc
-run() {
-    say "\$ $*"
-    "$@" 2>&1
-    rc=$?
-    [ "${rc}" -eq 0 ] || say "(exit status ${rc})"
-    return 0
-}
-die() {
-    say "FAIL $*"
-    exit 1
-}
+# shellcheck source=tests/vm/scenario-lib.sh
+. /scenario-lib.sh
 
 config=${HANGAR_ROOT}/etc/hangar/guests/g.toml
 

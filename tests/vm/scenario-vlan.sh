@@ -32,7 +32,6 @@
 # vm-tools: ip tc nft nsenter
 
 set -u
-failed=0
 # busybox's sh runs its own applets before it searches the PATH (Debian builds it
 # with FEATURE_SH_STANDALONE), so this script calls the host's tools, which
 # build-initramfs.sh put in /usr/local/bin, by their path. hangar's own children
@@ -41,29 +40,8 @@ failed=0
 for t in ip nsenter; do
     eval "${t}() { /usr/local/bin/${t} \"\$@\"; }"
 done
-say() { printf '%s\n' "$*"; }
-section() { printf '\n--- %s (uptime %ss)\n' "$*" "$(cut -d' ' -f1 /proc/uptime)"; }
-# check NAME GOT WANT
-check() {
-    if [ "$2" = "$3" ]; then
-        say "ok $1: $2"
-    else
-        say "FAIL $1: got '$2', want '$3'"
-        failed=1
-    fi
-}
-# run CMD...: show the command and its output, keep its status in $rc
-run() {
-    say "\$ $*"
-    "$@" 2>&1
-    rc=$?
-    [ "${rc}" -eq 0 ] || say "(exit status ${rc})"
-    return 0
-}
-die() {
-    say "FAIL $*"
-    exit 1
-}
+# shellcheck source=tests/vm/scenario-lib.sh
+. /scenario-lib.sh
 # ping_result OUTPUT: ok, fail or error, from the output of a shell that ran ping
 # and then echoed "ping-exit $?" (busybox ping exits 1 when nothing answered)
 ping_result() {
