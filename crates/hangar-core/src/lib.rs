@@ -16,6 +16,7 @@ pub mod lxcfs;
 pub mod net;
 pub mod ops;
 pub mod paths;
+mod procstat;
 pub mod spawn;
 pub mod status;
 pub mod store;

@@ -101,7 +101,9 @@ fn guest_netns(host: &Host, name: &GuestName) -> Result<Option<std::fs::File>> {
     };
     // It is the guest's init if the guest's monitor (alive) is its parent: init is the
     // monitor's only child, and a process that reused the pid would have another parent.
-    if parent_of(pid) != Some(monitor) || !status::monitor_alive(&host.paths, name) {
+    if crate::procstat::stat_field(pid, 4) != u64::try_from(monitor).ok()
+        || !status::monitor_alive(&host.paths, name)
+    {
         return Err(stopped());
     }
     let path = format!("/proc/{pid}/ns/net");
@@ -111,17 +113,6 @@ fn guest_netns(host: &Host, name: &GuestName) -> Result<Option<std::fs::File>> {
         return Err(stopped());
     }
     Ok(Some(ns))
-}
-
-/// The parent pid of process `pid`, from `/proc/PID/stat`.
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (in parentheses, may hold anything): state, ppid.
-    stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// Whether the process of `pidfd` has exited (a pidfd polls readable then).

@@ -113,14 +113,5 @@ pub fn info(host: &Host, name: &GuestName) -> Result<GuestInfo> {
 
 /// Virtual size of a process from /proc/PID/stat (field 23, bytes).
 fn vsize_kib(pid: i32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    // The command name (field 2) may hold spaces; fields after its closing paren are plain.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    rest.split_whitespace()
-        .nth(20)
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0)
-        / 1024
+    crate::procstat::stat_field(pid, 23).unwrap_or(0) / 1024
 }
