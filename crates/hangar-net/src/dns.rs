@@ -214,7 +214,7 @@ impl Dns {
 
     fn found(&self, pid: u32) -> Option<Found> {
         let argv = cmdline(pid)?;
-        let started = started(pid)?;
+        let started = start_time(pid)?;
         is_our_dnsmasq(&argv, &self.pid_file()).then_some(Found { pid, started, argv })
     }
 
@@ -312,10 +312,6 @@ fn stat_fields(stat: &str) -> Option<(char, u64)> {
 
 /// The start time of process `pid` (clock ticks after boot), `None` when it is gone.
 pub fn start_time(pid: u32) -> Option<u64> {
-    started(pid)
-}
-
-fn started(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat_fields(&stat).map(|(_, started)| started)
 }
