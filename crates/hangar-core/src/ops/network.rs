@@ -105,8 +105,9 @@ pub fn check(host: &Host, repair: bool) -> Result<CheckReport> {
             );
         }
     }
+    let networks = list(host)?;
     let prefix = crate::net::names::prefix(&host.paths);
-    let bridges: Vec<String> = list(host)?.iter().map(|n| n.bridge.clone()).collect();
+    let bridges: Vec<String> = networks.iter().map(|n| n.bridge.clone()).collect();
     for l in hangar_net::link::links_with_prefix(&prefix)? {
         let is_guest_if = l[prefix.len()..].starts_with(|c: char| c.is_ascii_digit());
         if is_guest_if && !running_ifs.contains(&l) && !bridges.contains(&l) {
@@ -137,7 +138,6 @@ pub fn check(host: &Host, repair: bool) -> Result<CheckReport> {
             report.stale_guards.push(guard);
         }
     }
-    let networks = list(host)?;
     let mut wanted_forwards = vec![];
     for n in &networks {
         let members = up::members(host, &n.name)?;
@@ -173,7 +173,7 @@ pub fn check(host: &Host, repair: bool) -> Result<CheckReport> {
         if !networks.is_empty() {
             nft.ensure()?;
         }
-        for n in list(host)? {
+        for n in networks {
             up::up(host, &n)?;
             report.networks_up.push(n.name);
         }
