@@ -15,6 +15,12 @@ fn sh(cmd: &str) -> (bool, String) {
     )
 }
 
+/// Whether guest `guest` gets an answer from `addr` (one ping, 2 s).
+fn pings(h: &TestHost, guest: &str, addr: &str) -> bool {
+    let cmd = format!("ping -c1 -W2 {addr} >/dev/null && echo ok");
+    h.sh(guest, &cmd).1.trim() == "ok"
+}
+
 /// The guest's address on `nic` from its config.
 fn addr(h: &TestHost, guest: &str, nic: &str) -> String {
     let cfg = std::fs::read_to_string(h.config_file(guest)).unwrap();
@@ -74,12 +80,7 @@ fn guests_on_one_bridge_ping_each_other_and_resolve_names() {
         h.started("b");
         let b_ip = addr(&h, "b", "eth0");
         assert!(b_ip.starts_with("10.240.1."), "{b_ip}");
-        assert_eq!(
-            h.sh("a", &format!("ping -c1 -W2 {b_ip} >/dev/null && echo ok"))
-                .1
-                .trim(),
-            "ok"
-        );
+        assert!(pings(&h, "a", &b_ip));
         // Names: the other guest and the host, short and with the domain.
         let (_, out) = h.sh(
             "a",
@@ -121,15 +122,7 @@ fn a_nat_guest_reaches_the_host_side_and_a_port_forward_reaches_its_service() {
         .next()
         .unwrap()
         .to_string();
-    assert_eq!(
-        h.sh(
-            "web",
-            &format!("ping -c1 -W2 {host_ip} >/dev/null && echo ok")
-        )
-        .1
-        .trim(),
-        "ok"
-    );
+    assert!(pings(&h, "web", &host_ip));
     // A client outside: its own network namespace wired to the host.
     let ns = format!("hgt-nat-{}", std::process::id());
     let _ns = Netns::new(&ns, "10.241.9.1/24", "10.241.9.2/24");
@@ -146,12 +139,7 @@ fn a_nat_guest_reaches_the_host_side_and_a_port_forward_reaches_its_service() {
     h.ok(&["network", "check", "--repair"]);
     // (busybox's wget -T crashes; bound it from outside.)
     // Masqueraded out through the host to another host.
-    assert_eq!(
-        h.sh("web", "ping -c1 -W2 10.241.9.2 >/dev/null && echo ok")
-            .1
-            .trim(),
-        "ok"
-    );
+    assert!(pings(&h, "web", "10.241.9.2"));
     // Its own name at its address in /etc/hosts.
     let web_ip = addr(&h, "web", "eth0");
     assert!(
@@ -249,20 +237,8 @@ fn guests_on_different_vlans_cannot_reach_each_other() {
         ]);
         h.started(g);
     }
-    assert_eq!(
-        h.sh("a7", "ping -c1 -W2 10.243.0.2 >/dev/null && echo ok")
-            .1
-            .trim(),
-        "ok",
-        "same VLAN"
-    );
-    assert_ne!(
-        h.sh("a7", "ping -c1 -W2 10.243.0.3 >/dev/null && echo ok")
-            .1
-            .trim(),
-        "ok",
-        "across VLANs"
-    );
+    assert!(pings(&h, "a7", "10.243.0.2"), "same VLAN");
+    assert!(!pings(&h, "a7", "10.243.0.3"), "across VLANs");
 }
 
 #[test]
@@ -285,24 +261,13 @@ fn a_guest_using_another_guests_ip_or_mac_gets_nothing_through() {
         ]);
         h.started(g);
     }
-    assert_eq!(
-        h.sh("a", "ping -c1 -W2 10.244.0.4 >/dev/null && echo ok")
-            .1
-            .trim(),
-        "ok"
-    );
+    assert!(pings(&h, "a", "10.244.0.4"));
     // a takes b's address: its packets are dropped.
     h.sh(
         "a",
         "ip addr flush dev eth0 && ip addr add 10.244.0.3/24 dev eth0",
     );
-    assert_ne!(
-        h.sh("a", "ping -c1 -W2 10.244.0.4 >/dev/null && echo ok")
-            .1
-            .trim(),
-        "ok",
-        "spoofed IP got through"
-    );
+    assert!(!pings(&h, "a", "10.244.0.4"), "spoofed IP got through");
     // a keeps its address but takes b's MAC: dropped too.
     let b_mac = h
         .sh("b", "cat /sys/class/net/eth0/address")
@@ -310,13 +275,7 @@ fn a_guest_using_another_guests_ip_or_mac_gets_nothing_through() {
         .trim()
         .to_string();
     h.sh("a", &format!("ip addr flush dev eth0 && ip addr add 10.244.0.2/24 dev eth0 && ip link set eth0 address {b_mac}"));
-    assert_ne!(
-        h.sh("a", "ping -c1 -W2 10.244.0.4 >/dev/null && echo ok")
-            .1
-            .trim(),
-        "ok",
-        "spoofed MAC got through"
-    );
+    assert!(!pings(&h, "a", "10.244.0.4"), "spoofed MAC got through");
 }
 
 #[test]
@@ -328,12 +287,7 @@ fn a_nic_attached_and_detached_on_a_running_guest() {
     h.started("g");
     assert_eq!(h.sh("g", "ls /sys/class/net | tr '\\n' ' '").1.trim(), "lo");
     h.ok(&["attach", "g", "nic", "network=hp", "name=eth1"]);
-    assert_eq!(
-        h.sh("g", "ping -c1 -W2 10.245.0.1 >/dev/null && echo ok")
-            .1
-            .trim(),
-        "ok"
-    );
+    assert!(pings(&h, "g", "10.245.0.1"));
     h.ok(&["detach", "g", "nic", "eth1"]);
     assert_eq!(h.sh("g", "ls /sys/class/net | tr '\\n' ' '").1.trim(), "lo");
     assert!(!h.ok(&["config", "show", "g"]).contains("eth1"));
@@ -469,15 +423,7 @@ fn new_guests_join_the_default_nat_network_unless_the_host_defaults_say_none() {
         .next()
         .unwrap()
         .to_string();
-    assert_eq!(
-        h.sh(
-            "netted",
-            &format!("ping -c1 -W2 {gw} >/dev/null && echo ok")
-        )
-        .1
-        .trim(),
-        "ok"
-    );
+    assert!(pings(&h, "netted", &gw));
 }
 
 #[test]
@@ -535,12 +481,7 @@ fn network_check_finds_and_repairs_what_a_crashed_monitor_left() {
         "{after}"
     );
     // The running neighbour kept its guard and its network.
-    assert_eq!(
-        h.sh("ok", "ping -c1 -W2 10.248.0.1 >/dev/null && echo ok")
-            .1
-            .trim(),
-        "ok"
-    );
+    assert!(pings(&h, "ok", "10.248.0.1"));
     assert!(sh("nft list ruleset").1.contains("ok.eth0"));
 }
 
@@ -1142,13 +1083,7 @@ fn an_uplinked_bridge_carries_untagged_guests_and_vlans_tagged_or_refused() {
         "network=upl,ip=10.254.0.2/24",
     ]);
     h.started("a");
-    assert_eq!(
-        h.sh("a", "ping -c1 -W2 10.254.0.1 >/dev/null && echo ok")
-            .1
-            .trim(),
-        "ok",
-        "untagged, through the uplink"
-    );
+    assert!(pings(&h, "a", "10.254.0.1"), "untagged, through the uplink");
     h.ok(&[
         "build",
         "v",
@@ -1162,11 +1097,8 @@ fn an_uplinked_bridge_carries_untagged_guests_and_vlans_tagged_or_refused() {
         // Tagged: v's VLAN reaches the uplink as VLAN 12, never untagged.
         h.started("v");
         assert!(vlan_links().contains("@"), "{}", vlan_links());
-        assert_ne!(
-            h.sh("v", "ping -c1 -W2 10.254.0.1 >/dev/null && echo ok")
-                .1
-                .trim(),
-            "ok",
+        assert!(
+            !pings(&h, "v", "10.254.0.1"),
             "VLAN 12 must not reach the untagged segment"
         );
     } else {
