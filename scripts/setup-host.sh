@@ -25,6 +25,9 @@ runtime_pkgs=(
     libc6-dev
     qemu-system-x86 # tests/vm: the test VM (cgroup v2, 802.1Q VLANs; TCG)
     cpio           # tests/vm: packing its initramfs
+    xz-utils       # tests/vm: unpacking compressed kernel modules
+    zstd
+    python3        # scripts/demo.sh and bench/: reading hangar's JSON output
 )
 # The tools bench/start.sh measures hangar against.
 bench_pkgs=(crun lxc systemd-container hyperfine iperf3)

@@ -71,11 +71,15 @@ pub enum CgroupError {
     },
     /// The controller is there, but this kernel lacks the file a limit needs
     /// (such as `cpu.max.burst` before Linux 5.14, or any I/O weight file
-    /// without the BFQ scheduler).
-    #[error("limit {limit} needs {}, which this kernel does not provide", or_list(.paths))]
+    /// without the BFQ scheduler). `hint` says which kernel feature provides it.
+    #[error(
+        "limit {limit} needs {}, which this kernel does not provide: {hint}",
+        or_list(.paths)
+    )]
     Unsupported {
         limit: &'static str,
         paths: Vec<PathBuf>,
+        hint: &'static str,
     },
     /// A swap limit was asked for but the kernel does not account swap.
     #[error(
@@ -94,6 +98,28 @@ pub enum CgroupError {
     /// The host has neither a cgroup v2 mount nor usable cgroup v1 hierarchies.
     #[error("no usable cgroup filesystem is mounted (looked in {path})")]
     NoCgroupMount { path: PathBuf },
+}
+
+impl CgroupError {
+    /// `limit` cannot be set because none of `paths` exists on this kernel;
+    /// the message names the kernel feature that would provide it.
+    pub(crate) fn unsupported(limit: &'static str, paths: Vec<PathBuf>) -> CgroupError {
+        let hint = match limit {
+            "io_weight" => {
+                "I/O weights come from the BFQ I/O scheduler (CFQ before Linux 5.0); \
+                 none, mq-deadline and kyber have none. Use a kernel with BFQ \
+                 (CONFIG_IOSCHED_BFQ, CONFIG_BFQ_GROUP_IOSCHED) and select it with \
+                 `echo bfq > /sys/block/DEVICE/queue/scheduler`, or leave io.weight unset"
+            }
+            "cpu_burst_us" => "CFS burst needs Linux 5.14 or later; leave cpu.burst unset",
+            "io_max" => {
+                "I/O bandwidth limits need block-layer throttling \
+                 (CONFIG_BLK_DEV_THROTTLING); leave io.* limits unset"
+            }
+            _ => "leave this limit unset on this host",
+        };
+        CgroupError::Unsupported { limit, paths, hint }
+    }
 }
 
 /// `a`, `a or b`, `a, b or c`: the files of which none exists.

@@ -594,11 +594,20 @@ fn every_v1_limit_reaches_its_kernel_file_and_none_resets_it() {
         eprintln!("SKIP: {} is not on a block device", dir.display());
         return;
     };
-    let first = all_limits(major, minor, 50_000, 50_000);
+    let mut first = all_limits(major, minor, 50_000, 50_000);
     // A quota below the current burst: the burst has to go down first.
-    let second = all_limits(major, minor, 20_000, 10_000);
-    let guest = fx.create(&first).unwrap();
+    let mut second = all_limits(major, minor, 20_000, 10_000);
+    let guest = fx.create(&Limits::default()).unwrap();
     let file = |controller, name| read(guest.dir_for(controller).unwrap().join(name));
+    // I/O weights exist only with BFQ (or CFQ, before Linux 5.0): which one,
+    // if any, and the value 300 and the default become in its scale.
+    let blkio = guest.dir_for("blkio").unwrap();
+    let weight = [
+        ("blkio.bfq.weight", "300", "100"),
+        ("blkio.weight", "1000", "500"),
+    ]
+    .into_iter()
+    .find(|(name, _, _)| blkio.join(name).exists());
     let snapshot = || {
         [
             file("memory", "memory.soft_limit_in_bytes"),
@@ -606,10 +615,40 @@ fn every_v1_limit_reaches_its_kernel_file_and_none_resets_it() {
             file("cpu", "cpu.cfs_burst_us"),
             file("cpu", "cpu.shares"),
             file("cpuset", "cpuset.cpus"),
-            file("blkio", "blkio.bfq.weight"),
+            weight.map_or_else(|| "no weight file".to_owned(), |(w, _, _)| file("blkio", w)),
             file("blkio", "blkio.throttle.read_iops_device"),
         ]
     };
+    let (weight_set, weight_reset) = match weight {
+        Some((name, set, reset)) => {
+            eprintln!("PATH: this kernel has {name}: io_weight is applied and reset");
+            (set, reset)
+        }
+        None => {
+            eprintln!(
+                "PATH: no I/O weight file in {} (no BFQ or CFQ scheduler): io_weight \
+                 must be refused with the scheduler named, and change nothing",
+                blkio.display()
+            );
+            let before = snapshot();
+            let err = guest.apply(&first).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    CgroupError::Unsupported {
+                        limit: "io_weight",
+                        ..
+                    }
+                ) && err.to_string().contains("BFQ"),
+                "{err}"
+            );
+            assert_eq!(snapshot(), before, "a refused io_weight changed nothing");
+            first.io_weight = None;
+            second.io_weight = None;
+            ("no weight file", "no weight file")
+        }
+    };
+    guest.apply(&first).expect("every limit");
     let set = snapshot();
     guest.apply(&second).expect("lower quota and burst");
     let lowered = snapshot();
@@ -627,14 +666,14 @@ fn every_v1_limit_reaches_its_kernel_file_and_none_resets_it() {
             "50000",
             "3072",
             "0",
-            "300",
+            weight_set,
             &device
         ]
     );
     assert_eq!(lowered[1..3], ["20000", "10000"]);
     assert_eq!(
         reset,
-        [unlimited, "-1", "0", "1024", &parent_cpus, "100", ""]
+        [unlimited, "-1", "0", "1024", &parent_cpus, weight_reset, ""]
     );
     assert_eq!(file("cpu", "cpu.cfs_period_us"), "100000");
 }

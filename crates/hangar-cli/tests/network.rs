@@ -778,11 +778,43 @@ fn a_port_forward_added_on_the_command_line_reaches_its_service_until_removed() 
 }
 
 #[test]
+fn a_subnet_the_host_already_routes_is_refused_and_nothing_is_made() {
+    require_root!();
+    let h = TestHost::new("subnetclash");
+    let other = TestHost::new("subnetclash2");
+    net(&h, "first", &["--ipv4", "10.236.0.1/24", "--no-dns"]);
+    let before = [leftovers(&h), leftovers(&other)];
+    // Inside the first network (its bridge's route is the host's), from this root
+    // and from another root, and a NAT network wider than it.
+    for (host, args) in [
+        (&h, ["second", "--ipv4", "10.236.0.129/25"]),
+        (&other, ["second", "--ipv4", "10.236.0.1/24"]),
+        (&other, ["second", "--ipv4", "10.236.0.1/16"]),
+    ] {
+        let mut cmd = vec!["network", "create"];
+        cmd.extend_from_slice(&args);
+        let err = host.fails(&cmd);
+        assert!(
+            err.contains("overlaps 10.236.0.0/24, which this host already routes"),
+            "{args:?}: {err}"
+        );
+        assert!(!host.root.join("etc/hangar/networks/second.toml").exists());
+    }
+    assert_eq!(
+        [leftovers(&h), leftovers(&other)],
+        before,
+        "a refused network left something"
+    );
+    // Beside it is fine.
+    net(&other, "beside", &["--ipv4", "10.236.1.1/24", "--no-dns"]);
+}
+
+#[test]
 fn bad_port_forwards_are_refused_and_leave_the_network_files_unchanged() {
     require_root!();
     let h = TestHost::new("badfwd");
     net(&h, "fa", &["--ipv4", "10.251.0.1/24", "--no-dns"]);
-    net(&h, "fb", &["--ipv4", "10.252.0.1/24", "--no-dns"]);
+    net(&h, "fb", &["--ipv4", "10.238.0.1/24", "--no-dns"]);
     h.ok(&["build", "web", "-m", "busybox", "--network", "fa"]);
     h.ok(&["build", "db", "-m", "busybox", "--network", "fb"]);
     h.ok(&["build", "lonely", "-m", "busybox", "--network", "none"]);
@@ -993,7 +1025,7 @@ fn bad_gateways_are_refused_and_leave_the_config_unchanged() {
 fn hand_edited_forwards_block_no_start_and_check_finds_both_kinds_of_stray() {
     require_root!();
     let h = TestHost::new("fwstray");
-    net(&h, "fw", &["--ipv4", "10.253.0.1/24", "--no-dns"]);
+    net(&h, "fw", &["--ipv4", "10.237.0.1/24", "--no-dns"]);
     h.ok(&["build", "a", "-m", "busybox", "--network", "fw"]);
     h.ok(&["build", "b", "-m", "busybox", "--network", "fw"]);
     h.ok(&["network", "forward", "add", "fw", "18460", "a:80"]);

@@ -38,6 +38,32 @@ impl Host {
             .guest(&self.cgroup_parent(), &cfg.context.to_string()))
     }
 
+    /// Whether this kernel takes `cfg`'s limits, asked of the kernel itself for a guest
+    /// that is not running: its cgroup is made with them and removed at once, so `set`
+    /// and `config edit` refuse what `start` would refuse (an I/O weight without BFQ, a
+    /// swap limit without swap accounting), with the same message. A guest cgroup that
+    /// exists already is left alone: its limits are checked when they are applied.
+    pub fn trial_limits(&self, cfg: &GuestConfig) -> Result<()> {
+        let limits = self.cgroup_limits(cfg)?;
+        let cgroups = self.cgroups()?;
+        let parent = self.cgroup_parent();
+        let name = cfg.context.to_string();
+        if cgroups.guest(&parent, &name).exists() {
+            return Ok(());
+        }
+        let parent_existed = cgroups.parent_dirs(&parent).iter().all(|d| d.is_dir());
+        let made = cgroups.create(&parent, &name, &limits);
+        if let Ok(guest) = &made {
+            guest.remove()?;
+        }
+        if !parent_existed {
+            // Best effort: another root's start may be creating a guest in it right now.
+            let _ = cgroups.remove_parent(&parent);
+        }
+        made?;
+        Ok(())
+    }
+
     /// Effective limits: the guest's own, or the host defaults.
     pub fn limits(&self, cfg: &GuestConfig) -> hangar_model::Limits {
         cfg.limits.or(&self.defaults.limits)

@@ -71,7 +71,7 @@ fn check(guest: &GuestCgroup, limits: &Limits) -> Result<(), CgroupError> {
         let burst = dir.join(BURST);
         check_cpu(limits, &dir.join(QUOTA), &dir.join(PERIOD), &burst)?;
         if limits.cpu_burst_us.is_some() && !burst.exists() {
-            return Err(unsupported("cpu_burst_us", vec![burst]));
+            return Err(CgroupError::unsupported("cpu_burst_us", vec![burst]));
         }
         check_weight("cpu_weight", limits.cpu_weight, &dir.join("cpu.shares"))?;
     }
@@ -82,21 +82,17 @@ fn check(guest: &GuestCgroup, limits: &Limits) -> Result<(), CgroupError> {
         if limits.io_weight.is_some() {
             let Some((file, _)) = io_weight_file(dir, DEFAULT_WEIGHT) else {
                 let files = vec![dir.join(CFQ_WEIGHT), dir.join(BFQ_WEIGHT)];
-                return Err(unsupported("io_weight", files));
+                return Err(CgroupError::unsupported("io_weight", files));
             };
             check_weight("io_weight", limits.io_weight, &file)?;
         }
         let files = THROTTLE_FILES.map(|(file, _)| dir.join(file));
         if !limits.io_max.is_empty() && !files[0].exists() {
-            return Err(unsupported("io_max", vec![files[0].clone()]));
+            return Err(CgroupError::unsupported("io_max", vec![files[0].clone()]));
         }
         check_io_max(&limits.io_max, files.each_ref().map(PathBuf::as_path))?;
     }
     Ok(())
-}
-
-fn unsupported(limit: &'static str, paths: Vec<PathBuf>) -> CgroupError {
-    CgroupError::Unsupported { limit, paths }
 }
 
 /// Writes the memory limits. The hard limit and the memory+swap limit go in

@@ -62,7 +62,7 @@ fn check(dir: &Path, limits: &Limits) -> Result<(), CgroupError> {
     let (max, burst) = (dir.join("cpu.max"), dir.join("cpu.max.burst"));
     check_cpu(limits, &max, &max, &burst)?;
     if limits.cpu_burst_us.is_some() && !burst.exists() {
-        return Err(unsupported("cpu_burst_us", vec![burst]));
+        return Err(CgroupError::unsupported("cpu_burst_us", vec![burst]));
     }
     check_weight("cpu_weight", limits.cpu_weight, &dir.join("cpu.weight"))?;
     if let Some(cpus) = &limits.cpuset_cpus {
@@ -71,16 +71,12 @@ fn check(dir: &Path, limits: &Limits) -> Result<(), CgroupError> {
     if limits.io_weight.is_some() {
         let Some((file, _)) = io_weight_file(dir, DEFAULT_WEIGHT) else {
             let files = vec![dir.join("io.weight"), dir.join("io.bfq.weight")];
-            return Err(unsupported("io_weight", files));
+            return Err(CgroupError::unsupported("io_weight", files));
         };
         check_weight("io_weight", limits.io_weight, &file)?;
     }
     let io_max = dir.join("io.max");
     check_io_max(&limits.io_max, [io_max.as_path(); 4])
-}
-
-fn unsupported(limit: &'static str, paths: Vec<std::path::PathBuf>) -> CgroupError {
-    CgroupError::Unsupported { limit, paths }
 }
 
 /// Writes `cpu.weight`, then `cpu.max` (quota and period in one write) and

@@ -63,6 +63,32 @@ pub fn pick_subnet(paths: &Paths) -> Result<Cidr> {
     ))
 }
 
+/// Refuses an IPv4 subnet given for a new routed-from-here network (NAT, or a bridge
+/// without an uplink) that overlaps what the host already routes or has addresses in,
+/// or another network of this root: the host would send part of that traffic the wrong
+/// way. Call with [`crate::lock::host_network`] held.
+pub fn check_subnet_free(paths: &Paths, subnet: &Cidr) -> Result<()> {
+    let clash = |taken: &Cidr, what: &str| {
+        CoreError::Invalid(format!(
+            "{} overlaps {}, which {what}; choose another subnet, or leave --ipv4 out \
+             for a NAT network to get a free one",
+            subnet.network(),
+            taken.network()
+        ))
+    };
+    if let Some(t) = host_v4_networks().iter().find(|t| overlaps(t, subnet)) {
+        return Err(clash(t, "this host already routes"));
+    }
+    for n in store::names(paths)? {
+        if let Ok(cfg) = store::load(paths, &n)
+            && let Some(t) = cfg.ipv4.filter(|t| overlaps(t, subnet))
+        {
+            return Err(clash(&t, &format!("network {n} has")));
+        }
+    }
+    Ok(())
+}
+
 /// Every NIC of this root: of guests, and reserved by builds in progress.
 pub fn all_nics(paths: &Paths) -> Result<Vec<(String, hangar_model::net::Nic)>> {
     let mut out = vec![];

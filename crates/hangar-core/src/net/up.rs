@@ -36,7 +36,11 @@ pub fn create(host: &Host, req: &CreateRequest) -> Result<NetworkConfig> {
         )));
     }
     let ipv4 = match (req.ipv4, req.kind) {
-        (Some(c), _) => Some(c),
+        (Some(c), NetKind::Bridge) if req.uplink.is_some() => Some(c),
+        (Some(c), _) => {
+            alloc::check_subnet_free(&host.paths, &c)?;
+            Some(c)
+        }
         (None, NetKind::Nat) => Some(alloc::pick_subnet(&host.paths)?),
         (None, NetKind::Bridge) => None,
     };

@@ -10,7 +10,7 @@ pub fn show(host: &Host, name: &GuestName) -> Result<String> {
 }
 
 /// Check an edited config against the rules a change must keep: same name, a context
-/// id nobody else uses, NICs whose networks exist and whose addresses and MACs are
+/// id nobody else uses, limits this kernel provides, NICs whose networks exist and whose addresses and MACs are
 /// nobody else's.
 pub fn check_edit(host: &Host, old: &GuestConfig, text: &str) -> Result<GuestConfig> {
     let new = GuestConfig::from_toml(text)?;
@@ -23,6 +23,9 @@ pub fn check_edit(host: &Host, old: &GuestConfig, text: &str) -> Result<GuestCon
     if new.nics != old.nics {
         let _host = lock::host(&host.paths)?;
         crate::net::nic::check_edited(host, old.name.as_str(), &old.nics, &new.nics)?;
+    }
+    if new.limits != old.limits {
+        host.trial_limits(&new)?;
     }
     if new.context != old.context {
         let _host = lock::host(&host.paths)?;

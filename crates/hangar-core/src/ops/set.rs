@@ -4,7 +4,9 @@
 //! Every key of `[limits]` takes effect live: cgroup keys through the guest's cgroup,
 //! rlimits on every process of the guest. If the kernel refuses a new value (say a
 //! memory limit below what the guest uses now on cgroup v1), the old values are put
-//! back and the config is not changed.
+//! back and the config is not changed. A stopped guest's new limits are tried on the
+//! kernel all the same (`Host::trial_limits`): what its next start would refuse is
+//! refused now.
 
 use crate::{CoreError, Host, Result, lock, status, store};
 use hangar_model::GuestName;
@@ -40,6 +42,8 @@ pub fn set(host: &Host, name: &GuestName, items: &[String]) -> Result<SetOutcome
         apply_live(host, &new).inspect_err(|_| {
             let _ = apply_live(host, &old);
         })?;
+    } else if new.limits != old.limits {
+        host.trial_limits(&new)?;
     }
     store::save(&host.paths, &new)?;
     Ok(SetOutcome { live })

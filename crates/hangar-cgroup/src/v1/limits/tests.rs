@@ -332,7 +332,10 @@ fn io_weight_without_weight_files_names_both() {
     assert!(
         msg.starts_with("limit io_weight needs ")
             && msg.contains("blkio/hangar/7/blkio.weight or ")
-            && msg.ends_with("blkio/hangar/7/blkio.bfq.weight, which this kernel does not provide"),
+            && msg
+                .contains("blkio/hangar/7/blkio.bfq.weight, which this kernel does not provide: ")
+            && msg.contains("BFQ I/O scheduler")
+            && msg.contains("none, mq-deadline and kyber have none"),
         "{msg}"
     );
 }

@@ -143,7 +143,7 @@ fn cpu_burst_on_a_kernel_without_it_names_the_file() {
     };
     let err = fake_v2(&tmp).create("hangar", "7", &limits).unwrap_err();
     assert!(
-        matches!(&err, CgroupError::Unsupported { limit: "cpu_burst_us", paths } if paths == &[dir.join("cpu.max.burst")]),
+        matches!(&err, CgroupError::Unsupported { limit: "cpu_burst_us", paths, .. } if paths == &[dir.join("cpu.max.burst")]),
         "{err}"
     );
 }
@@ -215,7 +215,7 @@ fn io_weight_without_weight_files_names_both() {
     };
     let err = fake_v2(&tmp).create("hangar", "7", &limits).unwrap_err();
     assert!(
-        matches!(&err, CgroupError::Unsupported { limit: "io_weight", paths }
+        matches!(&err, CgroupError::Unsupported { limit: "io_weight", paths, .. }
             if paths == &[dir.join("io.weight"), dir.join("io.bfq.weight")]),
         "{err}"
     );
