@@ -390,17 +390,31 @@ check_cgroupfs() {
     made=
     opened=
     refused=0
+    # A guest whose init manages cgroups (systemd) has its own cgroup2 tree here,
+    # delegated: it may make cgroups and move its processes (cgroup.procs,
+    # cgroup.subtree_control) but never open a limit file, and the tree's root is
+    # its own cgroup (its cgroup namespace's root), so nothing above it is in reach.
+    delegated=
+    control="cgroup.procs cgroup.subtree_control"
+    if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+        delegated=1
+        control=
+        if ! grep -qx '0::/.*' /proc/self/cgroup || grep -q '^0::/\.\.' /proc/self/cgroup; then
+            fail cgroupfs_write "the cgroup2 tree is not rooted at the guest's cgroup: $(grep '^0::' /proc/self/cgroup)"
+            return
+        fi
+    fi
     for d in /sys/fs/cgroup /sys/fs/cgroup/*; do
         [ -d "$d" ] || continue
         if mkdir "$d/battery.$$" 2>/dev/null; then
             rmdir "$d/battery.$$"
-            made="$made $d"
+            [ -n "$delegated" ] || made="$made $d"
         else
             refused=$((refused + 1))
         fi
-        for f in cgroup.procs cgroup.subtree_control release_agent devices.allow \
-            memory.max memory.limit_in_bytes memory.memsw.limit_in_bytes pids.max \
-            cpu.max cpu.cfs_quota_us; do
+        for f in $control release_agent devices.allow \
+            memory.max memory.high memory.limit_in_bytes memory.memsw.limit_in_bytes \
+            memory.swap.max pids.max cpu.max cpu.weight cpu.cfs_quota_us io.max; do
             [ -e "$d/$f" ] || continue
             if probe open_wr "$d/$f"; then
                 refused=$((refused + 1))
@@ -412,7 +426,7 @@ check_cgroupfs() {
     if [ -n "$made$opened" ]; then
         fail cgroupfs_write "${made:+created cgroups under:$made; }${opened:+opened for writing:$opened}"
     else
-        pass cgroupfs_write "$refused mkdir/open-for-write attempts under /sys/fs/cgroup refused"
+        pass cgroupfs_write "$refused mkdir/open-for-write attempts under /sys/fs/cgroup refused${delegated:+ (the guest's own delegated cgroup2 tree: no limit file opened for writing)}"
     fi
 }
 

@@ -95,6 +95,20 @@ pub enum CgroupError {
         "invalid cgroup name {name:?}: use letters, digits, '-', '_' or '.' and do not start with '.'"
     )]
     InvalidName { name: String },
+    /// A guest needs a cgroup2 tree of its own (systemd as its init), and this
+    /// v1 host mounts no cgroup2 hierarchy.
+    #[error(
+        "this host mounts no cgroup2 hierarchy, which a systemd guest needs for its own \
+         cgroups: mount one (mount -t cgroup2 none /sys/fs/cgroup/unified) and start again"
+    )]
+    NoCgroup2,
+    /// Handing the guest's cgroup2 directory to its root user failed.
+    #[error("cannot delegate {path} to the guest: {source}")]
+    Delegate {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The host has neither a cgroup v2 mount nor usable cgroup v1 hierarchies.
     #[error("no usable cgroup filesystem is mounted (looked in {path})")]
     NoCgroupMount { path: PathBuf },

@@ -87,6 +87,43 @@ impl GuestCgroup {
         }
     }
 
+    /// The directory a guest's own cgroup manager may be given: the one v2
+    /// directory, or a v1 guest's directory in the hybrid host's cgroup2 tree.
+    /// None on a v1 host without cgroup2.
+    pub fn delegated_dir(&self) -> Option<&Path> {
+        match self.version {
+            Version::V2 => self.dirs.first().map(PathBuf::as_path),
+            Version::V1 => self.dir_for(crate::UNIFIED),
+        }
+    }
+
+    /// Delegates the guest's cgroup2 directory to host uid/gid `owner` (its
+    /// root user), the way the kernel's cgroup-v2 documentation describes: the
+    /// directory and its `cgroup.procs`, `cgroup.threads` and
+    /// `cgroup.subtree_control` change owner, so the guest can make cgroups
+    /// below it and move its processes between them; every limit file stays
+    /// root's, so it cannot raise its own limits. On v1 hosts the limits live in
+    /// the controller hierarchies, which are never delegated.
+    pub fn delegate(&self, owner: u32) -> Result<(), CgroupError> {
+        let dir = self.delegated_dir().ok_or(CgroupError::NoCgroup2)?;
+        let chown = |path: &Path| {
+            std::os::unix::fs::chown(path, Some(owner), Some(owner)).map_err(|source| {
+                CgroupError::Delegate {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })
+        };
+        chown(dir)?;
+        for file in ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"] {
+            let path = dir.join(file);
+            if path.exists() {
+                chown(&path)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether any of the guest's directories exists (a partly created or
     /// partly removed cgroup counts, so that callers know to remove it).
     pub fn exists(&self) -> bool {

@@ -35,6 +35,10 @@ pub use guest::GuestCgroup;
 pub use limits::{CpuMax, DEFAULT_PERIOD_US, DEFAULT_WEIGHT, IoMax, Limits};
 pub use mountinfo::{MOUNTINFO, from_mountinfo};
 
+/// What a v1 guest calls its directory in a hybrid host's cgroup2 tree, among
+/// its per-controller directories ([`GuestCgroup::dir_for`]).
+pub const UNIFIED: &str = "unified";
+
 /// The host's cgroup backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cgroups {
@@ -139,11 +143,7 @@ impl Cgroups {
     /// The directories of the hangar parent cgroup (v1: one per hierarchy).
     pub fn parent_dirs(&self, parent: &str) -> Vec<PathBuf> {
         match self {
-            Cgroups::V1(v1) => v1
-                .hierarchies()
-                .iter()
-                .map(|(_, m)| m.join(parent))
-                .collect(),
+            Cgroups::V1(v1) => v1.all_trees().map(|(_, m)| m.join(parent)).collect(),
             Cgroups::V2(v2) => vec![v2.root().join(parent)],
         }
     }

@@ -46,7 +46,8 @@ struct CgroupMount {
 ///
 /// The host is v2 when `/sys/fs/cgroup` itself is a cgroup2 mount. Otherwise
 /// the v1 hierarchies are used; a hybrid host's mostly empty cgroup2 mount
-/// (`/sys/fs/cgroup/unified`) is ignored. Only when no v1 hierarchy carries a
+/// (`/sys/fs/cgroup/unified`) carries no limits but gives guests a hierarchy
+/// of their own to delegate (systemd's). Only when no v1 hierarchy carries a
 /// controller is a cgroup2 mount elsewhere used as the v2 root.
 pub fn from_mountinfo(text: &str) -> Result<Cgroups, CgroupError> {
     let mounts: Vec<CgroupMount> = text.lines().filter_map(parse_line).collect();
@@ -65,8 +66,11 @@ pub fn from_mountinfo(text: &str) -> Result<Cgroups, CgroupError> {
             hierarchies.push((m.controllers.clone(), m.mountpoint.clone()));
         }
     }
-    let v1 = Cgroups::v1_at(hierarchies);
+    let mut v1 = Cgroups::v1_at(hierarchies);
     if !v1.is_empty() {
+        if let (Cgroups::V1(inner), Some(unified)) = (&mut v1, mounts.iter().find(|m| m.v2)) {
+            inner.set_unified(unified.mountpoint.clone());
+        }
         return Ok(v1);
     }
     match mounts.iter().find(|m| m.v2) {
@@ -182,6 +186,13 @@ mod tests {
             ]
         );
         assert_eq!(v1.hierarchies()[3].1, Path::new("/sys/fs/cgroup/memory"));
+        assert_eq!(v1.unified(), Some(Path::new("/sys/fs/cgroup/unified")));
+        let guest = Cgroups::V1(v1).guest("hangar", "7");
+        assert_eq!(
+            guest.dir_for(crate::UNIFIED),
+            Some(Path::new("/sys/fs/cgroup/unified/hangar/7"))
+        );
+        assert_eq!(guest.delegated_dir(), guest.dir_for(crate::UNIFIED));
     }
 
     #[test]

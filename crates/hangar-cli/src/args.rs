@@ -107,6 +107,9 @@ pub struct MethodArgs {
     /// debootstrap: Debian mirror URL
     #[arg(long)]
     pub mirror: Option<String>,
+    /// debootstrap: the init system, systemd (Debian's own, the default) or sysvinit
+    #[arg(long, value_enum, value_name = "INIT")]
+    pub init: Option<DebianInit>,
     /// debootstrap: extra packages, comma-separated
     #[arg(long, value_delimiter = ',', value_name = "PKG,...")]
     pub include: Vec<String>,
@@ -116,6 +119,13 @@ pub struct MethodArgs {
     /// rsync: directory or HOST:DIR to copy (never its /dev)
     #[arg(long)]
     pub source: Option<String>,
+}
+
+/// The init systems `-m debootstrap` can install.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DebianInit {
+    Systemd,
+    Sysvinit,
 }
 
 /// The method options as a parser of their own, for what follows `--`.

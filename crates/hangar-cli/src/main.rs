@@ -158,6 +158,10 @@ fn method(m: MethodName, a: MethodArgs, host: &Host) -> Result<Method> {
             suite: a.dist.unwrap_or_else(|| host.defaults.suite.clone()),
             mirror: a.mirror.unwrap_or_else(|| host.defaults.mirror.clone()),
             include: a.include,
+            init: match a.init.unwrap_or(args::DebianInit::Systemd) {
+                args::DebianInit::Systemd => hangar_model::InitSystem::Systemd,
+                args::DebianInit::Sysvinit => hangar_model::InitSystem::Sysvinit,
+            },
         },
         MethodName::Tarball => Method::Tarball {
             file: a
@@ -195,6 +199,7 @@ fn build(host: &Host, b: args::BuildArgs) -> Result<()> {
         margs = MethodArgs {
             dist: t.dist.or(margs.dist),
             mirror: t.mirror.or(margs.mirror),
+            init: t.init.or(margs.init),
             include: if t.include.is_empty() {
                 margs.include
             } else {

@@ -98,7 +98,17 @@ fn an_interrupted_build_leaves_no_guest_and_can_be_redone() {
 fn a_debian_guest_boots_sysvinit_and_stops_cleanly() {
     require_root!();
     let h = TestHost::new("debian");
-    h.ok(&["build", "deb", "-m", "debootstrap", "--", "-d", "bookworm"]);
+    h.ok(&[
+        "build",
+        "deb",
+        "-m",
+        "debootstrap",
+        "--",
+        "-d",
+        "bookworm",
+        "--init",
+        "sysvinit",
+    ]);
     h.started("deb");
     let (code, out) = h.sh(
         "deb",
@@ -123,4 +133,89 @@ fn a_debian_guest_boots_sysvinit_and_stops_cleanly() {
         t.elapsed()
     );
     assert_eq!(h.runtime("deb")["last_exit"], "halted");
+}
+
+/// Waits (60 s at most) for systemd in `name` to finish booting and returns what
+/// `systemctl is-system-running` says then, with the failed units if any.
+fn systemd_state(h: &TestHost, name: &str) -> String {
+    let mut out = String::new();
+    // Right after a start, systemd may not have made its socket yet.
+    wait_for(Duration::from_secs(60), || {
+        out = h
+            .sh(
+                name,
+                "timeout 50 systemctl is-system-running --wait; \
+                 systemctl --failed --no-legend --plain | cut -d' ' -f1",
+            )
+            .1;
+        !out.trim().is_empty() && !out.contains("starting") && !out.contains("offline")
+    });
+    out.trim().to_string()
+}
+
+#[test]
+fn a_debian_systemd_guest_boots_to_running_reboots_and_stops_quickly() {
+    require_root!();
+    let h = TestHost::new("systemd");
+    // systemd is -m debootstrap's default init.
+    h.ok(&["build", "sd", "-m", "debootstrap", "--", "-d", "bookworm"]);
+    assert!(!h.ok(&["config", "show", "sd"]).contains("signal"));
+    h.started("sd");
+    assert_eq!(systemd_state(&h, "sd"), "running");
+    let (_, out) = h.sh(
+        "sd",
+        "cat /proc/1/comm; systemd-detect-virt; grep ^0:: /proc/1/cgroup; \
+         systemctl is-active systemd-journald systemd-logind dbus console-getty",
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "systemd",
+            "container-other",
+            "0::/init.scope",
+            "active",
+            "active",
+            "active",
+            "active"
+        ],
+        "{out}"
+    );
+    // The limits stay the host's: the guest's memory limit is the default.
+    let ctx = h.info("sd")["context"].as_u64().unwrap();
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/{}/{ctx}/memory.limit_in_bytes",
+        h.cgroup_parent()
+    ));
+    if let Ok(limit) = limit {
+        assert_eq!(limit.trim(), (1u64 << 30).to_string());
+    }
+    assert!(
+        h.ok(&["logs", "sd"])
+            .contains("Welcome to Debian GNU/Linux 12")
+    );
+
+    // A reboot from inside brings it back, booted again.
+    let before = h.runtime("sd")["init_pid"].as_i64().unwrap();
+    h.sh("sd", "systemctl reboot");
+    assert!(
+        wait_for(Duration::from_secs(30), || h.runtime("sd")["init_pid"]
+            .as_i64()
+            .is_some_and(|p| p != before)
+            && h.state("sd") == "running"),
+        "no reboot: {}",
+        h.runtime("sd")
+    );
+    assert_eq!(systemd_state(&h, "sd"), "running");
+    assert_eq!(h.runtime("sd")["reboots"], 1);
+
+    // `hangar stop` sends SIGRTMIN+3: systemd halts cleanly, well within 10 s.
+    let t = Instant::now();
+    h.ok(&["stop", "sd"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(h.runtime("sd")["last_exit"], "halted");
+    assert!(h.ok(&["logs", "sd"]).contains("Halting system."));
 }

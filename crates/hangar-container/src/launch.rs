@@ -208,7 +208,7 @@ fn child_steps(
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| ContainerError::sys("unshare(cgroup)", e))?;
     nix::unistd::sethostname(&spec.hostname).map_err(|e| ContainerError::sys("sethostname", e))?;
-    let (master, peer) = mounts::setup(userns, lxcfs.as_ref())?;
+    let (master, peer) = mounts::setup(userns, spec.cgroup2, lxcfs.as_ref())?;
     drop(lxcfs);
     sync_hostname_file(&spec.hostname);
     write_resolv_conf(&spec.nameservers, spec.search.as_deref());

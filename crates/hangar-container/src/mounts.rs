@@ -83,9 +83,14 @@ pub fn enter_root(rootfs: &Path) -> Result<(), ContainerError> {
 
 /// Set up every mount of the guest inside the root entered by [`enter_root`], then make
 /// it the root. Returns the console pty (master, peer), from the guest's own devpts.
-pub fn setup(userns: bool, lxcfs: Option<&OwnedFd>) -> Result<(OwnedFd, OwnedFd), ContainerError> {
+/// `cgroup2`: mount the guest's own cgroup2 tree at /sys/fs/cgroup (see [`mount_sys`]).
+pub fn setup(
+    userns: bool,
+    cgroup2: bool,
+    lxcfs: Option<&OwnedFd>,
+) -> Result<(OwnedFd, OwnedFd), ContainerError> {
     mount_proc(Path::new("proc"))?;
-    mount_sys(Path::new("sys"), userns)?;
+    mount_sys(Path::new("sys"), userns, cgroup2)?;
     if let Some(fd) = lxcfs {
         crate::lxcfs::bind(fd)?;
     }
@@ -131,7 +136,12 @@ fn mount_proc(proc_dir: &Path) -> Result<(), ContainerError> {
     Ok(())
 }
 
-fn mount_sys(sys_dir: &Path, userns: bool) -> Result<(), ContainerError> {
+/// A fresh read-only sysfs. Its /sys/fs/cgroup is either empty (a read-only tmpfs) or,
+/// for an init that manages cgroups, a cgroup2 mount made after the guest unshared its
+/// cgroup namespace: its root is the guest's own cgroup, which the host delegated to
+/// guest root, and nothing above it is reachable. The limits stay in force from
+/// outside (on a v1 host they live in hierarchies the guest never sees).
+fn mount_sys(sys_dir: &Path, userns: bool, cgroup2: bool) -> Result<(), ContainerError> {
     ensure_dir(sys_dir)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
     // A new sysfs shows this network namespace's interfaces only. The kernel allows it in a
@@ -155,8 +165,11 @@ fn mount_sys(sys_dir: &Path, userns: bool) -> Result<(), ContainerError> {
         return Ok(());
     }
     fresh?;
-    // cgroupfs is not exposed to guests yet; hide the host's mount point contents.
     let cg = sys_dir.join("fs/cgroup");
+    if cgroup2 {
+        let rw = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        return mnt(Some("cgroup2"), &cg, Some("cgroup2"), rw, NONE);
+    }
     if cg.is_dir() {
         mnt(
             Some("tmpfs"),

@@ -58,10 +58,10 @@ fn build(
     (result, lines)
 }
 
-fn outcome(stop_signal: &str) -> BuildOutcome {
+fn outcome(init_system: hangar_model::InitSystem) -> BuildOutcome {
     BuildOutcome {
         init: vec!["/sbin/init".into()],
-        stop_signal: stop_signal.into(),
+        init_system,
     }
 }
 
@@ -101,7 +101,7 @@ fn busybox_guest_runs_its_own_busybox() {
 
     let (result, progress) = build(&Method::Busybox, &rootfs, None);
 
-    assert_eq!(result.unwrap(), outcome("SIGUSR2"));
+    assert_eq!(result.unwrap(), outcome(hangar_model::InitSystem::Busybox));
     assert!(progress.iter().any(|l| l.contains("busybox applets")));
     let ran = Command::new(rootfs.join("bin/busybox"))
         .arg("true")
@@ -181,7 +181,7 @@ fn tarball_of_a_busybox_tree_round_trips() {
 
     let (result, _) = build(&Method::Tarball { file: archive }, &rootfs, None);
 
-    assert_eq!(result.unwrap(), outcome("SIGUSR2"));
+    assert_eq!(result.unwrap(), outcome(hangar_model::InitSystem::Busybox));
     assert!(
         Command::new(rootfs.join("bin/busybox"))
             .arg("true")
@@ -251,7 +251,7 @@ fn rsync_never_copies_dev_proc_or_tmp_contents() {
     let source = tree.to_string_lossy().into_owned();
     let (result, _) = build(&Method::Rsync { source }, &rootfs, None);
 
-    assert_eq!(result.unwrap(), outcome("SIGUSR2"));
+    assert_eq!(result.unwrap(), outcome(hangar_model::InitSystem::Busybox));
     assert_eq!(entries(rootfs.join("dev")), Vec::<String>::new());
     assert_eq!(entries(rootfs.join("proc")), Vec::<String>::new());
     assert_eq!(entries(rootfs.join("tmp")), Vec::<String>::new());
@@ -286,7 +286,7 @@ fn skeleton_is_the_layout_only() {
 
     let (result, _) = build(&Method::Skeleton, &rootfs, None);
 
-    assert_eq!(result.unwrap(), outcome("SIGPWR"));
+    assert_eq!(result.unwrap(), outcome(hangar_model::InitSystem::Sysvinit));
     let layout = [
         "bin", "dev", "etc", "proc", "root", "run", "sys", "tmp", "var",
     ];
@@ -354,6 +354,7 @@ fn debootstrap_bookworm_boots_sysvinit_without_ttys_and_reuses_its_cache() {
         suite: "bookworm".into(),
         mirror: MIRROR.into(),
         include: Vec::new(),
+        init: hangar_model::InitSystem::Sysvinit,
     };
 
     let started = Instant::now();
@@ -369,15 +370,19 @@ fn debootstrap_bookworm_boots_sysvinit_without_ttys_and_reuses_its_cache() {
     eprintln!("debootstrap: first build {first_took:?} (cached: {cached}), second {second_took:?}");
     assert_eq!(
         result.unwrap(),
-        outcome("SIGPWR"),
+        outcome(hangar_model::InitSystem::Sysvinit),
         "{}",
         progress.join("\n")
     );
-    assert_eq!(again.unwrap(), outcome("SIGPWR"));
+    assert_eq!(again.unwrap(), outcome(hangar_model::InitSystem::Sysvinit));
     check_debootstrapped(&first);
     check_debootstrapped(&second);
     assert_eq!(
         read(first.join("etc/debian_version")),
         read(second.join("etc/debian_version"))
     );
+    // One cache, two machines: each has a machine id of its own.
+    let ids = [&first, &second].map(|r| read(r.join("etc/machine-id")));
+    assert!(ids.iter().all(|id| id.trim().len() == 32), "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
 }

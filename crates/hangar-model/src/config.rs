@@ -57,16 +57,15 @@ fn default_rootfs() -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StopPolicy {
-    #[serde(default = "default_stop_signal")]
-    pub signal: Signal,
+    /// The signal to send; None (the default): the one of the init the guest boots,
+    /// decided at each start ([`crate::InitSystem::stop_signal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<Signal>,
     /// Seconds to wait for a clean shutdown before killing.
     #[serde(default = "default_stop_timeout")]
     pub timeout: u32,
 }
 
-fn default_stop_signal() -> Signal {
-    Signal::TERM
-}
 fn default_stop_timeout() -> u32 {
     30
 }
@@ -74,7 +73,7 @@ fn default_stop_timeout() -> u32 {
 impl Default for StopPolicy {
     fn default() -> Self {
         StopPolicy {
-            signal: default_stop_signal(),
+            signal: None,
             timeout: default_stop_timeout(),
         }
     }
@@ -169,7 +168,7 @@ impl GuestConfig {
         if !(1..=3600).contains(&self.stop.timeout) {
             return field("stop.timeout", "must be 1 to 3600 seconds");
         }
-        if self.stop.signal.number() == 9 {
+        if self.stop.signal.is_some_and(|s| s.number() == 9) {
             return field(
                 "stop.signal",
                 "SIGKILL is no clean shutdown; `hangar kill` does that",
@@ -244,7 +243,7 @@ rlimits.nofile = 4096
             c.limits.memory.max,
             Some(crate::limits::Bound::At(crate::Size(512 << 20)))
         );
-        assert_eq!(c.stop.signal.number(), 12);
+        assert_eq!(c.stop.signal.map(Signal::number), Some(12));
         assert!(!c.security.privileged && c.security.seccomp);
         assert_eq!(GuestConfig::from_toml(&c.to_toml()).unwrap(), c);
     }

@@ -19,6 +19,10 @@ pub struct LaunchSpec {
     /// Cgroup directories the guest's processes join (one per v1 hierarchy, one on v2).
     pub cgroup_dirs: Vec<PathBuf>,
     pub stop_signal: i32,
+    /// Mount the guest's own (delegated) cgroup2 tree at /sys/fs/cgroup, for an init
+    /// that manages cgroups (systemd); otherwise /sys/fs/cgroup is an empty tmpfs.
+    #[serde(default)]
+    pub cgroup2: bool,
     pub stop_timeout: u32,
     pub seccomp: bool,
     /// setrlimit values for init: (name, soft, hard), None = unlimited.

@@ -188,8 +188,8 @@ impl Monitor {
     }
 
     fn signal_init(&self, sig: i32) {
-        if let (Some(pid), Ok(sig)) = (self.state.init_pid, Signal::try_from(sig)) {
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+        if let Some(pid) = self.state.init_pid {
+            let _ = hangar_sys::kill_signal(pid, sig);
         }
     }
 

@@ -33,6 +33,9 @@ pub(crate) const V1_UNLIMITED_FROM: u64 = 1 << 62;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct V1 {
     hierarchies: Vec<(String, PathBuf)>,
+    /// A hybrid host's cgroup2 mount: no controllers, but a tree a guest's own
+    /// cgroup manager (systemd) can be given a subtree of.
+    unified: Option<PathBuf>,
 }
 
 impl V1 {
@@ -43,7 +46,10 @@ impl V1 {
             .into_iter()
             .filter(|(c, _)| c.split(',').any(|c| USED_CONTROLLERS.contains(&c)))
             .collect();
-        V1 { hierarchies }
+        V1 {
+            hierarchies,
+            unified: None,
+        }
     }
 
     /// The hierarchies in use: `(controllers, mount point)`.
@@ -51,11 +57,28 @@ impl V1 {
         &self.hierarchies
     }
 
+    /// The hybrid host's cgroup2 mount point, if it has one.
+    pub fn unified(&self) -> Option<&Path> {
+        self.unified.as_deref()
+    }
+
+    pub(crate) fn set_unified(&mut self, mount: PathBuf) {
+        self.unified = Some(mount);
+    }
+
+    /// The controller hierarchies, then the unified one (named [`crate::UNIFIED`]).
+    pub(crate) fn all_trees(&self) -> impl Iterator<Item = (&str, &Path)> {
+        let unified = self.unified.as_deref().map(|u| (crate::UNIFIED, u));
+        self.hierarchies
+            .iter()
+            .map(|(c, m)| (c.as_str(), m.as_path()))
+            .chain(unified)
+    }
+
     pub(crate) fn guest(&self, parent: &str, name: &str) -> GuestCgroup {
         let dirs = self
-            .hierarchies
-            .iter()
-            .map(|(c, mount)| (c.clone(), mount.join(parent).join(name)))
+            .all_trees()
+            .map(|(c, mount)| (c.to_owned(), mount.join(parent).join(name)))
             .collect();
         GuestCgroup::new_v1(dirs)
     }
@@ -63,7 +86,8 @@ impl V1 {
     /// Creates `parent/name` in every hierarchy; new cpuset directories
     /// inherit their parent's CPUs and memory nodes.
     pub(crate) fn prepare(&self, parent: &str, name: &str) -> Result<(), CgroupError> {
-        for (controllers, mount) in &self.hierarchies {
+        for (controllers, mount) in self.all_trees() {
+            let mount = mount.to_path_buf();
             let cpuset = controllers.split(',').any(|c| c == "cpuset");
             let mut above = mount.clone();
             for dir in [mount.join(parent), mount.join(parent).join(name)] {

@@ -16,7 +16,6 @@ use std::process::Command;
 const HOST_BUSYBOX: &str = "/bin/busybox";
 
 /// Busybox init: USR2 = poweroff, TERM = reboot, USR1 = halt.
-const STOP_SIGNAL: &str = "SIGUSR2";
 
 /// The directory tree, with modes. `var/run` is a symlink, made separately.
 const DIRS: &[(&str, u32)] = &[
@@ -130,7 +129,7 @@ fn populate_from(
     write_etc(rootfs, cx.hostname)?;
     Ok(BuildOutcome {
         init: vec![INIT.to_string()],
-        stop_signal: STOP_SIGNAL.to_string(),
+        init_system: hangar_model::InitSystem::Busybox,
     })
 }
 

@@ -1,9 +1,13 @@
-//! The debootstrap method: a Debian guest (minbase variant) booted by sysvinit.
+//! The debootstrap method: a Debian guest (minbase variant) booted by systemd
+//! (Debian's own choice, the default) or sysvinit (`--init sysvinit`).
 //!
 //! `debootstrap --variant=minbase --include=PACKAGES SUITE ROOTFS MIRROR` installs
-//! the base system plus [`DEFAULT_PACKAGES`] (sysvinit as init, not systemd).
-//! Then the guest is fitted for a container, whether it was bootstrapped or
-//! unpacked from the cache:
+//! the base system plus [`DEFAULT_PACKAGES`] and the init's packages
+//! ([`init_packages`]). Then the guest is fitted for a container, whether it was
+//! bootstrapped or unpacked from the cache. Every guest gets a machine id of its
+//! own (a cached tree would otherwise give all of them the same one). A systemd
+//! guest gets the units that cannot work in a container masked ([`MASKED_UNITS`]).
+//! A sysvinit guest:
 //!
 //! - the boot scripts that make no sense in a container are disabled the way
 //!   `update-rc.d NAME disable` does it (start links renamed S→K, which later
@@ -21,14 +25,14 @@
 
 use super::util::{self, Tool, io_err};
 use super::{BuildContext, BuildError, BuildOutcome, init, tarball};
+use hangar_model::InitSystem;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Installed besides the base system: sysvinit, and what an administrator
+/// Installed besides the base system and the init: what an administrator
 /// expects to find in a minimal guest.
 pub const DEFAULT_PACKAGES: &[&str] = &[
-    "sysvinit-core",
     "procps",
     "iproute2",
     "iputils-ping",
@@ -42,8 +46,27 @@ const DEBOOTSTRAP: Tool = Tool {
     package: "debootstrap",
 };
 
-/// sysvinit runs inittab's `powerwait` entry on SIGPWR.
-const STOP_SIGNAL: &str = "SIGPWR";
+/// The packages that make `init` the guest's init: systemd as /sbin/init with the
+/// D-Bus system bus (logind and `systemctl` on other units need it), or sysvinit.
+pub fn init_packages(init: InitSystem) -> &'static [&'static str] {
+    match init {
+        InitSystem::Systemd => &["systemd-sysv", "dbus"],
+        _ => &["sysvinit-core"],
+    }
+}
+
+/// systemd units that cannot work in an unprivileged container and would only
+/// fail (they mount kernel filesystems the guest may not mount), masked at build
+/// the way `systemctl mask` does it. What systemd skips by itself in a container
+/// (udev, getty on tty1, hardware units) is left to its own condition checks.
+pub const MASKED_UNITS: &[&str] = &[
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "sys-kernel-config.mount",
+    "sys-fs-fuse-connections.mount",
+    "dev-hugepages.mount",
+    "systemd-remount-fs.service",
+];
 
 /// Init scripts a container has no use for, disabled in every guest.
 const POINTLESS_SCRIPTS: &[&str] = &[
@@ -119,6 +142,7 @@ pub(super) struct Spec<'a> {
     pub suite: &'a str,
     pub mirror: &'a str,
     pub include: &'a [String],
+    pub init: InitSystem,
 }
 
 /// Bootstraps (or unpacks from the cache) a Debian guest into `rootfs`.
@@ -147,11 +171,11 @@ pub(super) fn populate(
             }
         }
     }
-    check_sysvinit(rootfs, spec.suite)?;
-    fit_for_container(rootfs, cx)?;
+    check_init(rootfs, spec)?;
+    fit_for_container(rootfs, spec.init, cx)?;
     Ok(BuildOutcome {
         init: vec![init::INIT.to_string()],
-        stop_signal: STOP_SIGNAL.to_string(),
+        init_system: spec.init,
     })
 }
 
@@ -187,7 +211,17 @@ fn packages(spec: &Spec<'_>) -> Result<Vec<String>, BuildError> {
             spec.mirror
         )));
     }
-    let mut all: Vec<String> = DEFAULT_PACKAGES.iter().map(|p| p.to_string()).collect();
+    if spec.init == InitSystem::Busybox {
+        return Err(BuildError::Invalid(
+            "-m debootstrap installs systemd or sysvinit as init; use -m busybox for busybox"
+                .into(),
+        ));
+    }
+    let mut all: Vec<String> = init_packages(spec.init)
+        .iter()
+        .chain(DEFAULT_PACKAGES)
+        .map(|p| p.to_string())
+        .collect();
     for p in spec.include {
         if !name_ok(p) || p.starts_with(['-', '.', '+']) {
             return Err(BuildError::Invalid(format!(
@@ -277,19 +311,25 @@ fn save_cache(rootfs: &Path, cache: &Path, cx: &mut BuildContext<'_>) {
 
 /// Refuses a result whose /sbin/init is not sysvinit's (say, a suite where
 /// sysvinit-core does not exist and debootstrap quietly skipped it).
-fn check_sysvinit(rootfs: &Path, suite: &str) -> Result<(), BuildError> {
-    let fail = |found: &str| BuildError::NotSysvinit {
-        suite: suite.to_string(),
-        found: found.to_string(),
+/// Checks that debootstrap installed the init asked for and made it /sbin/init.
+fn check_init(rootfs: &Path, spec: &Spec<'_>) -> Result<(), BuildError> {
+    let package = init_packages(spec.init)[0];
+    let fail = |found: String| BuildError::WrongInit {
+        suite: spec.suite.to_string(),
+        init: spec.init,
+        package,
+        found,
     };
     let status_file = rootfs.join("var/lib/dpkg/status");
     let status = fs::read_to_string(&status_file).map_err(io_err("read", &status_file))?;
-    if !dpkg_installed(&status, "sysvinit-core") {
-        return Err(fail("not sysvinit-core's"));
+    if !dpkg_installed(&status, package) {
+        return Err(fail(format!("not {package}'s")));
     }
-    match init::resolve_in_root(rootfs, Path::new(init::INIT)) {
-        None => Err(fail("missing")),
-        Some(p) if p.ends_with("systemd") => Err(fail("systemd's")),
+    match init::detect_init(rootfs) {
+        None => Err(fail("missing".into())),
+        Some(found) if found.init_system != spec.init => {
+            Err(fail(format!("{}'s", found.init_system)))
+        }
         Some(_) => Ok(()),
     }
 }
@@ -304,14 +344,32 @@ fn dpkg_installed(status: &str, package: &str) -> bool {
 }
 
 /// The guest-side changes a container needs; see the module docs.
-fn fit_for_container(rootfs: &Path, cx: &mut BuildContext<'_>) -> Result<(), BuildError> {
+fn fit_for_container(
+    rootfs: &Path,
+    init: InitSystem,
+    cx: &mut BuildContext<'_>,
+) -> Result<(), BuildError> {
     util::write_identity(rootfs, cx.hostname)?;
+    util::write_machine_id(rootfs)?;
     util::write_file(rootfs, "etc/fstab", FSTAB, 0o644)?;
+    let dev = rootfs.join("dev");
+    util::clear_dir(&dev)?;
+    if init == InitSystem::Systemd {
+        util::mkdir(rootfs, "etc/systemd/system", 0o755)?;
+        for unit in MASKED_UNITS {
+            let link = format!("etc/systemd/system/{unit}");
+            util::remove_if_present(&rootfs.join(&link))?;
+            util::make_symlink(rootfs, "/dev/null", &link)?;
+        }
+        (cx.progress)(&format!(
+            "I: masked systemd units a container has no use for: {}",
+            MASKED_UNITS.join(" ")
+        ));
+        return Ok(());
+    }
     util::write_file(rootfs, "etc/inittab", INITTAB, 0o644)?;
     // sysvinit 3.06 warns at every boot and runlevel change without it.
     util::mkdir(rootfs, "etc/inittab.d", 0o755)?;
-    let dev = rootfs.join("dev");
-    util::clear_dir(&dev)?;
     for (link, target) in MOUNTALL_LINKS {
         if fs::symlink_metadata(rootfs.join(link)).is_err() {
             util::make_symlink(rootfs, target, link)?;
@@ -385,6 +443,7 @@ mod tests {
             suite: "bookworm",
             mirror,
             include,
+            init: InitSystem::Systemd,
         }
     }
 
@@ -410,6 +469,7 @@ mod tests {
             suite: "../../etc",
             mirror: "http://deb.debian.org/debian",
             include: &none,
+            init: InitSystem::Systemd,
         };
         assert!(matches!(packages(&bad), Err(BuildError::Invalid(_))));
     }

@@ -5,6 +5,7 @@
 //! see them: `/sbin/init -> /bin/busybox` names the guest's busybox, not the host's.
 
 use super::{BuildError, BuildOutcome};
+use hangar_model::InitSystem;
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -15,13 +16,9 @@ pub(super) const INIT: &str = "/sbin/init";
 /// Linux follows at most 40 symlinks in one lookup; so do we.
 const MAX_SYMLINKS: usize = 40;
 
-/// Finds `/sbin/init` in `rootfs` and guesses its clean-shutdown signal from
-/// what it resolves to:
-///
-/// - busybox (`/sbin/init -> /bin/busybox`): `SIGUSR2`, busybox init's poweroff;
-/// - systemd (`.../systemd`): `SIGRTMIN+3`, systemd's halt;
-/// - anything else is taken for sysvinit: `SIGPWR`, which runs inittab's
-///   `powerwait` entry.
+/// Finds `/sbin/init` in `rootfs` and names its init system from what it
+/// resolves to ([`InitSystem::from_program`]): busybox (`/sbin/init ->
+/// /bin/busybox`), systemd (`.../systemd`), anything else is taken for sysvinit.
 ///
 /// Returns None when there is no /sbin/init, or it is a dangling symlink.
 pub fn detect_init(rootfs: &Path) -> Option<BuildOutcome> {
@@ -30,15 +27,20 @@ pub fn detect_init(rootfs: &Path) -> Option<BuildOutcome> {
     if !meta.is_file() {
         return None;
     }
-    let stop_signal = match target.file_name().and_then(|n| n.to_str()) {
-        Some("busybox") => "SIGUSR2",
-        Some("systemd") => "SIGRTMIN+3",
-        _ => "SIGPWR",
-    };
+    let program = target.file_name().and_then(|n| n.to_str()).unwrap_or("");
     Some(BuildOutcome {
         init: vec![INIT.to_string()],
-        stop_signal: stop_signal.to_string(),
+        init_system: InitSystem::from_program(program),
     })
+}
+
+/// The init system the guest boots when it runs `program` (its config's `init`),
+/// looked up inside `rootfs` at each start: a guest's packages may have switched
+/// it since the build. An init hangar cannot name is taken for sysvinit.
+pub(crate) fn init_system_of(rootfs: &Path, program: &Path) -> InitSystem {
+    let name = resolve_in_root(rootfs, program)
+        .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned));
+    InitSystem::from_program(name.as_deref().unwrap_or(""))
 }
 
 /// [`detect_init`], or an error naming `what` (e.g. "the archive x.tar") if
@@ -138,7 +140,7 @@ mod tests {
         symlink("/bin/../bin/./busybox", r.join("usr/sbin/init")).unwrap();
         let got = resolve_in_root(r, Path::new("/sbin/init"));
         assert_eq!(got, Some(PathBuf::from("bin/busybox")));
-        assert_eq!(detect_init(r).unwrap().stop_signal, "SIGUSR2");
+        assert_eq!(detect_init(r).unwrap().init_system, InitSystem::Busybox);
     }
 
     #[test]
@@ -149,7 +151,7 @@ mod tests {
         fs::create_dir_all(r.join("lib/systemd")).unwrap();
         fs::write(r.join("lib/systemd/systemd"), "").unwrap();
         symlink("../../../../lib/systemd/systemd", r.join("sbin/init")).unwrap();
-        assert_eq!(detect_init(r).unwrap().stop_signal, "SIGRTMIN+3");
+        assert_eq!(detect_init(r).unwrap().init_system, InitSystem::Systemd);
     }
 
     #[test]
@@ -169,6 +171,6 @@ mod tests {
         let r = &s.0;
         fs::create_dir_all(r.join("sbin")).unwrap();
         fs::write(r.join("sbin/init"), "").unwrap();
-        assert_eq!(detect_init(r).unwrap().stop_signal, "SIGPWR");
+        assert_eq!(detect_init(r).unwrap().init_system, InitSystem::Sysvinit);
     }
 }

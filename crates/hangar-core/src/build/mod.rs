@@ -14,7 +14,7 @@
 
 mod busybox;
 mod debootstrap;
-mod init;
+pub(crate) mod init;
 mod rsync;
 mod skeleton;
 mod tarball;
@@ -32,12 +32,14 @@ use std::process::ExitStatus;
 pub enum Method {
     /// Minimal guest from the host's static busybox.
     Busybox,
-    /// Debian guest by debootstrap (minbase + sysvinit).
+    /// Debian guest by debootstrap (minbase + systemd or sysvinit).
     Debootstrap {
         suite: String,
         mirror: String,
         /// Packages to install besides [`DEFAULT_PACKAGES`].
         include: Vec<String>,
+        /// systemd or sysvinit (busybox is refused).
+        init: hangar_model::InitSystem,
     },
     /// Unpack a root filesystem archive (VServer's "template"): the archive holds
     /// the root's contents, as `tar -C rootfs -cf x.tar .` writes them.
@@ -53,8 +55,9 @@ pub enum Method {
 pub struct BuildOutcome {
     /// The guest's init command, e.g. `["/sbin/init"]`.
     pub init: Vec<String>,
-    /// The signal that asks this init to shut down cleanly, e.g. `"SIGUSR2"`.
-    pub stop_signal: String,
+    /// The init system found (or installed) in the root filesystem. The config does
+    /// not keep it: each start looks again, since packages can change it.
+    pub init_system: hangar_model::InitSystem,
 }
 
 /// Context a build method may use.
@@ -109,9 +112,14 @@ pub enum BuildError {
     #[error("{what} holds no /sbin/init: is it a root filesystem?")]
     NoInit { what: String },
     #[error(
-        "debootstrap gave no sysvinit: /sbin/init is {found}; check that suite {suite} has sysvinit-core"
+        "debootstrap gave no {init}: /sbin/init is {found}; check that suite {suite} has {package}"
     )]
-    NotSysvinit { suite: String, found: String },
+    WrongInit {
+        suite: String,
+        init: hangar_model::InitSystem,
+        package: &'static str,
+        found: String,
+    },
     #[error("could not unpack the cached {path}: remove it to debootstrap afresh")]
     BadCache {
         path: PathBuf,
@@ -144,11 +152,13 @@ pub fn populate(
             suite,
             mirror,
             include,
+            init,
         } => debootstrap::populate(
             &debootstrap::Spec {
                 suite,
                 mirror,
                 include,
+                init: *init,
             },
             rootfs,
             cx,

@@ -11,8 +11,6 @@ use super::util;
 use super::{BuildError, BuildOutcome, init::INIT};
 use std::path::Path;
 
-const STOP_SIGNAL: &str = "SIGPWR";
-
 /// The layout, with modes.
 const DIRS: &[(&str, u32)] = &[
     ("bin", 0o755),
@@ -33,6 +31,6 @@ pub(super) fn populate(rootfs: &Path) -> Result<BuildOutcome, BuildError> {
     }
     Ok(BuildOutcome {
         init: vec![INIT.to_string()],
-        stop_signal: STOP_SIGNAL.to_string(),
+        init_system: hangar_model::InitSystem::Sysvinit,
     })
 }

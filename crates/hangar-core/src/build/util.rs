@@ -103,6 +103,18 @@ pub(super) fn clear_dir(dir: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// Gives the guest a machine id of its own (systemd, D-Bus and journald key on it):
+/// 128 random bits from the kernel, as 32 hex digits.
+pub(super) fn write_machine_id(rootfs: &Path) -> Result<(), BuildError> {
+    let uuid = Path::new("/proc/sys/kernel/random/uuid");
+    let id: String = fs::read_to_string(uuid)
+        .map_err(io_err("read", uuid))?
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .collect();
+    write_file(rootfs, "etc/machine-id", &format!("{id}\n"), 0o444)
+}
+
 /// Writes /etc/hostname and /etc/hosts for `hostname`.
 pub(super) fn write_identity(rootfs: &Path, hostname: &str) -> Result<(), BuildError> {
     write_file(rootfs, "etc/hostname", &format!("{hostname}\n"), 0o644)?;

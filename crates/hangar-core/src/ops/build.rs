@@ -96,10 +96,7 @@ fn finish(
         hostname: hostname.to_string(),
         rootfs: "rootfs".into(),
         init: outcome.init,
-        stop: StopPolicy {
-            signal: hangar_model::Signal::parse(&outcome.stop_signal)?,
-            ..StopPolicy::default()
-        },
+        stop: StopPolicy::default(),
         limits: Limits::default(),
         autostart: Autostart::default(),
         security: Security {

@@ -22,21 +22,39 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
     ensure_ownership(&cfg, &rootfs)?;
     networks_up(host, &cfg)?;
     let resolvers = crate::net::up::resolvers(host, &cfg)?;
+    let init_system = crate::build::init::init_system_of(&rootfs, cfg.init[0].as_ref());
     let cgroup = host.cgroups()?.create(
         &host.cgroup_parent(),
         &cfg.context.to_string(),
         &host.cgroup_limits(&cfg)?,
     )?;
+    let guest_root = if cfg.security.privileged {
+        0
+    } else {
+        cfg.context.id_base()
+    };
+    if init_system.wants_cgroups()
+        && let Err(e) = cgroup.delegate(guest_root)
+    {
+        let _ = cgroup.remove();
+        return Err(e.into());
+    }
     let spec = LaunchSpec {
         name: name.to_string(),
         hostname: cfg.hostname.clone(),
         rootfs,
         init: cfg.init.clone(),
-        env: vec![],
+        // systemd and other tools tell a container by its init's environment.
+        env: vec!["container=hangar".to_string()],
         id_base: (!cfg.security.privileged).then(|| cfg.context.id_base()),
         id_count: hangar_model::ctx::ID_RANGE,
         cgroup_dirs: cgroup.dirs().to_vec(),
-        stop_signal: cfg.stop.signal.number(),
+        stop_signal: cfg
+            .stop
+            .signal
+            .unwrap_or(init_system.stop_signal())
+            .number(),
+        cgroup2: init_system.wants_cgroups(),
         stop_timeout: cfg.stop.timeout,
         seccomp: cfg.security.seccomp,
         rlimits: host.rlimits(&cfg),

@@ -206,7 +206,8 @@ fn cpu_burst_without_burst_file_names_the_file() {
     assert_eq!(
         err.to_string(),
         format!(
-            "limit cpu_burst_us needs {}, which this kernel does not provide",
+            "limit cpu_burst_us needs {}, which this kernel does not provide: \
+             CFS burst needs Linux 5.14 or later; leave cpu.burst unset",
             burst.display()
         )
     );
