@@ -15,8 +15,6 @@ use std::process::Command;
 /// The host's busybox; Debian's busybox-static installs it here.
 const HOST_BUSYBOX: &str = "/bin/busybox";
 
-/// Busybox init: USR2 = poweroff, TERM = reboot, USR1 = halt.
-
 /// The directory tree, with modes. `var/run` is a symlink, made separately.
 const DIRS: &[(&str, u32)] = &[
     ("bin", 0o755),
