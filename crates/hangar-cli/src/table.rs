@@ -30,7 +30,7 @@ pub fn render(rows: &[GuestInfo]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<5} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9} {:<20} {:<8} {:<9} {:>5} {:>15}",
+        "{:<5} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9} {:<20} {:<8} {:<9} {:>5} {:>15}  {}",
         "CTX",
         "PROC",
         "VSZ",
@@ -42,7 +42,8 @@ pub fn render(rows: &[GuestInfo]) -> String {
         "STATE",
         "KIND",
         "CPU%",
-        "MEM/LIMIT"
+        "MEM/LIMIT",
+        "EXIT"
     );
     for r in rows {
         let running = r.state.is_active();
@@ -58,7 +59,7 @@ pub fn render(rows: &[GuestInfo]) -> String {
         let mem = dash(format!("{}/{limit}", size(r.rss_kib)));
         let _ = writeln!(
             out,
-            "{:<5} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9} {:<20} {:<8} {:<9} {:>5} {:>15}",
+            "{:<5} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9} {:<20} {:<8} {:<9} {:>5} {:>15}  {}",
             r.context,
             dash(r.procs.to_string()),
             dash(size(r.vsz_kib)),
@@ -70,7 +71,10 @@ pub fn render(rows: &[GuestInfo]) -> String {
             r.state,
             r.kind,
             cpu,
-            mem
+            mem,
+            r.last_exit
+                .as_ref()
+                .map_or_else(|| "-".into(), |e| e.short())
         );
     }
     out

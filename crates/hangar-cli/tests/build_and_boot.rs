@@ -218,4 +218,10 @@ fn a_debian_systemd_guest_boots_to_running_reboots_and_stops_quickly() {
     );
     assert_eq!(h.runtime("sd")["last_exit"], "halted");
     assert!(h.ok(&["logs", "sd"]).contains("Halting system."));
+    // The cgroups systemd made in its delegated tree go with the guest's own.
+    let unified = format!("/sys/fs/cgroup/unified/{}/{ctx}", h.cgroup_parent());
+    assert!(
+        !std::path::Path::new(&unified).exists(),
+        "{unified} left behind"
+    );
 }

@@ -240,7 +240,8 @@ fn list_shows_vserver_stat_columns() {
             "STATE",
             "KIND",
             "CPU%",
-            "MEM/LIMIT"
+            "MEM/LIMIT",
+            "EXIT"
         ]
     );
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
@@ -250,6 +251,7 @@ fn list_shows_vserver_stat_columns() {
     );
     assert!(row[11].ends_with("/1.0G"), "MEM/LIMIT: {}", row[11]);
     assert!(row[10].parse::<f64>().is_ok(), "CPU%: {}", row[10]);
+    assert_eq!(row[12], "-", "a running guest has no last exit");
     let info = h.info("g");
     assert!(info["procs"].as_u64().unwrap() >= 1);
     assert!(info["vsz_kib"].as_u64().unwrap() > 0);
@@ -329,4 +331,45 @@ fn guests_under_a_private_directory_still_start() {
     h.build_busybox("g");
     h.started("g");
     assert_eq!(h.sh("g", "cat /proc/1/comm").1.trim(), "init");
+}
+
+#[test]
+fn an_init_that_dies_at_once_fails_start_and_restart_with_its_console() {
+    require_root!();
+    let h = TestHost::new("deadinit");
+    h.build_busybox("g");
+    h.started("g");
+    // The guest's init now fails the way a systemd without its cgroups does.
+    let file = h.config_file("g");
+    let good = std::fs::read_to_string(&file).unwrap();
+    let bad = good.replace(
+        "init = [\"/sbin/init\"]",
+        "init = [\"/bin/sh\", \"-c\", \"echo '[!!!!!!] Failed to mount API filesystems.'; exit 3\"]",
+    );
+    assert_ne!(bad, good);
+    std::fs::write(&file, &bad).unwrap();
+    for verb in ["restart", "start"] {
+        let err = h.fails(&[verb, "g"]);
+        assert!(
+            err.contains("its init /bin/sh exited with status 3")
+                && err.contains("[!!!!!!] Failed to mount API filesystems."),
+            "{verb}: {err}"
+        );
+        assert_eq!(h.state("g"), "stopped", "after {verb}");
+        assert_eq!(h.info("g")["last_exit"], serde_json::json!({"exited": 3}));
+    }
+    let row = h.ok(&["list"]).lines().nth(1).unwrap().to_string();
+    assert!(row.trim_end().ends_with("exit 3"), "{row}");
+    assert!(
+        h.fails(&["limits", "g"])
+            .contains("at its last run its init exited with status 3")
+    );
+    // Nothing of the failed starts is left: the guest starts again once fixed.
+    assert!(
+        !h.guest_cgroup_exists("g"),
+        "a failed start left its cgroup"
+    );
+    std::fs::write(&file, &good).unwrap();
+    h.started("g");
+    assert_eq!(h.state("g"), "running");
 }

@@ -65,6 +65,11 @@ impl Signal {
     pub fn number(self) -> i32 {
         self.0
     }
+
+    /// The signal the kernel reported by number (a wait status), for messages.
+    pub fn from_number(n: i32) -> Signal {
+        Signal(n)
+    }
 }
 
 impl fmt::Display for Signal {

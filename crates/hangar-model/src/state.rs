@@ -53,6 +53,31 @@ pub enum ExitReason {
     MonitorLost,
 }
 
+impl ExitReason {
+    /// A few characters for a table column: `halted`, `exit 3`, `SIGKILL`.
+    pub fn short(&self) -> String {
+        match self {
+            ExitReason::Exited(code) => format!("exit {code}"),
+            ExitReason::Signaled(sig) => crate::Signal::from_number(*sig).to_string(),
+            ExitReason::Halted => "halted".into(),
+            ExitReason::MonitorLost => "monitor lost".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitReason::Exited(code) => write!(f, "exited with status {code}"),
+            ExitReason::Signaled(sig) => {
+                write!(f, "was killed by {}", crate::Signal::from_number(*sig))
+            }
+            ExitReason::Halted => f.write_str("halted"),
+            ExitReason::MonitorLost => f.write_str("died with its monitor"),
+        }
+    }
+}
+
 /// `run/hangar/guests/NAME/state.json`, written atomically by the monitor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeState {

@@ -26,7 +26,21 @@ struct Monitor {
     /// When set, init is being stopped and gets SIGKILL at this instant.
     kill_at: Option<Instant>,
     stopping: bool,
+    /// The pipe `hangar start` waits on, until init has settled ([`Monitor::settle`]).
+    ready: Option<std::fs::File>,
+    /// When a first init that has not forked yet counts as settled all the same.
+    settle_by: Instant,
+    launched_at: Instant,
 }
+
+/// How long `hangar start` waits, at most, for a new init to show that it boots: an
+/// init that has forked a first child (busybox's rcS, sysvinit's rc, systemd's
+/// generators; seen as a child of init or in the pids controller's peak) has settled
+/// at once; one that dies before that fails the start, with its console. An init that
+/// never forks counts as settled after this long.
+const SETTLE: Duration = Duration::from_secs(1);
+/// How often a settling init is looked at.
+const SETTLE_POLL_MS: u16 = 2;
 
 pub fn run(spec_path: &str, mut ready: std::fs::File) -> Res<()> {
     let spec: LaunchSpec = std::fs::read(spec_path)
@@ -49,10 +63,15 @@ pub fn run(spec_path: &str, mut ready: std::fs::File) -> Res<()> {
             return Err(e);
         }
     };
-    let _ = writeln!(ready, "ok {}", mon.state.init_pid.unwrap_or(0));
-    drop(ready);
+    mon.ready = Some(ready);
+    mon.settle();
     let result = mon.serve();
     mon.finish();
+    // Told only now, once the guest's cgroup and NICs are gone: a start tried again
+    // at once finds nothing of this one.
+    if let Some(mut ready) = mon.ready.take() {
+        let _ = writeln!(ready, "error: {}", mon.early_death());
+    }
     result
 }
 
@@ -93,9 +112,72 @@ impl Monitor {
             log,
             kill_at: None,
             stopping: false,
+            ready: None,
+            settle_by: Instant::now() + SETTLE,
+            launched_at: Instant::now(),
         };
         mon.running(launched.pid);
         Ok(mon)
+    }
+
+    /// Tells `hangar start` that init runs, once it has forked a first child or lived
+    /// for [`SETTLE`]; until then, nothing.
+    fn settle(&mut self) {
+        let Some(pid) = self.state.init_pid.filter(|_| self.ready.is_some()) else {
+            return;
+        };
+        // A child now, or ever: the pids controller's peak (a quick rcS may be gone).
+        let forked = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .is_ok_and(|c| !c.trim().is_empty())
+            || self.spec.cgroup_dirs.iter().any(|d| {
+                std::fs::read_to_string(d.join("pids.peak"))
+                    .ok()
+                    .and_then(|p| p.trim().parse::<u64>().ok())
+                    .is_some_and(|p| p >= 2)
+            });
+        if forked || Instant::now() >= self.settle_by {
+            if let Some(mut ready) = self.ready.take() {
+                let _ = writeln!(ready, "ok {pid}");
+            }
+        }
+    }
+
+    /// Why the start failed: init ended before it settled. Its exit and the last
+    /// lines of its console, which is where an init says why.
+    fn early_death(&self) -> String {
+        let how = self
+            .state
+            .last_exit
+            .as_ref()
+            .map_or_else(|| "ended".to_string(), ToString::to_string);
+        let text = std::fs::read_to_string(&self.spec.console_log).unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let tail = &lines[lines.len().saturating_sub(10)..];
+        let mut msg = format!(
+            "its init {} {} {how} {} ms after it started",
+            self.spec.init[0],
+            if self.state.reboots > 0 {
+                "(after a reboot)"
+            } else {
+                ""
+            },
+            self.launched_at.elapsed().as_millis()
+        )
+        .replace("  ", " ");
+        if tail.is_empty() {
+            msg.push_str(", printing nothing on its console");
+        } else {
+            msg.push_str("; the end of its console:");
+            for l in tail {
+                msg.push_str("\n  ");
+                msg.push_str(l);
+            }
+        }
+        msg
     }
 
     /// Launch init again (after the guest rebooted itself), on a new console.
@@ -144,6 +226,12 @@ impl Monitor {
                 .unwrap_or(PollTimeout::MAX),
                 None => PollTimeout::NONE,
             };
+            // NONE (wait for ever) is -1 and orders first: compare it out.
+            let settling = PollTimeout::from(SETTLE_POLL_MS);
+            let timeout = match self.ready {
+                Some(_) if timeout.is_none() || settling < timeout => settling,
+                _ => timeout,
+            };
             let mut fds = [
                 PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
                 PollFd::new(listener.as_fd(), PollFlags::POLLIN),
@@ -176,6 +264,7 @@ impl Monitor {
                 self.kill_at = None;
                 self.signal_init(libc::SIGKILL);
             }
+            self.settle();
         }
         self.copy_console(&mut buf);
         Ok(())
@@ -325,8 +414,14 @@ fn launch(spec: &LaunchSpec) -> Res<hangar_container::launch::Launched> {
     Ok(launched)
 }
 
-/// rmdir a cgroup once its last task is gone (v1 may report EBUSY for a moment).
+/// rmdir a cgroup once its last task is gone (v1 may report EBUSY for a moment), and
+/// first the cgroups the guest made inside it (systemd's slices in its delegated tree).
 fn remove_cgroup_dir(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_cgroup_dir(&entry.path());
+        }
+    }
     for _ in 0..200 {
         match std::fs::remove_dir(dir) {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {

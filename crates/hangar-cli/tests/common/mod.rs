@@ -155,6 +155,19 @@ impl TestHost {
         self.info(name)["init_pid"].as_i64().expect("init pid")
     }
 
+    /// Whether any directory of guest `name`'s cgroup exists (in any hierarchy).
+    pub fn guest_cgroup_exists(&self, name: &str) -> bool {
+        let ctx = self.info(name)["context"].as_u64().unwrap();
+        let parent = self.cgroup_parent();
+        std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .chain([PathBuf::from("/sys/fs/cgroup")])
+            .any(|h| h.join(&parent).join(ctx.to_string()).is_dir())
+    }
+
     pub fn cgroup_parent(&self) -> String {
         hangar_core::paths::Paths::new(&self.root).default_cgroup_parent()
     }

@@ -28,7 +28,13 @@ pub struct Report {
 
 pub fn limits(host: &Host, name: &GuestName) -> Result<Report> {
     let cfg = store::load(&host.paths, name)?;
-    if !status::status(&host.paths, name).is_active() {
+    let st = status::status(&host.paths, name);
+    if !st.is_active() {
+        if let Some(exit) = st.runtime.and_then(|r| r.last_exit) {
+            return Err(CoreError::Invalid(format!(
+                "guest {name} is not running: at its last run its init {exit}"
+            )));
+        }
         return Err(CoreError::NotRunning(name.to_string()));
     }
     let c = host.guest_cgroup(&cfg)?.counters()?;

@@ -25,6 +25,10 @@ pub struct GuestInfo {
     /// Seconds since init started.
     pub uptime_secs: Option<u64>,
     pub reboots: u32,
+    /// How init ended at the guest's last run, while it is stopped ("exited with
+    /// status 3", "halted", ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<hangar_model::state::ExitReason>,
     /// CPU use over a short window, in percent of one CPU; only when asked for
     /// ([`sample_cpu`]), since measuring takes time.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,6 +88,11 @@ pub fn info(host: &Host, name: &GuestName) -> Result<GuestInfo> {
         sys_time_ms: 0,
         uptime_secs: None,
         reboots: st.runtime.as_ref().map(|r| r.reboots).unwrap_or(0),
+        last_exit: st
+            .runtime
+            .as_ref()
+            .filter(|_| !st.is_active())
+            .and_then(|r| r.last_exit.clone()),
         cpu_percent: None,
     };
     if st.is_active() {
