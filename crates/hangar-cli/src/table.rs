@@ -30,7 +30,7 @@ pub fn render(rows: &[GuestInfo]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<5} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9} {:<20} {:<8} {:<9} {:>5} {:>15}  {}",
+        "{:<5} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9} {:<20} {:<8} {:<9} {:>5} {:>15}  EXIT",
         "CTX",
         "PROC",
         "VSZ",
@@ -43,7 +43,6 @@ pub fn render(rows: &[GuestInfo]) -> String {
         "KIND",
         "CPU%",
         "MEM/LIMIT",
-        "EXIT"
     );
     for r in rows {
         let running = r.state.is_active();
