@@ -500,3 +500,53 @@ fn io_limits_reach_the_kernel_by_device_path_or_number() {
             .contains("not a block device")
     );
 }
+
+/// The 1-minute load average and the running/total field of a guest's /proc/loadavg.
+fn loadavg(h: &TestHost, name: &str) -> (f64, String) {
+    let (_, out) = h.sh(name, "cat /proc/loadavg");
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    (
+        fields[0].parse().unwrap_or_else(|_| panic!("{out}")),
+        fields[3].to_string(),
+    )
+}
+
+#[test]
+fn each_guest_sees_its_own_load_average() {
+    require_root!();
+    let h = TestHost::new("loadavg");
+    h.build_busybox("busy");
+    h.build_busybox("idle");
+    h.started("busy");
+    h.started("idle");
+    // One shell loop burning a CPU for 20 s in one guest; nothing in the other.
+    let mut burner = h
+        .cmd(&[
+            "exec",
+            "busy",
+            "--",
+            "sh",
+            "-c",
+            "timeout 25 sh -c 'while :; do :; done'",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(20));
+    let (busy, busy_tasks) = loadavg(&h, "busy");
+    let (idle, idle_tasks) = loadavg(&h, "idle");
+    // busybox's top reads /proc/loadavg (its uptime asks sysinfo(2), the host's).
+    let (_, top) = h.sh("busy", "top -bn1 | grep 'Load average'");
+    let _ = burner.kill();
+    let _ = burner.wait();
+    eprintln!("busy: {busy} {busy_tasks}; idle: {idle} {idle_tasks}; top: {top}");
+    // After 20 s of one runnable task, the 1-minute average is 1 - e^(-20/60) = 0.28
+    // (lxcfs samples every few seconds, so a little less).
+    assert!((0.15..0.6).contains(&busy), "busy guest's load {busy}");
+    assert!(
+        busy_tasks.starts_with('1') || busy_tasks.starts_with('2'),
+        "{busy_tasks}"
+    );
+    assert_eq!(idle, 0.0, "the idle guest sees someone else's load");
+    assert!(idle_tasks.starts_with("0/"), "{idle_tasks}");
+    assert!(top.contains(&format!("Load average: {busy:.2}")), "{top}");
+}

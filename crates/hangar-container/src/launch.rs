@@ -209,6 +209,23 @@ fn child_steps(
         .map_err(|e| ContainerError::sys("unshare(cgroup)", e))?;
     nix::unistd::sethostname(&spec.hostname).map_err(|e| ContainerError::sys("sethostname", e))?;
     let (master, peer) = mounts::setup(userns, spec.cgroup2, lxcfs.as_ref())?;
+    if lxcfs.is_some() {
+        // lxcfs starts following a cgroup's load average at the first read of
+        // /proc/loadavg from inside it: read it now, so the guest's own averages count
+        // from its start rather than from whenever someone first looks. The reader
+        // must be a child of init-to-be, as later readers are (a read by init itself,
+        // before it execs, starts nothing).
+        match hangar_sys::fork() {
+            Ok(Forked::Child) => {
+                let _ = std::fs::read("/proc/loadavg");
+                hangar_sys::exit_now(0)
+            }
+            Ok(Forked::Parent(pid)) => {
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            }
+            Err(_) => {}
+        }
+    }
     drop(lxcfs);
     sync_hostname_file(&spec.hostname);
     write_resolv_conf(&spec.nameservers, spec.search.as_deref());
