@@ -28,6 +28,7 @@ runtime_pkgs=(
     xz-utils       # tests/vm: unpacking compressed kernel modules
     zstd
     python3        # scripts/demo.sh and bench/: reading hangar's JSON output
+    openssh-client # tests: an ssh login into a systemd guest
 )
 # The tools bench/start.sh measures hangar against.
 bench_pkgs=(crun lxc systemd-container hyperfine iperf3)

@@ -154,11 +154,19 @@ fn systemd_state(h: &TestHost, name: &str) -> String {
 }
 
 #[test]
-fn a_debian_systemd_guest_boots_to_running_reboots_and_stops_quickly() {
+fn debian_12_and_13_systemd_guests_boot_to_running_reboot_and_stop_quickly() {
     require_root!();
-    let h = TestHost::new("systemd");
+    // Debian 12 has systemd 252, Debian 13 systemd 257 (which wants cgroup2).
+    for (suite, version) in [("bookworm", "12"), ("trixie", "13")] {
+        eprintln!("PATH: Debian {version} ({suite})");
+        systemd_guest_boots_reboots_and_stops(suite, version);
+    }
+}
+
+fn systemd_guest_boots_reboots_and_stops(suite: &str, version: &str) {
+    let h = TestHost::new(&format!("systemd-{suite}"));
     // systemd is -m debootstrap's default init.
-    h.ok(&["build", "sd", "-m", "debootstrap", "--", "-d", "bookworm"]);
+    h.ok(&["build", "sd", "-m", "debootstrap", "--", "-d", suite]);
     assert!(!h.ok(&["config", "show", "sd"]).contains("signal"));
     h.started("sd");
     assert_eq!(systemd_state(&h, "sd"), "running");
@@ -191,7 +199,7 @@ fn a_debian_systemd_guest_boots_to_running_reboots_and_stops_quickly() {
     }
     assert!(
         h.ok(&["logs", "sd"])
-            .contains("Welcome to Debian GNU/Linux 12")
+            .contains(&format!("Welcome to Debian GNU/Linux {version}"))
     );
 
     // A reboot from inside brings it back, booted again.

@@ -4,16 +4,8 @@
 
 mod common;
 use common::TestHost;
-use std::process::Command;
+use common::netns::{Netns, sh};
 use std::time::Duration;
-
-fn sh(cmd: &str) -> (bool, String) {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
 
 /// Whether guest `guest` gets an answer from `addr` (one ping, 2 s).
 fn pings(h: &TestHost, guest: &str, addr: &str) -> bool {
@@ -152,44 +144,6 @@ fn a_nat_guest_reaches_the_host_side_and_a_port_forward_reaches_its_service() {
         "ip netns exec {ns} timeout 5 busybox wget -qO- http://10.241.9.1:18080/"
     ));
     assert_eq!(page.trim(), "hello-from-web");
-}
-
-/// A network namespace wired to the host by a veth pair, removed on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(name: &str, host_addr: &str, ns_addr: &str) -> Netns {
-        let host_if = format!("{}h", &name[..name.len().min(13)]);
-        let cmds = [
-            format!("ip netns add {name}"),
-            format!("ip link add {host_if} type veth peer name eth0 netns {name}"),
-            format!("ip addr add {host_addr} dev {host_if}"),
-            format!("ip link set {host_if} up"),
-            format!("ip -n {name} addr add {ns_addr} dev eth0"),
-            format!("ip -n {name} link set eth0 up"),
-            format!("ip -n {name} link set lo up"),
-            format!(
-                "ip -n {name} route add default via {}",
-                host_addr.split('/').next().unwrap()
-            ),
-        ];
-        let ns = Netns {
-            name: name.to_string(),
-        };
-        for c in cmds {
-            let (ok, out) = sh(&c);
-            assert!(ok, "{c}: {out}");
-        }
-        ns
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = sh(&format!("ip netns del {}", self.name));
-    }
 }
 
 #[test]

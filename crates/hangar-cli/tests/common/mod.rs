@@ -6,6 +6,7 @@
 //! the QEMU test machine instead, and reads its report.
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod vm;
 
 use std::path::{Path, PathBuf};

@@ -5,8 +5,9 @@
 //! the base system plus [`DEFAULT_PACKAGES`] and the init's packages
 //! ([`init_packages`]). Then the guest is fitted for a container, whether it was
 //! bootstrapped or unpacked from the cache. Every guest gets a machine id of its
-//! own (a cached tree would otherwise give all of them the same one). A systemd
-//! guest gets the units that cannot work in a container masked ([`MASKED_UNITS`]).
+//! own (a cached tree would otherwise give all of them the same one), and the
+//! systemd units that cannot work in a container masked ([`MASKED_UNITS`]; in a
+//! sysvinit guest too, which apt may switch to systemd).
 //! A sysvinit guest:
 //!
 //! - the boot scripts that make no sense in a container are disabled the way
@@ -354,17 +355,18 @@ fn fit_for_container(
     util::write_file(rootfs, "etc/fstab", FSTAB, 0o644)?;
     let dev = rootfs.join("dev");
     util::clear_dir(&dev)?;
+    // Masked in a sysvinit guest too: apt may switch it to systemd later.
+    util::mkdir(rootfs, "etc/systemd/system", 0o755)?;
+    for unit in MASKED_UNITS {
+        let link = format!("etc/systemd/system/{unit}");
+        util::remove_if_present(&rootfs.join(&link))?;
+        util::make_symlink(rootfs, "/dev/null", &link)?;
+    }
+    (cx.progress)(&format!(
+        "I: masked systemd units a container has no use for: {}",
+        MASKED_UNITS.join(" ")
+    ));
     if init == InitSystem::Systemd {
-        util::mkdir(rootfs, "etc/systemd/system", 0o755)?;
-        for unit in MASKED_UNITS {
-            let link = format!("etc/systemd/system/{unit}");
-            util::remove_if_present(&rootfs.join(&link))?;
-            util::make_symlink(rootfs, "/dev/null", &link)?;
-        }
-        (cx.progress)(&format!(
-            "I: masked systemd units a container has no use for: {}",
-            MASKED_UNITS.join(" ")
-        ));
         return Ok(());
     }
     util::write_file(rootfs, "etc/inittab", INITTAB, 0o644)?;

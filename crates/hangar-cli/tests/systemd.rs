@@ -1,0 +1,156 @@
+//! systemd guests as an administrator uses them: Debian's packages installed with apt
+//! through the default NAT network, served to another host and logged into over ssh,
+//! brought back by a restart and a reboot; a sysvinit guest that apt switches to
+//! systemd. Needs root, and the Debian mirror (apt runs inside the guests).
+
+mod common;
+use common::netns::{Netns, sh};
+use common::{TestHost, wait_for};
+use std::time::{Duration, Instant};
+
+/// Waits (60 s at most) for systemd in `name` to finish booting; returns what
+/// `systemctl is-system-running` says then, and the failed units if any.
+fn systemd_state(h: &TestHost, name: &str) -> String {
+    let mut out = String::new();
+    wait_for(Duration::from_secs(60), || {
+        out = h
+            .sh(
+                name,
+                "timeout 50 systemctl is-system-running --wait; \
+                 systemctl --failed --no-legend --plain | cut -d' ' -f1",
+            )
+            .1;
+        !out.trim().is_empty() && !out.contains("starting") && !out.contains("offline")
+    });
+    out.trim().to_string()
+}
+
+/// apt-get in guest `name`, without questions; panics with apt's output on failure.
+fn apt(h: &TestHost, name: &str, args: &str) {
+    let (code, out) = h.sh(
+        name,
+        &format!(
+            "export DEBIAN_FRONTEND=noninteractive; apt-get -q update >/dev/null 2>&1; \
+             apt-get -q -y -o Dpkg::Options::=--force-confold {args} 2>&1"
+        ),
+    );
+    assert_eq!(code, 0, "apt-get {args} in {name}:\n{out}");
+}
+
+/// The guest's IPv4 address on eth0 from its config.
+fn address(h: &TestHost, name: &str) -> String {
+    let v: toml::Value =
+        toml::from_str(&std::fs::read_to_string(h.config_file(name)).unwrap()).unwrap();
+    let ip = v["nic"][0]["ipv4"].as_str().unwrap();
+    ip.split('/').next().unwrap().to_string()
+}
+
+#[test]
+fn a_systemd_guest_gets_nginx_and_ssh_with_apt_and_keeps_them_across_restart_and_reboot() {
+    require_root!();
+    let h = TestHost::new("sdapt");
+    h.ok(&["build", "web", "-m", "debootstrap", "--network", "default"]);
+    h.started("web");
+    assert_eq!(systemd_state(&h, "web"), "running");
+    apt(&h, "web", "install openssh-server nginx-light");
+    let ip = address(&h, "web");
+
+    // A key of the host's root, authorized in the guest.
+    // In the test's root: removed with it, also when the test fails.
+    let keys = h.root.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key = keys.join("id");
+    let (ok, out) = sh(&format!(
+        "ssh-keygen -q -t ed25519 -N '' -f {}",
+        key.display()
+    ));
+    assert!(ok, "{out}");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let (code, _) = h.sh(
+        "web",
+        &format!(
+            "mkdir -p -m 700 /root/.ssh && echo '{}' > /root/.ssh/authorized_keys",
+            public.trim()
+        ),
+    );
+    assert_eq!(code, 0);
+    let ssh = |cmd: &str| {
+        sh(&format!(
+            "timeout 20 ssh -i {} -o BatchMode=yes -o StrictHostKeyChecking=no \
+             -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR root@{ip} '{cmd}'",
+            key.display()
+        ))
+    };
+    // Another host reaches nginx through a port forward; the host at its address.
+    let ns = format!("hgt-sd-{}", std::process::id());
+    let _client = Netns::new(&ns, "10.235.9.1/24", "10.235.9.2/24");
+    h.ok(&["network", "forward", "add", "default", "18090", "web:80"]);
+    let check = |when: &str| {
+        assert_eq!(systemd_state(&h, "web"), "running", "{when}");
+        let (_, page) = sh(&format!("timeout 5 busybox wget -qO- http://{ip}/"));
+        assert!(page.contains("Welcome to nginx"), "{when}: {page}");
+        let (_, page) = sh(&format!(
+            "ip netns exec {ns} timeout 5 busybox wget -qO- http://10.235.9.1:18090/"
+        ));
+        assert!(
+            page.contains("Welcome to nginx"),
+            "{when}, forwarded: {page}"
+        );
+        // A login: logind gives it a session of its own.
+        let (ok, out) = ssh("hostname; loginctl show-session $XDG_SESSION_ID -p Active");
+        assert!(ok, "{when}: ssh: {out}");
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            ["web", "Active=yes"],
+            "{when}"
+        );
+    };
+    check("after apt");
+    h.ok(&["restart", "web"]);
+    check("after hangar restart");
+    let before = h.runtime("web")["init_pid"].as_i64();
+    let _ = ssh("systemctl reboot");
+    assert!(wait_for(Duration::from_secs(30), || {
+        h.runtime("web")["init_pid"].as_i64() != before && h.state("web") == "running"
+    }));
+    check("after a reboot from inside");
+    let t = Instant::now();
+    h.ok(&["stop", "web"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn a_sysvinit_guest_that_apt_switches_to_systemd_boots_again() {
+    require_root!();
+    let h = TestHost::new("sdswitch");
+    h.ok(&[
+        "build",
+        "old",
+        "-m",
+        "debootstrap",
+        "--network",
+        "default",
+        "--",
+        "--init",
+        "sysvinit",
+    ]);
+    h.started("old");
+    assert_eq!(h.sh("old", "cat /proc/1/comm").1.trim(), "init");
+    apt(&h, "old", "install systemd-sysv");
+    h.ok(&["restart", "old"]);
+    assert_eq!(h.sh("old", "cat /proc/1/comm").1.trim(), "systemd");
+    assert_eq!(systemd_state(&h, "old"), "running");
+    // Stopped with systemd's own signal, found at this start.
+    let t = Instant::now();
+    h.ok(&["stop", "old"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(h.runtime("old")["last_exit"], "halted");
+}
