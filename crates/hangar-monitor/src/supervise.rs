@@ -31,6 +31,9 @@ struct Monitor {
     /// When a first init that has not forked yet counts as settled all the same.
     settle_by: Instant,
     launched_at: Instant,
+    /// The pids controller's peak when init was launched: a cgroup left busy by the
+    /// last run keeps its old peak, so only a higher one shows a fork of this init.
+    peak_at_launch: u64,
 }
 
 /// How long `hangar start` waits, at most, for a new init to show that it boots: an
@@ -56,6 +59,11 @@ pub fn run(spec_path: &str, mut ready: std::fs::File) -> Res<()> {
         .map_err(|e| format!("opening {}: {e}", spec.lock_path().display()))?;
     let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
         .map_err(|_| "another monitor already runs this guest".to_string())?;
+    // The guest's processes outlive its init by a moment (the kernel kills its pid
+    // namespace): orphaned, they come to us rather than to the host's pid 1, which
+    // may reap late, and we reap them before removing their cgroups.
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| format!("becoming the guest's subreaper: {e}"))?;
     let mut mon = match Monitor::start(spec) {
         Ok(m) => m,
         Err(e) => {
@@ -115,7 +123,9 @@ impl Monitor {
             ready: None,
             settle_by: Instant::now() + SETTLE,
             launched_at: Instant::now(),
+            peak_at_launch: 0,
         };
+        mon.peak_at_launch = mon.pids_peak();
         mon.running(launched.pid);
         Ok(mon)
     }
@@ -129,17 +139,23 @@ impl Monitor {
         // A child now, or ever: the pids controller's peak (a quick rcS may be gone).
         let forked = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
             .is_ok_and(|c| !c.trim().is_empty())
-            || self.spec.cgroup_dirs.iter().any(|d| {
-                std::fs::read_to_string(d.join("pids.peak"))
-                    .ok()
-                    .and_then(|p| p.trim().parse::<u64>().ok())
-                    .is_some_and(|p| p >= 2)
-            });
+            || self.pids_peak() > self.peak_at_launch.max(1);
         if forked || Instant::now() >= self.settle_by {
             if let Some(mut ready) = self.ready.take() {
                 let _ = writeln!(ready, "ok {pid}");
             }
         }
+    }
+
+    /// The most tasks the guest's cgroup has held (`pids.peak`; 0 where the kernel has
+    /// no such file).
+    fn pids_peak(&self) -> u64 {
+        self.spec
+            .cgroup_dirs
+            .iter()
+            .filter_map(|d| std::fs::read_to_string(d.join("pids.peak")).ok())
+            .find_map(|p| p.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Why the start failed: init ended before it settled. Its exit and the last
@@ -378,6 +394,7 @@ impl Monitor {
                 );
             }
         }
+        reap_orphans();
         for dir in self.spec.cgroup_dirs.iter().rev() {
             remove_cgroup_dir(dir);
         }
@@ -412,6 +429,21 @@ fn launch(spec: &LaunchSpec) -> Res<hangar_container::launch::Launched> {
     )
     .map_err(|e| format!("console pty: {e}"))?;
     Ok(launched)
+}
+
+/// Reaps the guest's last processes, which the kernel kills with its init and which
+/// come to us as their subreaper, until none is left (2 s at most).
+fn reap_orphans() {
+    let until = Instant::now() + Duration::from_secs(2);
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
 }
 
 /// rmdir a cgroup once its last task is gone (v1 may report EBUSY for a moment), and
