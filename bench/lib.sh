@@ -69,7 +69,7 @@ bench_remove_work() {
     if [[ -n ${keeper} ]] && refers_to_root "${keeper}"; then
         kill -TERM "${keeper}"
         for _ in $(seq 50); do
-            if [[ ! -d /proc/${keeper} ]] || grep -qE '^State:\s+Z' "/proc/${keeper}/status"; then break; fi
+            if [[ ! -d /proc/${keeper} ]] || grep -qE '^State:\s+Z' "/proc/${keeper}/status" 2>/dev/null; then break; fi
             sleep 0.1
         done
     fi

@@ -62,6 +62,10 @@ cleanup() {
         "${HANGAR}" kill sd >/dev/null 2>&1
         "${HANGAR}" delete sd --force >/dev/null 2>&1
     fi
+    # lxc-start leaves an empty lxc.pivot cgroup in every hierarchy.
+    for d in /sys/fs/cgroup/*/lxc.pivot /sys/fs/cgroup/lxc.pivot; do
+        [[ -d ${d} ]] && rmdir "${d}" 2>/dev/null
+    done
     for f in "${subid_added[@]}"; do
         sed -i "/^root:${id_base}:65536\$/d" "${f}"
     done
