@@ -238,3 +238,43 @@ fn cgroup_v2_resource_control_inside_a_vm() {
     assert_eq!(get("exit-status"), "0");
     assert!(out.success, "tests/vm/run.sh: {}", out.status);
 }
+
+/// `tests/vm/scenario-delegate.sh`: a guest whose init manages its own cgroups (hangar
+/// takes it for systemd) on a real cgroup v2 host: its delegated tree, `hangar exec`
+/// into it once the init moved to `init.scope` and enabled controllers below, the
+/// limits still the host's, its own load average, and nothing left after a kill.
+#[test]
+fn a_guest_managing_its_own_cgroups_gets_a_delegated_tree_inside_a_vm() {
+    let Some(out) = run_scenario("scenario-delegate.sh") else {
+        return;
+    };
+    let r = out.report();
+    let get = |k: &str| r.get(k);
+    // cgroup2's magic number: the guest sees a cgroup2 tree, rooted at its own cgroup.
+    assert_eq!(get("d-cgroup-fs"), "63677270");
+    assert_eq!(get("d-init-cgroup"), "0::/init.scope");
+    for c in ["pids", "memory"] {
+        assert!(
+            get("d-subtree-control").split(' ').any(|w| w == c),
+            "the guest could not enable {c} for its children: {}",
+            get("d-subtree-control")
+        );
+    }
+    // A command joins where init is: the top cgroup now takes no process.
+    assert_eq!(get("d-exec-cgroup"), "0::/init.scope");
+    // The guest cannot raise its own limit, and the limit holds.
+    assert_ne!(get("d-write-memory-max-rc"), "0");
+    assert_eq!(get("d-memory-max"), "20971520");
+    assert_eq!(get("d-eat-rc"), "137", "eat should die of SIGKILL");
+    assert_eq!(get("d-state-after-eat"), "running");
+    let load = get("d-loadavg");
+    if load.starts_with("no lxcfs") {
+        eprintln!("PATH: the VM image carries no lxcfs: the load average is not checked");
+    } else {
+        eprintln!("PATH: lxcfs in the VM: the guest's own load average");
+        let one: f64 = load.split(' ').next().unwrap().parse().unwrap();
+        assert!(one >= 0.08, "12 s of a busy loop, loadavg {load}");
+    }
+    assert_eq!(get("d-cgroup-after-kill"), "gone");
+    assert!(out.success, "tests/vm/run.sh: {}", out.status);
+}

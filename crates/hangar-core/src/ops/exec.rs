@@ -15,14 +15,43 @@ pub fn target(host: &Host, name: &GuestName) -> Result<(Target, Option<u32>)> {
         .ok_or_else(|| CoreError::NotRunning(name.to_string()))?;
     let cgroup = host.guest_cgroup(&cfg)?;
     let userns = !cfg.security.privileged;
+    let mut cgroup_dirs = cgroup.dirs().to_vec();
+    if let Some(top) = cgroup.delegated_dir() {
+        let below = format!("/{}/{}", host.cgroup_parent(), cfg.context);
+        if let Some(at) = init_cgroup2_dir(init_pid, top, &below) {
+            for d in cgroup_dirs.iter_mut().filter(|d| d.as_path() == top) {
+                *d = at.clone();
+            }
+        }
+    }
     let t = Target {
         init_pid,
-        cgroup_dirs: cgroup.dirs().to_vec(),
+        cgroup_dirs,
         userns,
         seccomp: cfg.security.seccomp,
         rlimits: host.rlimits(&cfg),
     };
     Ok((t, userns.then(|| cfg.context.id_base())))
+}
+
+/// Where in the guest's delegated cgroup2 tree `top` its init is now, if below `top`:
+/// systemd moves itself to `init.scope` and enables controllers for its children, after
+/// which `top` takes no process (cgroup2's rule), so a command joins init's cgroup
+/// instead. `below` is `top`'s path in the hierarchy (`/PARENT/CTX`), as
+/// `/proc/PID/cgroup` shows it to the host.
+fn init_cgroup2_dir(
+    init_pid: i32,
+    top: &std::path::Path,
+    below: &str,
+) -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{init_pid}/cgroup")).ok()?;
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let rest = path.strip_prefix(below)?.trim_start_matches('/');
+    if rest.is_empty() || rest.split('/').any(|c| c == ".." || c == ".") {
+        return None;
+    }
+    let dir = top.join(rest);
+    dir.is_dir().then_some(dir)
 }
 
 /// Run `argv` in the guest; returns its exit code. With `tty`, a terminal from the
