@@ -91,6 +91,10 @@ fn the_battery_finds_no_escape_from_a_debian_guest() {
     let h = TestHost::new("battery-deb");
     h.ok(&["build", "deb", "-m", "debootstrap"]);
     h.started("deb");
+    // systemd (-m debootstrap's default init) empties /tmp while it boots: let it
+    // finish before the battery makes its scratch directory there.
+    let (_, state) = h.sh("deb", "timeout 60 systemctl is-system-running --wait");
+    eprintln!("systemd in the guest: {}", state.trim());
     let out = run_battery(&h, "deb");
     assert!(
         out.lines()

@@ -110,9 +110,13 @@ fn a_systemd_guest_gets_nginx_and_ssh_with_apt_and_keeps_them_across_restart_and
     check("after hangar restart");
     let before = h.runtime("web")["init_pid"].as_i64();
     let _ = ssh("systemctl reboot");
-    assert!(wait_for(Duration::from_secs(30), || {
-        h.runtime("web")["init_pid"].as_i64() != before && h.state("web") == "running"
-    }));
+    assert!(
+        wait_for(Duration::from_secs(60), || {
+            h.runtime("web")["init_pid"].as_i64() != before && h.state("web") == "running"
+        }),
+        "no reboot: {}",
+        h.runtime("web")
+    );
     check("after a reboot from inside");
     let t = Instant::now();
     h.ok(&["stop", "web"]);
