@@ -1,7 +1,8 @@
 //! systemd guests as an administrator uses them: Debian's packages installed with apt
 //! through the default NAT network, served to another host and logged into over ssh,
 //! brought back by a restart and a reboot; a sysvinit guest that apt switches to
-//! systemd. Needs root, and the Debian mirror (apt runs inside the guests).
+//! systemd; memory and pids limits that hold while systemd runs on. Needs root, and
+//! the Debian mirror (apt runs inside the guests).
 
 mod common;
 use common::netns::{Netns, sh};
@@ -157,4 +158,50 @@ fn a_sysvinit_guest_that_apt_switches_to_systemd_boots_again() {
         t.elapsed()
     );
     assert_eq!(h.runtime("old")["last_exit"], "halted");
+}
+
+#[test]
+fn memory_and_pids_limits_hold_in_a_systemd_guest_and_systemd_survives_them() {
+    require_root!();
+    let h = TestHost::new("sdlimits");
+    h.ok(&["build", "sd", "-m", "debootstrap"]);
+    h.ok(&["set", "sd", "memory.max=96M", "pids.max=200"]);
+    h.started("sd");
+    assert_eq!(systemd_state(&h, "sd"), "running");
+    // lxcfs shows the limit, and a 160 MB allocation is OOM-killed inside the guest.
+    assert_eq!(
+        h.sh("sd", "free -m | awk '/^Mem:/ {print $2}'").1.trim(),
+        "96"
+    );
+    let out = h.run(&[
+        "exec",
+        "sd",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=160M",
+        "count=1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Fewer tasks, live: a burst of 300 sleeps meets pids.max; systemd goes on.
+    h.ok(&["set", "sd", "pids.max=100"]);
+    // (The shell may itself die of a refused fork: the kernel's counters tell.)
+    h.sh(
+        "sd",
+        "for i in $(seq 300); do sleep 5 2>/dev/null & done; kill $(jobs -p) 2>/dev/null",
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&h.ok(&["limits", "sd", "--format", "json"])).unwrap();
+    let pids = &report["counters"]["pids"];
+    eprintln!("pids: {pids}");
+    assert!(pids["hits"].as_u64().unwrap() > 0, "{pids}");
+    assert!(pids["peak"].as_u64().unwrap_or(100) <= 100, "{pids}");
+    assert_eq!(report["oom_kills"].as_u64(), Some(1), "{report}");
+    assert_eq!(systemd_state(&h, "sd"), "running");
 }
