@@ -268,7 +268,58 @@ impl Nft {
             (INET, chain(INET, GUARD_IFS)),
             (BRIDGE, chain(BRIDGE, GUARD_PORTS)),
         ];
+        // The usual case, in one transaction and without reading the tables (whose
+        // size grows with the number of guests): the skeleton is there and `host_if`
+        // leads nowhere or to this very chain. Otherwise the kernel refuses the whole
+        // transaction (a missing map, or a key that jumps elsewhere: EEXIST) and the
+        // general path reads the tables and replaces what is in the way.
+        if self.apply(&fast_put(self, &chains)).is_ok() {
+            return Ok(());
+        }
         self.put(&chains, Clash::Replace)
+    }
+
+    /// Remove the guard of `guest` on `host_if` (idempotent), as [`Nft::guard`] made it:
+    /// in the usual case one transaction that reads nothing; if anything of it is
+    /// missing (a crash, a hand edit), every guard of `guest` goes as [`Nft::unguard`]
+    /// removes them. While the guard chain exists, `host_if`'s elements lead to it
+    /// (a guard that takes `host_if` over removes the chain it replaces), so deleting
+    /// them by key never unhooks another guest's guard.
+    pub fn unguard_nic(&self, guest: &str, host_if: &str) -> Result<()> {
+        check_tag("guest", guest)?;
+        check_ifname(host_if)?;
+        let name = format!("{GUARD}{}/{}", encode(guest), encode(host_if));
+        let mut script = String::new();
+        for (family, map) in [(INET, GUARD_IFS), (BRIDGE, GUARD_PORTS)] {
+            let ns = self.ns(family);
+            let _ = writeln!(script, "delete element {ns} {map} {{ \"{host_if}\" }}");
+            let _ = writeln!(script, "flush chain {ns} {name}");
+            let _ = writeln!(script, "delete chain {ns} {name}");
+        }
+        if self.apply(&script).is_ok() {
+            return Ok(());
+        }
+        self.unguard(guest)
+    }
+
+    /// Whether our table in `family` has chain `chain` (one `nft list chain`, whose
+    /// output is that chain only).
+    fn has_chain(&self, family: &str, chain: &str) -> bool {
+        cmd::run("nft", &["list", "chain", family, &self.table, chain], None).is_ok()
+    }
+
+    /// Whether network `network` is masqueraded ([`Nft::masquerade`] made its chain),
+    /// without reading the tables.
+    pub fn has_network(&self, network: &str) -> bool {
+        check_tag("network name", network).is_ok()
+            && self.has_chain(INET, &format!("{NET}{}", encode(network)))
+    }
+
+    /// Whether port forward `id` has its chain ([`Nft::port_forward`]), without reading
+    /// the tables.
+    pub fn has_port_forward(&self, id: &str) -> bool {
+        check_tag("port forward id", id).is_ok()
+            && self.has_chain(INET, &format!("{FWD}{}", encode(id)))
     }
 
     /// Remove every guard of `guest` (idempotent).
@@ -533,6 +584,31 @@ fn replace(
         );
     }
     Ok(())
+}
+
+/// The transaction that adds `chains` when nothing stands in their way: each chain made
+/// (or emptied) and filled, then its keys added. Adding a key that already jumps to
+/// the same chain is no change; one that jumps elsewhere, or a missing map, makes the
+/// kernel refuse the whole transaction.
+fn fast_put(nft: &Nft, chains: &[(&str, Owned)]) -> String {
+    let mut s = String::new();
+    for (family, owned) in chains {
+        let ns = nft.ns(family);
+        let name = &owned.name;
+        let _ = writeln!(
+            s,
+            "add chain {ns} {name} {{ comment \"{}\"; }}",
+            owned.comment
+        );
+        let _ = writeln!(s, "flush chain {ns} {name}");
+        for rule in &owned.rules {
+            let _ = writeln!(s, "add rule {ns} {name} {rule}");
+        }
+        for (map, key) in &owned.keys {
+            let _ = writeln!(s, "add element {ns} {map} {{ {key} : jump {name} }}");
+        }
+    }
+    s
 }
 
 /// Append to `script` the removal of `chain` and of every element that jumps to it.

@@ -149,8 +149,23 @@ pub fn members(host: &Host, net: &str) -> Result<Vec<(String, Cidr)>> {
     Ok(out)
 }
 
-/// Bring network `cfg` up (idempotent).
+/// Bring network `cfg` up (idempotent), rewriting its masquerade and forward rules.
 pub fn up(host: &Host, cfg: &NetworkConfig) -> Result<()> {
+    bring_up(host, cfg, None)
+}
+
+/// What the start of guest `starting` needs of network `cfg`: up (after a host reboot
+/// it is gone), but rules that are in place are left alone rather than read and
+/// rewritten, so a start costs the same with one guest on the host as with a thousand;
+/// only the forwards to `starting` are written again (its address may have changed).
+/// `network check --repair` rewrites them all.
+pub fn up_for_start(host: &Host, cfg: &NetworkConfig, starting: &str) -> Result<()> {
+    bring_up(host, cfg, Some(starting))
+}
+
+/// `starting`: None rewrites every rule; Some(guest) only what `up_for_start` says.
+fn bring_up(host: &Host, cfg: &NetworkConfig, starting: Option<&str>) -> Result<()> {
+    let rewrite = starting.is_none();
     let addrs: Vec<String> = cfg
         .ipv4
         .iter()
@@ -173,7 +188,9 @@ pub fn up(host: &Host, cfg: &NetworkConfig) -> Result<()> {
             .chain(&cfg.ipv6)
             .map(|c| c.network().to_string())
             .collect();
-        nft.masquerade(&cfg.name, &cfg.bridge, &subnets)?;
+        if rewrite || !nft.has_network(&cfg.name) {
+            nft.masquerade(&cfg.name, &cfg.bridge, &subnets)?;
+        }
     }
     let members = members(host, &cfg.name)?;
     for fw in &cfg.forwards {
@@ -184,6 +201,9 @@ pub fn up(host: &Host, cfg: &NetworkConfig) -> Result<()> {
             nft.remove_port_forward(&forward_id(cfg, fw))?;
             continue;
         };
+        if starting.is_some_and(|g| g != fw.guest) && nft.has_port_forward(&forward_id(cfg, fw)) {
+            continue;
+        }
         nft.port_forward(
             &forward_id(cfg, fw),
             &fw.proto,

@@ -97,7 +97,7 @@ pub(crate) fn networks_up(host: &Host, cfg: &GuestConfig) -> Result<()> {
         };
         let net = crate::net::store::load(&host.paths, n)?;
         if !done.contains(&n) {
-            crate::net::up::up(host, &net)?;
+            crate::net::up::up_for_start(host, &net, cfg.name.as_str())?;
             done.push(n);
         }
         if let Some(v) = nic.vlan {
