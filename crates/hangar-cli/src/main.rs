@@ -89,10 +89,7 @@ fn run(cli: Cli) -> Result<i32> {
             )?);
         }
         Cmd::List(a) => {
-            let mut rows = ops::list::list(&host)?;
-            if a.format == Format::Table {
-                ops::list::sample_cpu(&host, &mut rows, std::time::Duration::from_millis(100));
-            }
+            let rows = ops::list::list(&host)?;
             match a.format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
                 Format::Table => print!("{}", table::render(&rows)),

@@ -764,6 +764,23 @@ fn a_subnet_the_host_already_routes_is_refused_and_nothing_is_made() {
 }
 
 #[test]
+fn a_build_on_a_full_network_says_so_and_builds_nothing() {
+    require_root!();
+    let h = TestHost::new("fullnet");
+    // A /30: the host's address and one guest's.
+    net(&h, "tiny", &["--ipv4", "10.234.0.1/30", "--no-dns"]);
+    h.ok(&["build", "one", "-m", "busybox", "--network", "tiny"]);
+    let err = h.fails(&["build", "two", "-m", "busybox", "--network", "tiny"]);
+    assert!(
+        err.contains("no free address left in 10.234.0.0/30: the network is full")
+            && err.contains("hangar network create"),
+        "{err}"
+    );
+    assert_eq!(h.list().len(), 1, "a guest was built on a full network");
+    assert!(!h.root.join("var/lib/hangar/guests/two").exists());
+}
+
+#[test]
 fn bad_port_forwards_are_refused_and_leave_the_network_files_unchanged() {
     require_root!();
     let h = TestHost::new("badfwd");

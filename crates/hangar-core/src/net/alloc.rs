@@ -40,7 +40,10 @@ fn overlaps(a: &Cidr, b: &Cidr) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
-/// A free /24 for a new NAT network: the host address `.1` in the first 10.x.y.0/24
+/// Prefix of the subnets hangar picks for NAT networks: a /22 holds 1,021 guests.
+pub const PICKED_PREFIX: u8 = 22;
+
+/// A free /22 for a new NAT network: the host address `.1` in the first 10.x.y.0/22
 /// (x from 77) that overlaps nothing the host routes or any network of `paths` has.
 /// Call with [`crate::lock::host_network`] held until the network's bridge exists.
 pub fn pick_subnet(paths: &Paths) -> Result<Cidr> {
@@ -51,15 +54,15 @@ pub fn pick_subnet(paths: &Paths) -> Result<Cidr> {
         }
     }
     for x in 77..=254u8 {
-        for y in 0..=255u8 {
-            let c = Cidr::V4(Ipv4Addr::new(10, x, y, 1), 24);
+        for y in (0..=255u8).step_by(4) {
+            let c = Cidr::V4(Ipv4Addr::new(10, x, y, 1), PICKED_PREFIX);
             if !taken.iter().any(|t| overlaps(t, &c)) {
                 return Ok(c);
             }
         }
     }
     Err(CoreError::Invalid(
-        "no free 10.x.y.0/24 subnet left for a new network; give --ipv4".into(),
+        "no free 10.x.y.0/22 subnet left for a new network; give --ipv4".into(),
     ))
 }
 
@@ -129,12 +132,21 @@ pub fn used_addresses(paths: &Paths, net: &NetworkConfig) -> Result<Vec<Cidr>> {
     Ok(used)
 }
 
-/// The lowest free address of `subnet` (the network's host address) for a guest.
+/// The lowest free address of `subnet` (the network's host address) for a guest:
+/// one pass over the used addresses, then over the candidates.
 pub fn pick_address(subnet: &Cidr, used: &[Cidr]) -> Result<Cidr> {
+    let taken: std::collections::HashSet<String> = used.iter().map(Cidr::addr_string).collect();
     (2..65536u128)
         .map_while(|n| subnet.nth(n))
-        .find(|c| !used.iter().any(|u| u.addr_string() == c.addr_string()))
-        .ok_or_else(|| CoreError::Invalid(format!("no free address left in {}", subnet.network())))
+        .find(|c| !taken.contains(&c.addr_string()))
+        .ok_or_else(|| {
+            CoreError::Invalid(format!(
+                "no free address left in {}: the network is full; put the guest on a \
+                 larger network (hangar network create NAME --ipv4 ADDRESS/PREFIX, a /22 \
+                 holds 1,021 guests) or free an address by deleting a guest",
+                subnet.network()
+            ))
+        })
 }
 
 /// A MAC for NIC `nic` of guest `guest` that no other NIC of this root has.

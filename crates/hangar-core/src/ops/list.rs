@@ -29,40 +29,18 @@ pub struct GuestInfo {
     /// status 3", "halted", ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<hangar_model::state::ExitReason>,
-    /// CPU use over a short window, in percent of one CPU; only when asked for
-    /// ([`sample_cpu`]), since measuring takes time.
+    /// CPU use since init started, in percent of one CPU (read, never sampled: a list
+    /// of a thousand guests waits for nothing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_percent: Option<f64>,
 }
 
-/// Fill `cpu_percent` of the running guests from two readings `window` apart.
-pub fn sample_cpu(host: &Host, rows: &mut [GuestInfo], window: std::time::Duration) {
-    let usage = |r: &GuestInfo| -> Option<u64> {
-        let name = GuestName::new(&r.name).ok()?;
-        let cfg = store::load(&host.paths, &name).ok()?;
-        Some(host.guest_cgroup(&cfg).ok()?.counters().ok()?.cpu.usage_us)
-    };
-    let before: Vec<Option<u64>> = rows
-        .iter()
-        .map(|r| r.state.is_active().then(|| usage(r)).flatten())
-        .collect();
-    if before.iter().all(Option::is_none) {
-        return;
-    }
-    let t = std::time::Instant::now();
-    std::thread::sleep(window);
-    for (r, b) in rows.iter_mut().zip(before) {
-        if let (Some(b), Some(a)) = (b, usage(r)) {
-            r.cpu_percent =
-                Some(a.saturating_sub(b) as f64 / t.elapsed().as_micros() as f64 * 100.0);
-        }
-    }
-}
-
 pub fn list(host: &Host) -> Result<Vec<GuestInfo>> {
+    // The host's cgroup layout, read once for every row.
+    let cgroups = host.cgroups()?;
     let mut out = Vec::new();
     for name in store::names(&host.paths)? {
-        match info(host, &name) {
+        match row(host, &cgroups, &name) {
             Ok(i) => out.push(i),
             Err(e) => eprintln!("hangar: skipping {name}: {e}"),
         }
@@ -71,6 +49,10 @@ pub fn list(host: &Host) -> Result<Vec<GuestInfo>> {
 }
 
 pub fn info(host: &Host, name: &GuestName) -> Result<GuestInfo> {
+    row(host, &host.cgroups()?, name)
+}
+
+fn row(host: &Host, cgroups: &hangar_cgroup::Cgroups, name: &GuestName) -> Result<GuestInfo> {
     let cfg = store::load(&host.paths, name)?;
     let st = status::status(&host.paths, name);
     let mut info = GuestInfo {
@@ -96,7 +78,7 @@ pub fn info(host: &Host, name: &GuestName) -> Result<GuestInfo> {
         cpu_percent: None,
     };
     if st.is_active() {
-        let cg = host.guest_cgroup(&cfg)?;
+        let cg = cgroups.guest(&host.cgroup_parent(), &cfg.context.to_string());
         if let Ok(s) = cg.stats() {
             info.procs = s.procs;
             info.rss_kib = s.memory_rss / 1024;
@@ -116,6 +98,10 @@ pub fn info(host: &Host, name: &GuestName) -> Result<GuestInfo> {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         info.uptime_secs = started.map(|s| now.saturating_sub(s));
+        // (Uptime counts whole seconds: a guest in its first second counts one.)
+        info.cpu_percent = info
+            .uptime_secs
+            .map(|u| (info.user_time_ms + info.sys_time_ms) as f64 / (u.max(1) as f64 * 10.0));
     }
     Ok(info)
 }
