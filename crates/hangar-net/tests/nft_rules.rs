@@ -617,3 +617,39 @@ fn changes_leave_a_present_skeleton_alone_and_ensure_writes_it_again() {
         strings(&["web.eth0", "web.eth1"])
     );
 }
+
+#[test]
+fn a_guard_takes_an_interface_over_and_unguarding_a_nic_leaves_the_others() {
+    let Some(lab) = Lab::new('o') else { return };
+    let nft = &lab.nft;
+    nft.guard("old.eth0", "hn-test-veth", "02:32:07:00:00:02", &[])
+        .expect("guard of the interface's old owner");
+    nft.guard("web.eth1", "hn-test-veth1", "02:32:07:00:00:12", &[])
+        .expect("another guard");
+    // The interface now belongs to a new guest: its guard replaces the leftover one
+    // (the transaction that reads nothing is refused, the general path takes over).
+    nft.guard("new.eth0", "hn-test-veth", "02:32:07:00:00:22", &[])
+        .expect("guard that takes the interface over");
+    assert_eq!(
+        nft.inventory().expect("inventory").guards,
+        strings(&["new.eth0", "web.eth1"])
+    );
+    let inet = listing("inet", nft);
+    assert!(inet.contains("02:32:07:00:00:22") && !inet.contains("02:32:07:00:00:02 "));
+    // The old owner's monitor, late, removes its NIC's guard: the new owner's stays.
+    nft.unguard_nic("old.eth0", "hn-test-veth")
+        .expect("unguard of a guard already gone");
+    assert_eq!(
+        nft.inventory().expect("inventory").guards,
+        strings(&["new.eth0", "web.eth1"])
+    );
+    nft.unguard_nic("new.eth0", "hn-test-veth")
+        .expect("unguard_nic");
+    nft.unguard_nic("new.eth0", "hn-test-veth")
+        .expect("unguard_nic again");
+    assert_eq!(
+        nft.inventory().expect("inventory").guards,
+        strings(&["web.eth1"])
+    );
+    assert!(!listing("bridge", nft).contains("hn-test-veth\""));
+}

@@ -214,15 +214,29 @@ fn bring_up(host: &Host, cfg: &NetworkConfig, starting: Option<&str>) -> Result<
     }
     if let Some(d) = dns(host, cfg) {
         super::dns::ensure(host, &d)?;
-        // `host` and `gateway` name the host itself; a guest so named is not published.
-        let names: Vec<(String, String)> = members
-            .iter()
-            .filter(|(g, _)| !hangar_net::dns::HOST_NAMES.contains(&g.as_str()))
-            .map(|(g, a)| (g.clone(), a.addr_string()))
-            .collect();
-        d.set_hosts(&names)?;
+        set_names(&d, &members)?;
     }
     Ok(())
+}
+
+/// The guests of network `cfg` changed (one was deleted, a NIC attached or detached):
+/// publish their names again. Its rules stay as they are.
+pub fn publish_names(host: &Host, cfg: &NetworkConfig) -> Result<()> {
+    if let Some(d) = dns(host, cfg) {
+        set_names(&d, &members(host, &cfg.name)?)?;
+    }
+    Ok(())
+}
+
+/// `members`' names in the DNS of their network; `host` and `gateway` name the host
+/// itself, so a guest so named is not published.
+fn set_names(d: &Dns, members: &[(String, Cidr)]) -> Result<()> {
+    let names: Vec<(String, String)> = members
+        .iter()
+        .filter(|(g, _)| !hangar_net::dns::HOST_NAMES.contains(&g.as_str()))
+        .map(|(g, a)| (g.clone(), a.addr_string()))
+        .collect();
+    Ok(d.set_hosts(&names)?)
 }
 
 /// The guest address forward `fw` goes to: its guest's IPv4 address among `members`.

@@ -130,11 +130,11 @@ pub(crate) fn refresh_networks(host: &Host, nics: &[Nic]) {
     }
 }
 
-/// Names on the NIC's network changed: refresh its DNS.
+/// Names on the NIC's network changed: refresh its DNS (its rules did not change).
 fn refresh_network(host: &Host, nic: &Nic) -> Result<()> {
     if let Some(n) = &nic.network {
         let cfg = crate::net::store::load(&host.paths, n)?;
-        crate::net::up::up(host, &cfg)?;
+        crate::net::up::publish_names(host, &cfg)?;
     }
     Ok(())
 }
