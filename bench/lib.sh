@@ -82,3 +82,14 @@ bench_remove_work() {
     done
     rm -rf --one-file-system "${work}"
 }
+
+# quietly LOG CMD...: runs CMD with its output in LOG, never in a pipe of
+# ours: a daemon (a guest's init, a monitor) that inherited such a pipe would
+# keep a command substitution waiting forever.
+quietly() {
+    local out=$1
+    shift
+    "$@" </dev/null >"${out}" 2>&1
+}
+# last_line LOG: the reason to print when a command failed.
+last_line() { tail -n1 "$1" 2>/dev/null | grep . || echo "no output"; }

@@ -46,16 +46,6 @@ PROC_FILES=(/proc/meminfo /proc/stat /proc/cpuinfo /proc/uptime /proc/version)
 
 log() { printf 'bench: %s\n' "$*"; }
 
-# quietly LOG CMD...: runs CMD with its output in LOG, never in a pipe of
-# ours: a daemon (a guest's init, a monitor) that inherited such a pipe would
-# keep a command substitution waiting forever.
-quietly() {
-    local out=$1
-    shift
-    "$@" </dev/null >"${out}" 2>&1
-}
-# last_line LOG: the reason to print when a command failed.
-last_line() { tail -n1 "$1" 2>/dev/null | grep . || echo "no output"; }
 
 for tool in hyperfine python3 busybox gcc; do
     if ! command -v "${tool}" >/dev/null; then

@@ -43,14 +43,6 @@ VETH_A=hbench-va VETH_B=hbench-vb
 BASE_A=10.249.9.1 BASE_B=10.249.9.2
 
 log() { printf 'bench: %s\n' "$*" >&2; }
-# quietly LOG CMD...: output in LOG, never in a pipe of ours (a daemon that
-# inherited such a pipe would keep a command substitution waiting forever).
-quietly() {
-    local out=$1
-    shift
-    "$@" </dev/null >"${out}" 2>&1
-}
-last_line() { tail -n1 "$1" 2>/dev/null | grep . || echo "no output"; }
 
 for tool in python3 busybox nsenter ip; do
     if ! command -v "${tool}" >/dev/null; then

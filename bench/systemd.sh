@@ -34,7 +34,6 @@ SUITE=${SUITE:-bookworm}
 export HANGAR_CACHE_DIR=${HANGAR_CACHE_DIR:-/var/tmp/hangar-test-cache}
 
 log() { printf 'bench: %s\n' "$*"; }
-last_line() { tail -n1 "$1" 2>/dev/null | grep . || echo "no output"; }
 
 for tool in python3 "${HANGAR}"; do
     if ! command -v "${tool}" >/dev/null; then

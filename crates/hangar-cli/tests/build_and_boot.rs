@@ -135,24 +135,6 @@ fn a_debian_guest_boots_sysvinit_and_stops_cleanly() {
     assert_eq!(h.runtime("deb")["last_exit"], "halted");
 }
 
-/// Waits (60 s at most) for systemd in `name` to finish booting and returns what
-/// `systemctl is-system-running` says then, with the failed units if any.
-fn systemd_state(h: &TestHost, name: &str) -> String {
-    let mut out = String::new();
-    // Right after a start, systemd may not have made its socket yet.
-    wait_for(Duration::from_secs(60), || {
-        out = h
-            .sh(
-                name,
-                "timeout 50 systemctl is-system-running --wait; \
-                 systemctl --failed --no-legend --plain | cut -d' ' -f1",
-            )
-            .1;
-        !out.trim().is_empty() && !out.contains("starting") && !out.contains("offline")
-    });
-    out.trim().to_string()
-}
-
 #[test]
 fn debian_12_and_13_systemd_guests_boot_to_running_reboot_and_stop_quickly() {
     require_root!();
@@ -169,7 +151,7 @@ fn systemd_guest_boots_reboots_and_stops(suite: &str, version: &str) {
     h.ok(&["build", "sd", "-m", "debootstrap", "--", "-d", suite]);
     assert!(!h.ok(&["config", "show", "sd"]).contains("signal"));
     h.started("sd");
-    assert_eq!(systemd_state(&h, "sd"), "running");
+    assert_eq!(h.systemd_state("sd"), "running");
     let (_, out) = h.sh(
         "sd",
         "cat /proc/1/comm; systemd-detect-virt; grep ^0:: /proc/1/cgroup; \
@@ -213,7 +195,7 @@ fn systemd_guest_boots_reboots_and_stops(suite: &str, version: &str) {
         "no reboot: {}",
         h.runtime("sd")
     );
-    assert_eq!(systemd_state(&h, "sd"), "running");
+    assert_eq!(h.systemd_state("sd"), "running");
     assert_eq!(h.runtime("sd")["reboots"], 1);
 
     // `hangar stop` sends SIGRTMIN+3: systemd halts cleanly, well within 10 s.

@@ -9,23 +9,6 @@ use common::netns::{Netns, sh};
 use common::{TestHost, wait_for};
 use std::time::{Duration, Instant};
 
-/// Waits (60 s at most) for systemd in `name` to finish booting; returns what
-/// `systemctl is-system-running` says then, and the failed units if any.
-fn systemd_state(h: &TestHost, name: &str) -> String {
-    let mut out = String::new();
-    wait_for(Duration::from_secs(60), || {
-        out = h
-            .sh(
-                name,
-                "timeout 50 systemctl is-system-running --wait; \
-                 systemctl --failed --no-legend --plain | cut -d' ' -f1",
-            )
-            .1;
-        !out.trim().is_empty() && !out.contains("starting") && !out.contains("offline")
-    });
-    out.trim().to_string()
-}
-
 /// apt-get in guest `name`, without questions; panics with apt's output on failure.
 fn apt(h: &TestHost, name: &str, args: &str) {
     let (code, out) = h.sh(
@@ -52,7 +35,7 @@ fn a_systemd_guest_gets_nginx_and_ssh_with_apt_and_keeps_them_across_restart_and
     let h = TestHost::new("sdapt");
     h.ok(&["build", "web", "-m", "debootstrap", "--network", "default"]);
     h.started("web");
-    assert_eq!(systemd_state(&h, "web"), "running");
+    assert_eq!(h.systemd_state("web"), "running");
     apt(&h, "web", "install openssh-server nginx-light");
     let ip = address(&h, "web");
 
@@ -87,7 +70,7 @@ fn a_systemd_guest_gets_nginx_and_ssh_with_apt_and_keeps_them_across_restart_and
     let _client = Netns::new(&ns, "10.235.9.1/24", "10.235.9.2/24");
     h.ok(&["network", "forward", "add", "default", "18090", "web:80"]);
     let check = |when: &str| {
-        assert_eq!(systemd_state(&h, "web"), "running", "{when}");
+        assert_eq!(h.systemd_state("web"), "running", "{when}");
         let (_, page) = sh(&format!("timeout 5 busybox wget -qO- http://{ip}/"));
         assert!(page.contains("Welcome to nginx"), "{when}: {page}");
         let (_, page) = sh(&format!(
@@ -148,7 +131,7 @@ fn a_sysvinit_guest_that_apt_switches_to_systemd_boots_again() {
     apt(&h, "old", "install systemd-sysv");
     h.ok(&["restart", "old"]);
     assert_eq!(h.sh("old", "cat /proc/1/comm").1.trim(), "systemd");
-    assert_eq!(systemd_state(&h, "old"), "running");
+    assert_eq!(h.systemd_state("old"), "running");
     // Stopped with systemd's own signal, found at this start.
     let t = Instant::now();
     h.ok(&["stop", "old"]);
@@ -167,7 +150,7 @@ fn memory_and_pids_limits_hold_in_a_systemd_guest_and_systemd_survives_them() {
     h.ok(&["build", "sd", "-m", "debootstrap"]);
     h.ok(&["set", "sd", "memory.max=96M", "pids.max=200"]);
     h.started("sd");
-    assert_eq!(systemd_state(&h, "sd"), "running");
+    assert_eq!(h.systemd_state("sd"), "running");
     // lxcfs shows the limit, and a 160 MB allocation is OOM-killed inside the guest.
     assert_eq!(
         h.sh("sd", "free -m | awk '/^Mem:/ {print $2}'").1.trim(),
@@ -203,5 +186,5 @@ fn memory_and_pids_limits_hold_in_a_systemd_guest_and_systemd_survives_them() {
     assert!(pids["hits"].as_u64().unwrap() > 0, "{pids}");
     assert!(pids["peak"].as_u64().unwrap_or(100) <= 100, "{pids}");
     assert_eq!(report["oom_kills"].as_u64(), Some(1), "{report}");
-    assert_eq!(systemd_state(&h, "sd"), "running");
+    assert_eq!(h.systemd_state("sd"), "running");
 }

@@ -156,6 +156,25 @@ impl TestHost {
         self.info(name)["init_pid"].as_i64().expect("init pid")
     }
 
+    /// Waits (60 s at most) for systemd in guest `name` to finish booting; returns what
+    /// `systemctl is-system-running` says then, and the failed units if any. Right
+    /// after a start, systemd may not have made its socket yet: asked again until it
+    /// answers.
+    pub fn systemd_state(&self, name: &str) -> String {
+        let mut out = String::new();
+        wait_for(Duration::from_secs(60), || {
+            out = self
+                .sh(
+                    name,
+                    "timeout 50 systemctl is-system-running --wait; \
+                     systemctl --failed --no-legend --plain | cut -d' ' -f1",
+                )
+                .1;
+            !out.trim().is_empty() && !out.contains("starting") && !out.contains("offline")
+        });
+        out.trim().to_string()
+    }
+
     /// Whether any directory of guest `name`'s cgroup exists (in any hierarchy).
     pub fn guest_cgroup_exists(&self, name: &str) -> bool {
         let ctx = self.info(name)["context"].as_u64().unwrap();
