@@ -764,6 +764,38 @@ fn a_subnet_the_host_already_routes_is_refused_and_nothing_is_made() {
 }
 
 #[test]
+fn a_guest_with_a_nic_reboots_again_and_again_with_its_network() {
+    require_root!();
+    let h = TestHost::new("nicreboot");
+    net(&h, "rb", &["--ipv4", "10.233.0.1/24", "--no-dns"]);
+    h.ok(&["build", "g", "-m", "busybox", "--network", "rb"]);
+    h.started("g");
+    // Each reboot plugs the NIC again. (The old network namespace, and its veth with
+    // it, goes away asynchronously; with a busy guest, sshd's in the systemd tests,
+    // slowly enough that the old host side was still there: the monitor removes it.)
+    for round in 1..=5u64 {
+        let before = h.runtime("g")["init_pid"].as_i64();
+        h.sh("g", "reboot");
+        assert!(
+            common::wait_for(Duration::from_secs(20), || {
+                h.runtime("g")["reboots"].as_u64() == Some(round)
+                    && h.runtime("g")["init_pid"]
+                        .as_i64()
+                        .is_some_and(|p| Some(p) != before)
+            }),
+            "reboot {round}: {}; monitor log: {}",
+            h.runtime("g"),
+            std::fs::read_to_string(h.root.join("var/log/hangar/g/monitor.log"))
+                .unwrap_or_default()
+        );
+        assert!(
+            pings(&h, "g", "10.233.0.1"),
+            "no network after reboot {round}"
+        );
+    }
+}
+
+#[test]
 fn a_build_on_a_full_network_says_so_and_builds_nothing() {
     require_root!();
     let h = TestHost::new("fullnet");

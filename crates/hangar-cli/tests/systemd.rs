@@ -98,8 +98,9 @@ fn a_systemd_guest_gets_nginx_and_ssh_with_apt_and_keeps_them_across_restart_and
         wait_for(Duration::from_secs(60), || {
             h.runtime("web")["init_pid"].as_i64() != before && h.state("web") == "running"
         }),
-        "no reboot: {}",
-        h.runtime("web")
+        "no reboot: {}; monitor log: {}",
+        h.runtime("web"),
+        std::fs::read_to_string(h.root.join("var/log/hangar/web/monitor.log")).unwrap_or_default()
     );
     check("after a reboot from inside");
     let t = Instant::now();

@@ -369,6 +369,20 @@ impl Monitor {
             if rebooted {
                 self.state.reboots += 1;
                 self.state.state = GuestState::Starting;
+                // The old network namespace goes away asynchronously, and its veths
+                // with it: remove the NICs' host sides now, or plugging them again may
+                // find the old ones still there.
+                for nic in &self.spec.nics {
+                    if let Err(e) =
+                        hangar_net::unplug(nic, &self.spec.name, self.spec.nft_tag.as_deref())
+                    {
+                        eprintln!(
+                            "hangar-monitor: unplugging {} before the reboot: {}",
+                            nic.host_if,
+                            hangar_container::error_chain(&e)
+                        );
+                    }
+                }
                 if let Err(e) = self.relaunch() {
                     eprintln!("hangar-monitor: restarting after reboot: {e}");
                 }
