@@ -166,6 +166,19 @@ impl Dns {
         write_if_changed(&self.hosts_dir().join("guests"), &table)
     }
 
+    /// Whether the published table already holds every `(name, address)` of `entries`
+    /// (one file read, no change): a start need not write the whole table again.
+    pub fn publishes(&self, entries: &[(String, String)]) -> bool {
+        let Ok(table) = std::fs::read_to_string(self.hosts_dir().join("guests")) else {
+            return false;
+        };
+        let lines: std::collections::HashSet<&str> = table.lines().collect();
+        entries.iter().all(|(name, addr)| {
+            addr.parse::<IpAddr>()
+                .is_ok_and(|a| lines.contains(format!("{a} {name}").as_str()))
+        })
+    }
+
     /// Whether this network's dnsmasq is alive. The pid file is checked against
     /// `/proc/PID/cmdline` (a dnsmasq with our `--pid-file`), so a reused pid is not
     /// mistaken for it; without a valid pid file, `/proc` is searched.

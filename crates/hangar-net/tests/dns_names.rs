@@ -43,6 +43,13 @@ fn a_changed_address_is_answered_within_two_seconds() {
         .set_hosts(&entries(&[("web", "10.233.1.9"), ("db", "10.233.1.3")]))
         .unwrap();
 
+    // What the table holds can be asked without writing it (a start's check).
+    assert!(
+        net.dns
+            .publishes(&entries(&[("web", "10.233.1.9"), ("db", "10.233.1.3")]))
+    );
+    assert!(!net.dns.publishes(&entries(&[("web", "10.233.1.2")])));
+    assert!(!net.dns.publishes(&entries(&[("mail", "10.233.1.9")])));
     let (answer, took) = net.resolve_until("web.hangar", &["10.233.1.9"], Duration::from_secs(2));
     eprintln!("new address answered after {took:?}");
     assert_eq!(answer, ["10.233.1.9"]);

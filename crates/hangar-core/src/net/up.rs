@@ -192,8 +192,26 @@ fn bring_up(host: &Host, cfg: &NetworkConfig, starting: Option<&str>) -> Result<
             nft.masquerade(&cfg.name, &cfg.bridge, &subnets)?;
         }
     }
-    let members = members(host, &cfg.name)?;
-    for fw in &cfg.forwards {
+    // Every guest's config is read only when something needs it: at a start, the
+    // network's DNS already naming the guest and no forward to write leave it unread.
+    let dns = dns(host, cfg);
+    let forwards: Vec<_> = cfg
+        .forwards
+        .iter()
+        .filter(|fw| {
+            starting.is_none_or(|g| g == fw.guest) || !nft.has_port_forward(&forward_id(cfg, fw))
+        })
+        .collect();
+    let named = match (starting, &dns) {
+        (Some(g), Some(d)) => d.publishes(&own_names(host, &cfg.name, g)?),
+        _ => dns.is_none(),
+    };
+    let members = if forwards.is_empty() && named {
+        vec![]
+    } else {
+        members(host, &cfg.name)?
+    };
+    for fw in forwards {
         // A forward whose guest is gone or left the network (a hand edit) has no rule:
         // its host port must not reach whoever holds the old address now, and it must
         // not keep the network down for every other guest. `network check` reports it.
@@ -201,9 +219,6 @@ fn bring_up(host: &Host, cfg: &NetworkConfig, starting: Option<&str>) -> Result<
             nft.remove_port_forward(&forward_id(cfg, fw))?;
             continue;
         };
-        if starting.is_some_and(|g| g != fw.guest) && nft.has_port_forward(&forward_id(cfg, fw)) {
-            continue;
-        }
         nft.port_forward(
             &forward_id(cfg, fw),
             &fw.proto,
@@ -212,11 +227,28 @@ fn bring_up(host: &Host, cfg: &NetworkConfig, starting: Option<&str>) -> Result<
             fw.guest_port,
         )?;
     }
-    if let Some(d) = dns(host, cfg) {
+    if let Some(d) = dns {
         super::dns::ensure(host, &d)?;
-        set_names(&d, &members)?;
+        if !named {
+            set_names(&d, &members)?;
+        }
     }
     Ok(())
+}
+
+/// Guest `guest`'s names on network `net` as its DNS publishes them (none for the
+/// host's own names).
+fn own_names(host: &Host, net: &str, guest: &str) -> Result<Vec<(String, String)>> {
+    let name = hangar_model::GuestName::new(guest)?;
+    let cfg = crate::store::load(&host.paths, &name)?;
+    Ok(cfg
+        .nics
+        .iter()
+        .filter(|n| n.network.as_deref() == Some(net))
+        .flat_map(|n| n.ipv4.iter().chain(&n.ipv6))
+        .filter(|_| !hangar_net::dns::HOST_NAMES.contains(&guest))
+        .map(|a| (guest.to_string(), a.addr_string()))
+        .collect())
 }
 
 /// The guests of network `cfg` changed (one was deleted, a NIC attached or detached):
