@@ -13,24 +13,6 @@ fn pings(h: &TestHost, guest: &str, addr: &str) -> bool {
     h.sh(guest, &cmd).1.trim() == "ok"
 }
 
-/// The guest's address on `nic` from its config.
-fn addr(h: &TestHost, guest: &str, nic: &str) -> String {
-    let cfg = std::fs::read_to_string(h.config_file(guest)).unwrap();
-    let v: toml::Value = toml::from_str(&cfg).unwrap();
-    let nics = v["nic"].as_array().unwrap();
-    let n = nics
-        .iter()
-        .find(|n| n["name"].as_str() == Some(nic))
-        .unwrap();
-    n["ipv4"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 fn net(h: &TestHost, name: &str, extra: &[&str]) {
     let mut args = vec!["network", "create", name];
     args.extend_from_slice(extra);
@@ -70,7 +52,7 @@ fn guests_on_one_bridge_ping_each_other_and_resolve_names() {
         h.ok(&["build", "b", "-m", "busybox", "--network", "lan"]);
         h.started("a");
         h.started("b");
-        let b_ip = addr(&h, "b", "eth0");
+        let b_ip = h.nic_address("b", "eth0");
         assert!(b_ip.starts_with("10.240.1."), "{b_ip}");
         assert!(pings(&h, "a", &b_ip));
         // Names: the other guest and the host, short and with the domain.
@@ -133,7 +115,7 @@ fn a_nat_guest_reaches_the_host_side_and_a_port_forward_reaches_its_service() {
     // Masqueraded out through the host to another host.
     assert!(pings(&h, "web", "10.241.9.2"));
     // Its own name at its address in /etc/hosts.
-    let web_ip = addr(&h, "web", "eth0");
+    let web_ip = h.nic_address("web", "eth0");
     assert!(
         h.sh("web", "cat /etc/hosts")
             .1
@@ -279,7 +261,7 @@ fn a_10_mbit_rate_limit_is_measured_within_15_percent() {
         "network=qs,ingress=10mbit,egress=10mbit",
     ]);
     h.started("g");
-    let ip = addr(&h, "g", "eth0");
+    let ip = h.nic_address("g", "eth0");
     // Guest ingress: the host sends 4 MB to a sink in the guest.
     // (stdin kept open: nc must not end before the socket does)
     h.sh(
@@ -465,7 +447,7 @@ fn a_dead_dnsmasq_is_restarted_at_once_and_a_dead_keeper_is_repaired() {
         net(&h, "dk", &["--ipv4", "10.249.0.1/24"]);
         h.ok(&["build", "a", "-m", "busybox", "--network", "dk"]);
         h.started("a");
-        let a_ip = addr(&h, "a", "eth0");
+        let a_ip = h.nic_address("a", "eth0");
         let resolves = || h.sh("a", "nslookup a.hangar 2>&1").1.contains(&a_ip);
         assert!(resolves());
         let dns_down = || {
@@ -1173,8 +1155,8 @@ fn a_config_edit_cannot_take_another_guests_address_or_mac() {
     net(&h, "ed", &["--ipv4", "10.247.0.1/24", "--no-dns"]);
     h.ok(&["build", "a", "-m", "busybox", "--network", "ed"]);
     h.ok(&["build", "b", "-m", "busybox", "--network", "ed"]);
-    let a_ip = addr(&h, "a", "eth0");
-    let b_ip = addr(&h, "b", "eth0");
+    let a_ip = h.nic_address("a", "eth0");
+    let b_ip = h.nic_address("b", "eth0");
     let a_mac = h
         .ok(&["config", "show", "a"])
         .lines()

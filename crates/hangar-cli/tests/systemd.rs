@@ -21,14 +21,6 @@ fn apt(h: &TestHost, name: &str, args: &str) {
     assert_eq!(code, 0, "apt-get {args} in {name}:\n{out}");
 }
 
-/// The guest's IPv4 address on eth0 from its config.
-fn address(h: &TestHost, name: &str) -> String {
-    let v: toml::Value =
-        toml::from_str(&std::fs::read_to_string(h.config_file(name)).unwrap()).unwrap();
-    let ip = v["nic"][0]["ipv4"].as_str().unwrap();
-    ip.split('/').next().unwrap().to_string()
-}
-
 #[test]
 fn a_systemd_guest_gets_nginx_and_ssh_with_apt_and_keeps_them_across_restart_and_reboot() {
     require_root!();
@@ -37,7 +29,7 @@ fn a_systemd_guest_gets_nginx_and_ssh_with_apt_and_keeps_them_across_restart_and
     h.started("web");
     assert_eq!(h.systemd_state("web"), "running");
     apt(&h, "web", "install openssh-server nginx-light");
-    let ip = address(&h, "web");
+    let ip = h.nic_address("web", "eth0");
 
     // A key of the host's root, authorized in the guest.
     // In the test's root: removed with it, also when the test fails.

@@ -140,6 +140,16 @@ impl GuestConfig {
         toml::to_string_pretty(self).expect("a guest config always serialises")
     }
 
+    /// The host uid (and gid) of the guest's root: the first of its context's range,
+    /// or the host's root for a privileged guest (no user namespace).
+    pub fn root_host_id(&self) -> u32 {
+        if self.security.privileged {
+            0
+        } else {
+            self.context.id_base()
+        }
+    }
+
     /// Checks that span fields or that serde cannot express.
     pub fn validate(&self) -> Result<(), ModelError> {
         validate_hostname(&self.hostname)?;

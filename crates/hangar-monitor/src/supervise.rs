@@ -173,17 +173,16 @@ impl Monitor {
             .filter(|l| !l.is_empty())
             .collect();
         let tail = &lines[lines.len().saturating_sub(10)..];
+        let after = if self.state.reboots > 0 {
+            " (after a reboot)"
+        } else {
+            ""
+        };
         let mut msg = format!(
-            "its init {} {} {how} {} ms after it started",
+            "its init {}{after} {how} {} ms after it started",
             self.spec.init[0],
-            if self.state.reboots > 0 {
-                "(after a reboot)"
-            } else {
-                ""
-            },
             self.launched_at.elapsed().as_millis()
-        )
-        .replace("  ", " ");
+        );
         if tail.is_empty() {
             msg.push_str(", printing nothing on its console");
         } else {

@@ -169,14 +169,17 @@ impl Dns {
     /// Whether the published table already holds every `(name, address)` of `entries`
     /// (one file read, no change): a start need not write the whole table again.
     pub fn publishes(&self, entries: &[(String, String)]) -> bool {
-        let Ok(table) = std::fs::read_to_string(self.hosts_dir().join("guests")) else {
+        let (Ok(table), Ok(wanted)) = (
+            std::fs::read_to_string(self.hosts_dir().join("guests")),
+            guest_table(&self.network, entries),
+        ) else {
             return false;
         };
         let lines: std::collections::HashSet<&str> = table.lines().collect();
-        entries.iter().all(|(name, addr)| {
-            addr.parse::<IpAddr>()
-                .is_ok_and(|a| lines.contains(format!("{a} {name}").as_str()))
-        })
+        wanted
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .all(|l| lines.contains(l))
     }
 
     /// Whether this network's dnsmasq is alive. The pid file is checked against

@@ -187,7 +187,7 @@ impl Nft {
             keys.push((map, render_prefix(addr, len)));
         }
         let chain = Owned {
-            name: format!("{NET}{}", encode(network)),
+            name: net_chain(network),
             comment: format!("network {network}"),
             rules: vec![format!("oifname != \"{bridge}\" masquerade")],
             keys,
@@ -198,7 +198,7 @@ impl Nft {
     /// Remove the masquerading of `network` (idempotent).
     pub fn remove_network(&self, network: &str) -> Result<()> {
         check_tag("network name", network)?;
-        let name = format!("{NET}{}", encode(network));
+        let name = net_chain(network);
         self.remove_chains(&[INET], |c| c == name)
     }
 
@@ -230,7 +230,7 @@ impl Nft {
             IpAddr::V6(a) => ("ipv6", format!("dnat ip6 to [{a}]:{guest_port}")),
         };
         let chain = Owned {
-            name: format!("{FWD}{}", encode(id)),
+            name: fwd_chain(id),
             comment: format!("forward {id}: {proto} {host_port} to {guest_ip} {guest_port}"),
             rules: vec![format!("meta l4proto {proto} {to}")],
             keys: vec![(PORTS, format!("{nfproto} . {proto} . {host_port}"))],
@@ -241,7 +241,7 @@ impl Nft {
     /// Remove port forward `id` (idempotent).
     pub fn remove_port_forward(&self, id: &str) -> Result<()> {
         check_tag("port forward id", id)?;
-        let name = format!("{FWD}{}", encode(id));
+        let name = fwd_chain(id);
         self.remove_chains(&[INET], |c| c == name)
     }
 
@@ -261,7 +261,7 @@ impl Nft {
                 IpAddr::V6(a) => v6.push(a),
             }
         }
-        let name = format!("{GUARD}{}/{}", encode(guest), encode(host_if));
+        let name = guard_chain(guest, host_if);
         let chain = |family, map| Owned {
             name: name.clone(),
             comment: format!("guard {guest} on {host_if}"),
@@ -292,7 +292,7 @@ impl Nft {
     pub fn unguard_nic(&self, guest: &str, host_if: &str) -> Result<()> {
         check_tag("guest", guest)?;
         check_ifname(host_if)?;
-        let name = format!("{GUARD}{}/{}", encode(guest), encode(host_if));
+        let name = guard_chain(guest, host_if);
         let mut script = String::new();
         for (family, map) in [(INET, GUARD_IFS), (BRIDGE, GUARD_PORTS)] {
             let ns = self.ns(family);
@@ -315,15 +315,13 @@ impl Nft {
     /// Whether network `network` is masqueraded ([`Nft::masquerade`] made its chain),
     /// without reading the tables.
     pub fn has_network(&self, network: &str) -> bool {
-        check_tag("network name", network).is_ok()
-            && self.has_chain(INET, &format!("{NET}{}", encode(network)))
+        check_tag("network name", network).is_ok() && self.has_chain(INET, &net_chain(network))
     }
 
     /// Whether port forward `id` has its chain ([`Nft::port_forward`]), without reading
     /// the tables.
     pub fn has_port_forward(&self, id: &str) -> bool {
-        check_tag("port forward id", id).is_ok()
-            && self.has_chain(INET, &format!("{FWD}{}", encode(id)))
+        check_tag("port forward id", id).is_ok() && self.has_chain(INET, &fwd_chain(id))
     }
 
     /// Remove every guard of `guest` (idempotent).
@@ -588,6 +586,21 @@ fn replace(
         );
     }
     Ok(())
+}
+
+/// The chain of network `network`'s masquerade.
+fn net_chain(network: &str) -> String {
+    format!("{NET}{}", encode(network))
+}
+
+/// The chain of port forward `id`.
+fn fwd_chain(id: &str) -> String {
+    format!("{FWD}{}", encode(id))
+}
+
+/// The chain of `guest`'s guard on `host_if`.
+fn guard_chain(guest: &str, host_if: &str) -> String {
+    format!("{GUARD}{}/{}", encode(guest), encode(host_if))
 }
 
 /// The transaction that adds `chains` when nothing stands in their way: each chain made

@@ -156,6 +156,24 @@ impl TestHost {
         self.info(name)["init_pid"].as_i64().expect("init pid")
     }
 
+    /// Guest `guest`'s IPv4 address on NIC `nic`, from its config.
+    pub fn nic_address(&self, guest: &str, nic: &str) -> String {
+        let cfg = std::fs::read_to_string(self.config_file(guest)).unwrap();
+        let v: toml::Value = toml::from_str(&cfg).unwrap();
+        let nics = v["nic"].as_array().unwrap();
+        let n = nics
+            .iter()
+            .find(|n| n["name"].as_str() == Some(nic))
+            .unwrap();
+        n["ipv4"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
     /// Waits (60 s at most) for systemd in guest `name` to finish booting; returns what
     /// `systemctl is-system-running` says then, and the failed units if any. Right
     /// after a start, systemd may not have made its socket yet: asked again until it

@@ -47,16 +47,11 @@ pub const PICKED_PREFIX: u8 = 22;
 /// (x from 77) that overlaps nothing the host routes or any network of `paths` has.
 /// Call with [`crate::lock::host_network`] held until the network's bridge exists.
 pub fn pick_subnet(paths: &Paths) -> Result<Cidr> {
-    let mut taken = host_v4_networks();
-    for n in store::names(paths)? {
-        if let Ok(cfg) = store::load(paths, &n) {
-            taken.extend(cfg.ipv4);
-        }
-    }
+    let taken = taken_subnets(paths)?;
     for x in 77..=254u8 {
         for y in (0..=255u8).step_by(4) {
             let c = Cidr::V4(Ipv4Addr::new(10, x, y, 1), PICKED_PREFIX);
-            if !taken.iter().any(|t| overlaps(t, &c)) {
+            if !taken.iter().any(|(t, _)| overlaps(t, &c)) {
                 return Ok(c);
             }
         }
@@ -79,17 +74,28 @@ pub fn check_subnet_free(paths: &Paths, subnet: &Cidr) -> Result<()> {
             taken.network()
         ))
     };
-    if let Some(t) = host_v4_networks().iter().find(|t| overlaps(t, subnet)) {
-        return Err(clash(t, "this host already routes"));
+    match taken_subnets(paths)?
+        .into_iter()
+        .find(|(t, _)| overlaps(t, subnet))
+    {
+        Some((t, by)) => Err(clash(&t, &by)),
+        None => Ok(()),
     }
+}
+
+/// Every IPv4 subnet in use, with who uses it: what the host routes or has addresses
+/// in, then the networks of `paths`.
+fn taken_subnets(paths: &Paths) -> Result<Vec<(Cidr, String)>> {
+    let mut taken: Vec<(Cidr, String)> = host_v4_networks()
+        .into_iter()
+        .map(|c| (c, "this host already routes".to_string()))
+        .collect();
     for n in store::names(paths)? {
-        if let Ok(cfg) = store::load(paths, &n)
-            && let Some(t) = cfg.ipv4.filter(|t| overlaps(t, subnet))
-        {
-            return Err(clash(&t, &format!("network {n} has")));
+        if let Ok(cfg) = store::load(paths, &n) {
+            taken.extend(cfg.ipv4.map(|c| (c, format!("network {n} has"))));
         }
     }
-    Ok(())
+    Ok(taken)
 }
 
 /// Every NIC of this root: of guests, and reserved by builds in progress.

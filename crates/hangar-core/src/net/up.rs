@@ -132,21 +132,22 @@ pub fn members(host: &Host, net: &str) -> Result<Vec<(String, Cidr)>> {
     let mut out = vec![];
     for g in crate::store::names(&host.paths)? {
         if let Ok(cfg) = crate::store::load(&host.paths, &g) {
-            for nic in cfg
-                .nics
-                .iter()
-                .filter(|n| n.network.as_deref() == Some(net))
-            {
-                out.extend(
-                    nic.ipv4
-                        .iter()
-                        .chain(&nic.ipv6)
-                        .map(|a| (g.to_string(), *a)),
-                );
-            }
+            out.extend(addresses_on(&cfg, net));
         }
     }
     Ok(out)
+}
+
+/// Guest `cfg`'s addresses on network `net`, as [`members`] lists them.
+fn addresses_on<'a>(
+    cfg: &'a hangar_model::GuestConfig,
+    net: &'a str,
+) -> impl Iterator<Item = (String, Cidr)> + 'a {
+    cfg.nics
+        .iter()
+        .filter(move |n| n.network.as_deref() == Some(net))
+        .flat_map(|n| n.ipv4.iter().chain(&n.ipv6))
+        .map(|a| (cfg.name.to_string(), *a))
 }
 
 /// Bring network `cfg` up (idempotent), rewriting its masquerade and forward rules.
@@ -165,7 +166,6 @@ pub fn up_for_start(host: &Host, cfg: &NetworkConfig, starting: &str) -> Result<
 
 /// `starting`: None rewrites every rule; Some(guest) only what `up_for_start` says.
 fn bring_up(host: &Host, cfg: &NetworkConfig, starting: Option<&str>) -> Result<()> {
-    let rewrite = starting.is_none();
     let addrs: Vec<String> = cfg
         .ipv4
         .iter()
@@ -188,7 +188,7 @@ fn bring_up(host: &Host, cfg: &NetworkConfig, starting: Option<&str>) -> Result<
             .chain(&cfg.ipv6)
             .map(|c| c.network().to_string())
             .collect();
-        if rewrite || !nft.has_network(&cfg.name) {
+        if starting.is_none() || !nft.has_network(&cfg.name) {
             nft.masquerade(&cfg.name, &cfg.bridge, &subnets)?;
         }
     }
@@ -203,7 +203,11 @@ fn bring_up(host: &Host, cfg: &NetworkConfig, starting: Option<&str>) -> Result<
         })
         .collect();
     let named = match (starting, &dns) {
-        (Some(g), Some(d)) => d.publishes(&own_names(host, &cfg.name, g)?),
+        (Some(g), Some(d)) => {
+            let guest = crate::store::load(&host.paths, &hangar_model::GuestName::new(g)?)?;
+            let own: Vec<_> = addresses_on(&guest, &cfg.name).collect();
+            d.publishes(&published(&own))
+        }
         _ => dns.is_none(),
     };
     let members = if forwards.is_empty() && named {
@@ -236,21 +240,6 @@ fn bring_up(host: &Host, cfg: &NetworkConfig, starting: Option<&str>) -> Result<
     Ok(())
 }
 
-/// Guest `guest`'s names on network `net` as its DNS publishes them (none for the
-/// host's own names).
-fn own_names(host: &Host, net: &str, guest: &str) -> Result<Vec<(String, String)>> {
-    let name = hangar_model::GuestName::new(guest)?;
-    let cfg = crate::store::load(&host.paths, &name)?;
-    Ok(cfg
-        .nics
-        .iter()
-        .filter(|n| n.network.as_deref() == Some(net))
-        .flat_map(|n| n.ipv4.iter().chain(&n.ipv6))
-        .filter(|_| !hangar_net::dns::HOST_NAMES.contains(&guest))
-        .map(|a| (guest.to_string(), a.addr_string()))
-        .collect())
-}
-
 /// The guests of network `cfg` changed (one was deleted, a NIC attached or detached):
 /// publish their names again. Its rules stay as they are.
 pub fn publish_names(host: &Host, cfg: &NetworkConfig) -> Result<()> {
@@ -260,15 +249,19 @@ pub fn publish_names(host: &Host, cfg: &NetworkConfig) -> Result<()> {
     Ok(())
 }
 
-/// `members`' names in the DNS of their network; `host` and `gateway` name the host
-/// itself, so a guest so named is not published.
+/// `members`' names in the DNS of their network.
 fn set_names(d: &Dns, members: &[(String, Cidr)]) -> Result<()> {
-    let names: Vec<(String, String)> = members
+    Ok(d.set_hosts(&published(members))?)
+}
+
+/// The `(name, address)` pairs the DNS publishes for `members`: `host` and `gateway`
+/// name the host itself, so a guest so named is not published.
+fn published(members: &[(String, Cidr)]) -> Vec<(String, String)> {
+    members
         .iter()
         .filter(|(g, _)| !hangar_net::dns::HOST_NAMES.contains(&g.as_str()))
         .map(|(g, a)| (g.clone(), a.addr_string()))
-        .collect();
-    Ok(d.set_hosts(&names)?)
+        .collect()
 }
 
 /// The guest address forward `fw` goes to: its guest's IPv4 address among `members`.

@@ -28,13 +28,8 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
         &cfg.context.to_string(),
         &host.cgroup_limits(&cfg)?,
     )?;
-    let guest_root = if cfg.security.privileged {
-        0
-    } else {
-        cfg.context.id_base()
-    };
     if init_system.wants_cgroups()
-        && let Err(e) = cgroup.delegate(guest_root)
+        && let Err(e) = cgroup.delegate(cfg.root_host_id())
     {
         let _ = cgroup.remove();
         return Err(e.into());
@@ -148,13 +143,7 @@ fn check_rootfs(cfg: &GuestConfig, rootfs: &std::path::Path) -> Result<()> {
 /// A guest's files must belong to its id range (or to the host for a privileged guest);
 /// after a change of context id or of `privileged`, shift them once.
 fn ensure_ownership(cfg: &GuestConfig, rootfs: &std::path::Path) -> Result<()> {
-    let range = hangar_model::ctx::ID_RANGE;
-    let want = if cfg.security.privileged {
-        0
-    } else {
-        cfg.context.id_base()
-    };
-    hangar_container::idshift::shift_to(rootfs, want, range)?;
+    hangar_container::idshift::shift_to(rootfs, cfg.root_host_id(), hangar_model::ctx::ID_RANGE)?;
     Ok(())
 }
 
