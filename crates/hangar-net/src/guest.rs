@@ -43,7 +43,12 @@ pub fn plug(ns: &link::Netns, plan: &NicPlan, guest: &str, nft_tag: Option<&str>
 
 /// Remove what [`plug`] made (idempotent): guard, shaping, veth.
 pub fn unplug(plan: &NicPlan, guest: &str, nft_tag: Option<&str>) -> Result<()> {
-    Nft::new(nft_tag).unguard_nic(&guard_tag(guest, plan), &plan.host_if)?;
+    Nft::new(nft_tag).unguard_nic(
+        &guard_tag(guest, plan),
+        &plan.host_if,
+        &plan.mac,
+        &plan.addrs,
+    )?;
     tc::unshape(&plan.host_if)?;
     link::nic_unplug(&plan.host_if)
 }

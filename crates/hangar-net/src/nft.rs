@@ -5,16 +5,18 @@
 //! `inet T` (NAT, port forwards, guards on routed ports) and `bridge T` (guards on bridge
 //! ports), where `T` is `hangar` for the host's own hangar root and `hangar_<tag>` for a
 //! relocated root. Each table has a fixed skeleton of base chains that dispatch through
-//! verdict maps, and every network, forward and guard owns one regular chain (a guard one
-//! per family), reached only through elements of those maps:
+//! verdict maps, and every network and forward owns one regular chain, reached only
+//! through elements of those maps; the anti-spoofing guards are one fixed rule set per
+//! family matching elements of named sets, an element per NIC (`nft/guard.rs`):
 //!
 //! ```text
 //! table inet hangar {
 //!     map nat_nets4 { type ipv4_addr : verdict; flags interval; }   # subnet -> net_*
 //!     map nat_nets6 { type ipv6_addr : verdict; flags interval; }
 //!     map nat_ports { type nf_proto . inet_proto . inet_service : verdict; }  # -> fwd_*
-//!     map guard_ifs { type ifname : verdict; }                      # host_if -> guard_*
-//!     chain guard       { type filter hook prerouting priority raw; iifname vmap @guard_ifs }
+//!     set guarded { type ifname; }  set guard_mac, guard_v4, guard_v6, guard_nd { ... }
+//!     chain guard       { type filter hook prerouting priority raw;
+//!                         iifname != @guarded return; iifname . ether saddr != @guard_mac drop; ... }
 //!     chain prerouting  { type nat hook prerouting priority dstnat;
 //!                         fib daddr type local meta nfproto . meta l4proto . th dport vmap @nat_ports }
 //!     chain output      { type nat hook output priority -100; (loopback excluded)
@@ -23,27 +25,26 @@
 //!                         ip saddr vmap @nat_nets4; ip6 saddr vmap @nat_nets6 }
 //!     chain net_lan     { oifname != "br0" masquerade }
 //!     chain fwd_web_3a8080 { meta l4proto tcp dnat ip to 10.232.0.2:80 }
-//!     chain guard_web.eth0/veth5 { ether saddr != ... drop; ip saddr != { ... } drop; ... }
 //! }
 //! table bridge hangar {
-//!     map guard_ports { type ifname : verdict; }
-//!     chain guard { type filter hook prerouting priority filter; iifname vmap @guard_ports }
-//!     chain guard_web.eth0/veth5 { ether saddr ...; arp ...; ip saddr ...; ip6 saddr ... }
+//!     set guarded { type ifname; }  set guard_mac, ...
+//!     chain guard { type filter hook prerouting priority filter;
+//!                   iifname != @guarded return; ...; iifname . arp saddr ip != @guard_v4 drop; ... }
 //! }
 //! ```
 //!
-//! Chain names carry the tag (`net_<network>`, `fwd_<id>`, `guard_<guest>/<host_if>`), with
+//! Chain names carry the tag (`net_<network>`, `fwd_<id>`), with
 //! every character outside `[A-Za-z0-9.-]` written as `_xx` (its hex code), because `nft`
 //! 1.0 accepts only plain identifiers as chain names; the chain's comment holds the tag
 //! as given. Because nothing but map elements points at a tag's chain, removing a tag is
 //! "delete the elements that jump to its chains, flush and delete the chains", and adding
 //! one replaces whatever the tag had before. A guard (the one change every start and stop
-//! of a guest with NICs makes) first tries one `nft -f -` transaction that reads nothing
-//! (`fast_put`; [`Nft::unguard_nic`] removes a NIC's guard by its name); only when the
-//! kernel refuses it, because the skeleton is missing or the interface leads to another
-//! chain, does it take the general path: read the tables it changes (`nft -j list
-//! table`, parsed in `nft/listing.rs`, whose size grows with the number of guests) and
-//! apply one transaction. Either way a change happens entirely or not at all. Callers serialise
+//! of a guest with NICs makes) first tries one `nft -f -` transaction that reads nothing:
+//! create the NIC's elements, or delete them; only when the kernel refuses it, because
+//! the skeleton is missing or the interface is guarded already, does it take the general
+//! path: read the tables it changes (`nft -j list table`, parsed in `nft/listing.rs`,
+//! whose size grows with the number of guests) and apply one transaction. Either way a
+//! change happens entirely or not at all. Callers serialise
 //! changes to one table (hangar holds its host lock); a concurrent writer can make a
 //! transaction fail, never half-apply. Inputs are checked (`nft/input.rs`) before any
 //! of them reaches a script.
@@ -71,31 +72,26 @@
 //!   advertisements, redirects and DHCP server replies from them are dropped too.
 //!   Prefix lengths on guard addresses are ignored: the address itself is allowed.
 
+mod guard;
 mod input;
 mod listing;
 
 use crate::{NetError, Result, cmd};
-use input::{
-    check_ifname, check_tag, decode, encode, invalid, parse_addr, parse_mac, parse_subnet,
-    render_prefix,
-};
+use input::{check_ifname, check_tag, decode, encode, invalid, parse_subnet, render_prefix};
 use listing::{TableState, parse_json, table_state, unexpected};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 const INET: &str = "inet";
 const BRIDGE: &str = "bridge";
 
 const NET: &str = "net_";
 const FWD: &str = "fwd_";
-const GUARD: &str = "guard_";
 
 const NETS4: &str = "nat_nets4";
 const NETS6: &str = "nat_nets6";
 const PORTS: &str = "nat_ports";
-const GUARD_IFS: &str = "guard_ifs";
-const GUARD_PORTS: &str = "guard_ports";
 
 /// hangar's two nftables tables of one hangar root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +106,7 @@ pub struct Inventory {
     pub networks: Vec<String>,
     /// Port forward ids ([`Nft::port_forward`]).
     pub forwards: Vec<String>,
-    /// Guests with at least one guard ([`Nft::guard`]).
+    /// The tags of the guards ([`Nft::guard`]), `<guest>.<nic>`.
     pub guards: Vec<String>,
 }
 
@@ -164,7 +160,8 @@ impl Nft {
     /// Create both tables with their base chains and maps where missing (idempotent).
     /// Every add below does this too, in its own transaction.
     pub fn ensure(&self) -> Result<()> {
-        self.apply(&self.transaction(&Batch::default(), true))
+        let (inet, bridge) = (self.read(INET)?, self.read(BRIDGE)?);
+        self.apply(&self.transaction(&Batch::default(), Some((&inet, &bridge))))
     }
 
     /// Masquerade traffic from `subnets` (IPv4 and/or IPv6 CIDRs) leaving through any
@@ -192,7 +189,7 @@ impl Nft {
             rules: vec![format!("oifname != \"{bridge}\" masquerade")],
             keys,
         };
-        self.put(&[(INET, chain)], Clash::Refuse)
+        self.put(&[(INET, chain)])
     }
 
     /// Remove the masquerading of `network` (idempotent).
@@ -235,7 +232,7 @@ impl Nft {
             rules: vec![format!("meta l4proto {proto} {to}")],
             keys: vec![(PORTS, format!("{nfproto} . {proto} . {host_port}"))],
         };
-        self.put(&[(INET, chain)], Clash::Refuse)
+        self.put(&[(INET, chain)])
     }
 
     /// Remove port forward `id` (idempotent).
@@ -243,67 +240,6 @@ impl Nft {
         check_tag("port forward id", id)?;
         let name = fwd_chain(id);
         self.remove_chains(&[INET], |c| c == name)
-    }
-
-    /// Guard the guest NIC whose host side is `host_if`: drop what enters from it with
-    /// a source other than `mac` and `addrs` (rules in the module docs). Replaces an
-    /// earlier guard of `guest` on `host_if`, and any guard left on `host_if` by a
-    /// previous owner of that name; other guards of `guest` stay.
-    pub fn guard(&self, guest: &str, host_if: &str, mac: &str, addrs: &[String]) -> Result<()> {
-        check_tag("guest", guest)?;
-        check_ifname(host_if)?;
-        let mac = parse_mac(mac)?;
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        for a in addrs {
-            match parse_addr(a)? {
-                IpAddr::V4(a) => v4.push(a),
-                IpAddr::V6(a) => v6.push(a),
-            }
-        }
-        let name = guard_chain(guest, host_if);
-        let chain = |family, map| Owned {
-            name: name.clone(),
-            comment: format!("guard {guest} on {host_if}"),
-            rules: guard_rules(family, &mac, &v4, &v6),
-            keys: vec![(map, format!("\"{host_if}\""))],
-        };
-        let chains = [
-            (INET, chain(INET, GUARD_IFS)),
-            (BRIDGE, chain(BRIDGE, GUARD_PORTS)),
-        ];
-        // The usual case, in one transaction and without reading the tables (whose
-        // size grows with the number of guests): the skeleton is there and `host_if`
-        // leads nowhere or to this very chain. Otherwise the kernel refuses the whole
-        // transaction (a missing map, or a key that jumps elsewhere: EEXIST) and the
-        // general path reads the tables and replaces what is in the way.
-        if self.apply(&fast_put(self, &chains)).is_ok() {
-            return Ok(());
-        }
-        self.put(&chains, Clash::Replace)
-    }
-
-    /// Remove the guard of `guest` on `host_if` (idempotent), as [`Nft::guard`] made it:
-    /// in the usual case one transaction that reads nothing; if anything of it is
-    /// missing (a crash, a hand edit), every guard of `guest` goes as [`Nft::unguard`]
-    /// removes them. While the guard chain exists, `host_if`'s elements lead to it
-    /// (a guard that takes `host_if` over removes the chain it replaces), so deleting
-    /// them by key never unhooks another guest's guard.
-    pub fn unguard_nic(&self, guest: &str, host_if: &str) -> Result<()> {
-        check_tag("guest", guest)?;
-        check_ifname(host_if)?;
-        let name = guard_chain(guest, host_if);
-        let mut script = String::new();
-        for (family, map) in [(INET, GUARD_IFS), (BRIDGE, GUARD_PORTS)] {
-            let ns = self.ns(family);
-            let _ = writeln!(script, "delete element {ns} {map} {{ \"{host_if}\" }}");
-            let _ = writeln!(script, "flush chain {ns} {name}");
-            let _ = writeln!(script, "delete chain {ns} {name}");
-        }
-        if self.apply(&script).is_ok() {
-            return Ok(());
-        }
-        self.unguard(guest)
     }
 
     /// Whether our table in `family` has chain `chain` (one `nft list chain`, whose
@@ -324,28 +260,19 @@ impl Nft {
         check_tag("port forward id", id).is_ok() && self.has_chain(INET, &fwd_chain(id))
     }
 
-    /// Remove every guard of `guest` (idempotent).
-    pub fn unguard(&self, guest: &str) -> Result<()> {
-        check_tag("guest", guest)?;
-        let prefix = format!("{GUARD}{}/", encode(guest));
-        self.remove_chains(&[INET, BRIDGE], |c| c.starts_with(&prefix))
-    }
-
     /// The tags present in both tables.
     pub fn inventory(&self) -> Result<Inventory> {
         let mut networks = BTreeSet::new();
         let mut forwards = BTreeSet::new();
         let mut guards = BTreeSet::new();
         for family in [INET, BRIDGE] {
-            for chain in self.read(family)?.chains {
+            let state = self.read(family)?;
+            guards.extend(guard::tags(&state).map(str::to_string));
+            for chain in state.chains {
                 if let Some(t) = chain.strip_prefix(NET).and_then(decode) {
                     networks.insert(t);
                 } else if let Some(t) = chain.strip_prefix(FWD).and_then(decode) {
                     forwards.insert(t);
-                } else if let Some(rest) = chain.strip_prefix(GUARD) {
-                    if let Some(t) = rest.split_once('/').and_then(|(g, _)| decode(g)) {
-                        guards.insert(t);
-                    }
                 }
             }
         }
@@ -371,23 +298,28 @@ impl Nft {
         format!("{family} {}", self.table)
     }
 
-    /// `batch` wrapped in the skeleton: both tables, then the batch's chain changes, then
-    /// the maps and base chains, then the batch's map elements. nft 1.0.6 needs that
+    /// One `nft -f` script: `batch`, wrapped in the tables' skeleton when `skeleton`
+    /// gives their present state. Rewriting a base chain costs the kernel an RCU grace
+    /// period (~15 ms here), so changes to tables whose skeleton is in place leave it
+    /// alone; [`Nft::ensure`] always rewrites it.
+    ///
+    /// The skeleton's order: both tables, what an older hangar's guards left (their
+    /// verdict maps and per-NIC chains, which today's guard chain replaces), the
+    /// batch's chain changes, the maps and sets, the base chains (flushed and filled
+    /// again, so a repeated skeleton never duplicates their rules and a table left by an
+    /// older hangar gets today's), then the batch's elements. nft 1.0.6 needs that
     /// order: a map created in a transaction refuses an element that jumps to a chain
-    /// created after it. The base chains are flushed and filled again each time, so a
-    /// repeated skeleton never duplicates their rules and a table left by an older
-    /// hangar gets today's dispatch rules.
-    /// One `nft -f` script: `batch`, after the tables' skeleton (maps, and base chains
-    /// flushed and filled again) when `skeleton` is set. Rewriting a base chain costs
-    /// the kernel an RCU grace period (~15 ms here), so changes to tables whose skeleton
-    /// is in place leave it alone; [`Nft::ensure`] always rewrites it.
-    fn transaction(&self, batch: &Batch, skeleton: bool) -> String {
+    /// created after it.
+    fn transaction(&self, batch: &Batch, skeleton: Option<(&TableState, &TableState)>) -> String {
         let inet = self.ns(INET);
         let bridge = self.ns(BRIDGE);
-        if !skeleton {
+        let Some((inet_state, bridge_state)) = skeleton else {
             return format!("{}{}", batch.chains, batch.elements);
-        }
+        };
         let mut s = format!("add table {inet}\nadd table {bridge}\n");
+        for (ns, state) in [(&inet, inet_state), (&bridge, bridge_state)] {
+            drop_legacy_guards(&mut s, ns, state);
+        }
         s.push_str(&batch.chains);
         let _ = writeln!(
             s,
@@ -401,24 +333,33 @@ impl Nft {
             s,
             "add map {inet} {PORTS} {{ type nf_proto . inet_proto . inet_service : verdict; }}"
         );
-        let _ = writeln!(s, "add map {inet} {GUARD_IFS} {{ type ifname : verdict; }}");
+        for ns in [&inet, &bridge] {
+            for (set, decl) in guard::SETS {
+                let _ = writeln!(s, "add set {ns} {set} {{ {decl} }}");
+            }
+        }
+        let guard_rules = guard::base_rules(INET);
         let to_port =
             format!("fib daddr type local meta nfproto . meta l4proto . th dport vmap @{PORTS}");
-        let inet_chains: [(&str, &str, &[&str]); 4] = [
+        let (nat4, nat6) = (
+            format!("ip saddr vmap @{NETS4}"),
+            format!("ip6 saddr vmap @{NETS6}"),
+        );
+        let inet_chains: [(&str, &str, Vec<&str>); 4] = [
             (
                 "guard",
                 "filter hook prerouting priority raw",
-                &[&format!("iifname vmap @{GUARD_IFS}")],
+                guard_rules.iter().map(String::as_str).collect(),
             ),
             (
                 "prerouting",
                 "nat hook prerouting priority dstnat",
-                &[&to_port],
+                vec![&to_port],
             ),
             (
                 "output",
                 "nat hook output priority -100",
-                &[
+                vec![
                     "ip daddr 127.0.0.0/8 return",
                     "ip6 daddr ::1 return",
                     &to_port,
@@ -427,25 +368,20 @@ impl Nft {
             (
                 "postrouting",
                 "nat hook postrouting priority srcnat",
-                &[
-                    &format!("ip saddr vmap @{NETS4}"),
-                    &format!("ip6 saddr vmap @{NETS6}"),
-                ],
+                vec![&nat4, &nat6],
             ),
         ];
         for (name, hook, rules) in inet_chains {
-            base_chain(&mut s, &inet, name, hook, rules);
+            base_chain(&mut s, &inet, name, hook, &rules);
         }
-        let _ = writeln!(
-            s,
-            "add map {bridge} {GUARD_PORTS} {{ type ifname : verdict; }}"
-        );
+        let bridge_rules = guard::base_rules(BRIDGE);
+        let bridge_rules: Vec<&str> = bridge_rules.iter().map(String::as_str).collect();
         base_chain(
             &mut s,
             &bridge,
             "guard",
             "filter hook prerouting priority filter",
-            &[&format!("iifname vmap @{GUARD_PORTS}")],
+            &bridge_rules,
         );
         s.push_str(&batch.elements);
         s
@@ -453,16 +389,16 @@ impl Nft {
 
     /// Install `chains` (one per family at most), replacing what their tags had, in one
     /// transaction.
-    fn put(&self, chains: &[(&str, Owned)], clash: Clash) -> Result<()> {
+    fn put(&self, chains: &[(&str, Owned)]) -> Result<()> {
         let inet = self.read(INET)?;
         let bridge = self.read(BRIDGE)?;
         let mut batch = Batch::default();
         for (family, owned) in chains {
             let state = if *family == INET { &inet } else { &bridge };
-            replace(&mut batch, &self.ns(family), state, owned, clash)?;
+            replace(&mut batch, &self.ns(family), state, owned)?;
         }
         let skeleton = !has_skeleton(&inet, &bridge);
-        self.apply(&self.transaction(&batch, skeleton))
+        self.apply(&self.transaction(&batch, skeleton.then_some((&inet, &bridge))))
     }
 
     /// Remove the chains of `families` whose names satisfy `pick`, and the map elements
@@ -523,50 +459,25 @@ struct Owned {
     keys: Vec<(&'static str, String)>,
 }
 
-/// What to do when a key the new chain needs already leads to another tag's chain.
-#[derive(Clone, Copy)]
-enum Clash {
-    /// Refuse: two networks cannot share a subnet, nor two forwards a port.
-    Refuse,
-    /// Remove the other chain: an interface name belongs to one guest at a time, so a
-    /// guard still on it is a leftover.
-    Replace,
-}
-
 /// Add to `batch` the commands that make `owned` exactly what the table holds for its
-/// tag: the tag's old chain and elements go, the new ones come, in one transaction.
-fn replace(
-    batch: &mut Batch,
-    ns: &str,
-    state: &TableState,
-    owned: &Owned,
-    clash: Clash,
-) -> Result<()> {
-    let mut others = BTreeSet::new();
+/// tag: the tag's old chain and elements go, the new ones come, in one transaction. A
+/// key that leads to another tag's chain is refused: two networks cannot share a
+/// subnet, nor two forwards a port.
+fn replace(batch: &mut Batch, ns: &str, state: &TableState, owned: &Owned) -> Result<()> {
     for (map, key) in &owned.keys {
         let taken = state.elems.iter().find(|e| e.map == *map && e.key == *key);
         if let Some(e) = taken.filter(|e| e.target != owned.name) {
-            match clash {
-                Clash::Refuse => {
-                    let what = match *map {
-                        PORTS => format!("port {}", key.replace(" . ", " ")),
-                        _ => format!("subnet {key}"),
-                    };
-                    let owner = describe(&e.target);
-                    return Err(NetError::Invalid(format!(
-                        "{what} is already used by {owner}"
-                    )));
-                }
-                Clash::Replace => {
-                    others.insert(e.target.clone());
-                }
-            }
+            let what = match *map {
+                PORTS => format!("port {}", key.replace(" . ", " ")),
+                _ => format!("subnet {key}"),
+            };
+            let owner = describe(&e.target);
+            return Err(NetError::Invalid(format!(
+                "{what} is already used by {owner}"
+            )));
         }
     }
     let script = &mut batch.chains;
-    for other in &others {
-        drop_chain(script, ns, state, other);
-    }
     if state.chains.contains(&owned.name) {
         drop_chain(script, ns, state, &owned.name);
     }
@@ -598,36 +509,6 @@ fn fwd_chain(id: &str) -> String {
     format!("{FWD}{}", encode(id))
 }
 
-/// The chain of `guest`'s guard on `host_if`.
-fn guard_chain(guest: &str, host_if: &str) -> String {
-    format!("{GUARD}{}/{}", encode(guest), encode(host_if))
-}
-
-/// The transaction that adds `chains` when nothing stands in their way: each chain made
-/// (or emptied) and filled, then its keys added. Adding a key that already jumps to
-/// the same chain is no change; one that jumps elsewhere, or a missing map, makes the
-/// kernel refuse the whole transaction.
-fn fast_put(nft: &Nft, chains: &[(&str, Owned)]) -> String {
-    let mut s = String::new();
-    for (family, owned) in chains {
-        let ns = nft.ns(family);
-        let name = &owned.name;
-        let _ = writeln!(
-            s,
-            "add chain {ns} {name} {{ comment \"{}\"; }}",
-            owned.comment
-        );
-        let _ = writeln!(s, "flush chain {ns} {name}");
-        for rule in &owned.rules {
-            let _ = writeln!(s, "add rule {ns} {name} {rule}");
-        }
-        for (map, key) in &owned.keys {
-            let _ = writeln!(s, "add element {ns} {map} {{ {key} : jump {name} }}");
-        }
-    }
-    s
-}
-
 /// Append to `script` the removal of `chain` and of every element that jumps to it.
 fn drop_chain(script: &mut String, ns: &str, state: &TableState, chain: &str) {
     for e in state.elems.iter().filter(|e| e.target == chain) {
@@ -643,9 +524,52 @@ fn has_skeleton(inet: &TableState, bridge: &TableState) -> bool {
     has(
         &inet.chains,
         &["guard", "prerouting", "output", "postrouting"],
-    ) && has(&inet.maps, &[NETS4, NETS6, PORTS, GUARD_IFS])
+    ) && has(&inet.maps, &[NETS4, NETS6, PORTS])
         && has(&bridge.chains, &["guard"])
-        && has(&bridge.maps, &[GUARD_PORTS])
+        && guard::SETS
+            .iter()
+            .all(|(set, _)| has(&inet.sets, &[set]) && has(&bridge.sets, &[set]))
+        && !legacy_guards(inet)
+        && !legacy_guards(bridge)
+}
+
+/// Whether `state` holds what an older hangar's guards were made of.
+fn legacy_guards(state: &TableState) -> bool {
+    state
+        .maps
+        .iter()
+        .any(|m| guard::LEGACY_MAPS.contains(&m.as_str()))
+        || state
+            .chains
+            .iter()
+            .any(|c| c.starts_with(guard::LEGACY_CHAIN))
+}
+
+/// Append to `script` the removal of an older hangar's guards: the base chain that
+/// dispatched to them is emptied first (the skeleton fills it again), then the maps,
+/// then the chains they jumped to.
+fn drop_legacy_guards(script: &mut String, ns: &str, state: &TableState) {
+    if !legacy_guards(state) {
+        return;
+    }
+    if state.chains.iter().any(|c| c == "guard") {
+        let _ = writeln!(script, "flush chain {ns} guard");
+    }
+    for map in state
+        .maps
+        .iter()
+        .filter(|m| guard::LEGACY_MAPS.contains(&m.as_str()))
+    {
+        let _ = writeln!(script, "delete map {ns} {map}");
+    }
+    for chain in state
+        .chains
+        .iter()
+        .filter(|c| c.starts_with(guard::LEGACY_CHAIN))
+    {
+        let _ = writeln!(script, "flush chain {ns} {chain}");
+        let _ = writeln!(script, "delete chain {ns} {chain}");
+    }
 }
 
 fn base_chain(s: &mut String, ns: &str, name: &str, hook: &str, rules: &[&str]) {
@@ -663,56 +587,9 @@ fn describe(chain: &str) -> String {
         format!("network {}", decoded(t))
     } else if let Some(t) = chain.strip_prefix(FWD) {
         format!("port forward {}", decoded(t))
-    } else if let Some((g, _)) = chain.strip_prefix(GUARD).and_then(|r| r.split_once('/')) {
-        format!("the guard of {}", decoded(g))
     } else {
         format!("chain {chain}")
     }
-}
-
-/// The guard chain's rules for `family` (`inet` for routed ports, `bridge` for bridge
-/// ports); see the module docs for what they allow.
-fn guard_rules(family: &str, mac: &str, v4: &[Ipv4Addr], v6: &[Ipv6Addr]) -> Vec<String> {
-    let mut r = vec![format!("ether saddr != {mac} drop")];
-    if family == BRIDGE {
-        let mut senders = vec!["0.0.0.0".to_string()];
-        senders.extend(v4.iter().map(Ipv4Addr::to_string));
-        r.extend([
-            "ether type != { ip, arp, ip6 } drop".to_string(),
-            "arp hlen != 6 drop".to_string(),
-            "arp plen != 4 drop".to_string(),
-            format!("arp saddr ether != {mac} drop"),
-            format!("arp saddr ip != {{ {} }} drop", senders.join(", ")),
-        ]);
-    }
-    r.push(
-        "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept".to_string(),
-    );
-    if v4.is_empty() {
-        r.push("meta protocol ip drop".to_string());
-    } else {
-        let v4: Vec<String> = v4.iter().map(Ipv4Addr::to_string).collect();
-        r.push(format!("ip saddr != {{ {} }} drop", v4.join(", ")));
-    }
-    let mut sources = vec!["::".to_string(), "fe80::/10".to_string()];
-    sources.extend(v6.iter().map(Ipv6Addr::to_string));
-    r.push(format!("ip6 saddr != {{ {} }} drop", sources.join(", ")));
-    // nft 1.0.6 has no `icmpv6 taddr`: the target address is the 128 bits after the
-    // 8-byte ICMPv6 header, compared as an integer.
-    let mut targets =
-        vec!["0xfe800000000000000000000000000000-0xfebfffffffffffffffffffffffffffff".to_string()];
-    targets.extend(v6.iter().map(|a| format!("{:#034x}", u128::from(*a))));
-    r.extend([
-        format!(
-            "icmpv6 type nd-neighbor-advert @th,64,128 != {{ {} }} drop",
-            targets.join(", ")
-        ),
-        "icmpv6 type { nd-router-advert, nd-redirect } drop".to_string(),
-        "icmp type redirect drop".to_string(),
-        "udp sport 67 udp dport 68 drop".to_string(),
-        "udp sport 547 udp dport 546 drop".to_string(),
-    ]);
-    r
 }
 
 #[cfg(test)]
@@ -730,45 +607,6 @@ mod tests {
         for tag in ["", "Upper", "a-b", "a b", "x".repeat(21).as_str(), "a;b"] {
             assert!(Nft::try_new(Some(tag)).is_err(), "{tag:?}");
         }
-    }
-
-    #[test]
-    fn bridge_guards_check_arp_and_allow_dhcp_discovery() {
-        let rules = guard_rules(
-            BRIDGE,
-            "02:00:00:00:00:01",
-            &["10.0.0.2".parse().unwrap()],
-            &[],
-        );
-        assert!(rules.contains(&"arp saddr ip != { 0.0.0.0, 10.0.0.2 } drop".to_string()));
-        assert!(rules.contains(&"arp saddr ether != 02:00:00:00:00:01 drop".to_string()));
-        let dhcp = rules
-            .iter()
-            .position(|r| r.contains("udp dport 67 accept"))
-            .unwrap();
-        let ip = rules
-            .iter()
-            .position(|r| r == "ip saddr != { 10.0.0.2 } drop")
-            .unwrap();
-        assert!(dhcp < ip);
-    }
-
-    #[test]
-    fn routed_guards_without_ipv4_drop_all_ipv4() {
-        let rules = guard_rules(
-            INET,
-            "02:00:00:00:00:01",
-            &[],
-            &["fd00::2".parse().unwrap()],
-        );
-        assert!(rules.contains(&"meta protocol ip drop".to_string()));
-        assert!(rules.contains(&"ip6 saddr != { ::, fe80::/10, fd00::2 } drop".to_string()));
-        assert!(
-            rules
-                .iter()
-                .any(|r| r.contains("0xfd000000000000000000000000000002"))
-        );
-        assert!(!rules.iter().any(|r| r.starts_with("arp")));
     }
 
     const LISTING: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6"}},
@@ -813,14 +651,7 @@ mod tests {
             rules: vec![],
             keys: vec![(PORTS, "ipv4 . tcp . 8080".to_string())],
         };
-        let err = replace(
-            &mut Batch::default(),
-            "inet x",
-            &listing(),
-            &owned,
-            Clash::Refuse,
-        )
-        .unwrap_err();
+        let err = replace(&mut Batch::default(), "inet x", &listing(), &owned).unwrap_err();
         assert_eq!(
             err.to_string(),
             "port ipv4 tcp 8080 is already used by port forward web"
@@ -828,25 +659,54 @@ mod tests {
     }
 
     #[test]
-    fn a_guard_takes_over_its_interface_and_replaces_itself() {
-        let owned = Owned {
-            name: "guard_b/veth1".to_string(),
-            comment: "guard b on veth1".to_string(),
-            rules: vec!["ether saddr != 02:00:00:00:00:02 drop".to_string()],
-            keys: vec![(GUARD_IFS, "\"veth1\"".to_string())],
-        };
-        let mut batch = Batch::default();
-        replace(&mut batch, "inet t", &listing(), &owned, Clash::Replace).unwrap();
-        let chains = "delete element inet t guard_ifs { \"veth1\" }\n\
-                      flush chain inet t guard_a/veth1\n\
-                      delete chain inet t guard_a/veth1\n\
-                      add chain inet t guard_b/veth1 { comment \"guard b on veth1\"; }\n\
-                      add rule inet t guard_b/veth1 ether saddr != 02:00:00:00:00:02 drop\n";
-        assert_eq!(batch.chains, chains);
+    fn an_older_hangars_guards_are_removed_with_their_map() {
+        let state = listing();
+        assert!(legacy_guards(&state));
+        let mut script = String::new();
+        drop_legacy_guards(&mut script, "inet t", &state);
         assert_eq!(
-            batch.elements,
-            "add element inet t guard_ifs { \"veth1\" : jump guard_b/veth1 }\n"
+            script,
+            "delete map inet t guard_ifs\n\
+             flush chain inet t guard_a/veth1\n\
+             delete chain inet t guard_a/veth1\n"
         );
+    }
+
+    #[test]
+    fn set_elements_are_listed_with_their_interface_and_comment() {
+        let json = r#"{"nftables": [
+          {"set": {"family": "inet", "name": "guarded", "table": "t", "type": "ifname",
+            "elem": [{"elem": {"val": "hg2-eth0", "comment": "web.eth0"}}, "hg3-eth0"]}},
+          {"set": {"family": "inet", "name": "guard_nd", "table": "t",
+            "type": ["ifname", "integer"],
+            "elem": [{"concat": ["hg2-eth0", "0xfd000000000000000000000000000002"]}]}}]}"#;
+        let state = table_state(&serde_json::from_str(json).unwrap()).unwrap();
+        let members: Vec<(&str, &str, &str, Option<&str>)> = state
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.set.as_str(),
+                    m.key.as_str(),
+                    m.ifname.as_str(),
+                    m.comment.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            members,
+            [
+                ("guarded", "\"hg2-eth0\"", "hg2-eth0", Some("web.eth0")),
+                ("guarded", "\"hg3-eth0\"", "hg3-eth0", None),
+                (
+                    "guard_nd",
+                    "\"hg2-eth0\" . 0xfd000000000000000000000000000002",
+                    "hg2-eth0",
+                    None
+                ),
+            ]
+        );
+        assert_eq!(guard::tags(&state).collect::<Vec<_>>(), ["web.eth0"]);
     }
 
     #[test]

@@ -551,7 +551,7 @@ fn repeated_adds_replace_and_one_remove_leaves_only_the_skeleton() {
     assert_eq!(inet.matches("chain net_lan {").count(), 1);
     assert_eq!(inet.matches("jump fwd_guest_3aweb_3a8080").count(), 1);
     assert!(
-        inet.contains("02:32:05:00:00:12") && !inet.contains("02:32:05:00:00:02 "),
+        inet.contains("02:32:05:00:00:12") && !inet.contains("02:32:05:00:00:02"),
         "{inet}"
     );
     let expected = Inventory {
@@ -600,7 +600,7 @@ fn changes_leave_a_present_skeleton_alone_and_ensure_writes_it_again() {
     // The first guard makes the tables, skeleton included.
     nft.guard("web.eth0", "hn-test-veth", "02:32:06:00:00:02", &[])
         .expect("guard");
-    let guard_rule = "iifname vmap @guard_ifs";
+    let guard_rule = "iifname != @guarded return";
     assert!(listing("inet", nft).contains(guard_rule));
     // Someone flushes a base chain: the next change does not rewrite it (that would
     // cost a grace period per change)...
@@ -635,21 +635,65 @@ fn a_guard_takes_an_interface_over_and_unguarding_a_nic_leaves_the_others() {
         strings(&["new.eth0", "web.eth1"])
     );
     let inet = listing("inet", nft);
-    assert!(inet.contains("02:32:07:00:00:22") && !inet.contains("02:32:07:00:00:02 "));
+    assert!(inet.contains("02:32:07:00:00:22") && !inet.contains("02:32:07:00:00:02"));
     // The old owner's monitor, late, removes its NIC's guard: the new owner's stays.
-    nft.unguard_nic("old.eth0", "hn-test-veth")
+    nft.unguard_nic("old.eth0", "hn-test-veth", "02:32:07:00:00:02", &[])
         .expect("unguard of a guard already gone");
     assert_eq!(
         nft.inventory().expect("inventory").guards,
         strings(&["new.eth0", "web.eth1"])
     );
-    nft.unguard_nic("new.eth0", "hn-test-veth")
+    nft.unguard_nic("new.eth0", "hn-test-veth", "02:32:07:00:00:22", &[])
         .expect("unguard_nic");
-    nft.unguard_nic("new.eth0", "hn-test-veth")
+    nft.unguard_nic("new.eth0", "hn-test-veth", "02:32:07:00:00:22", &[])
         .expect("unguard_nic again");
     assert_eq!(
         nft.inventory().expect("inventory").guards,
         strings(&["web.eth1"])
     );
     assert!(!listing("bridge", nft).contains("hn-test-veth\""));
+}
+
+#[test]
+fn an_older_hangars_guard_chains_give_way_to_the_shared_sets() {
+    let Some(lab) = Lab::new('l') else { return };
+    let nft = &lab.nft;
+    let t = nft.table();
+    // The layout hangar used before: a verdict map from interface to a chain per NIC.
+    let legacy = format!(
+        "add table inet {t}\n\
+         add chain inet {t} guard_web.eth0/hn-test-veth {{ comment \"guard web.eth0 on hn-test-veth\"; }}\n\
+         add rule inet {t} guard_web.eth0/hn-test-veth ether saddr != 02:32:08:00:00:02 drop\n\
+         add map inet {t} guard_ifs {{ type ifname : verdict; }}\n\
+         add chain inet {t} guard {{ type filter hook prerouting priority raw; policy accept; }}\n\
+         add rule inet {t} guard iifname vmap @guard_ifs\n\
+         add element inet {t} guard_ifs {{ \"hn-test-veth\" : jump guard_web.eth0/hn-test-veth }}\n"
+    );
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nft");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(legacy.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "the legacy layout loads");
+
+    nft.guard("web.eth0", "hn-test-veth", "02:32:08:00:00:02", &[])
+        .expect("guard over a legacy table");
+
+    let inet = listing("inet", nft);
+    assert!(
+        !inet.contains("guard_ifs") && !inet.contains("guard_web"),
+        "{inet}"
+    );
+    assert!(inet.contains("iifname != @guarded return"), "{inet}");
+    assert_eq!(
+        nft.inventory().expect("inventory").guards,
+        strings(&["web.eth0"])
+    );
 }

@@ -1,16 +1,31 @@
-//! Reading hangar's tables back from `nft -j list`: the chains, and the verdict map
-//! elements with their keys written as `nft` commands take them, so that a removal can
-//! name exactly what it deletes.
+//! Reading hangar's tables back from `nft -j list`: the chains, the verdict map
+//! elements and the named sets' elements, with their keys written as `nft` commands take
+//! them, so that a removal can name exactly what it deletes.
 
 use crate::{NetError, Result};
 use serde_json::Value;
 
-/// Chains and verdict map elements of one table, as `nft -j list table` shows them.
+/// Chains, verdict map elements and set elements of one table, as `nft -j list table`
+/// shows them.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct TableState {
     pub(super) chains: Vec<String>,
     pub(super) maps: Vec<String>,
     pub(super) elems: Vec<Elem>,
+    /// Named sets (not maps).
+    pub(super) sets: Vec<String>,
+    pub(super) members: Vec<Member>,
+}
+
+/// An element of a named set whose key begins with an interface name (the guards').
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Member {
+    pub(super) set: String,
+    /// The key as it is written in an `nft` command.
+    pub(super) key: String,
+    /// The interface name the key begins with.
+    pub(super) ifname: String,
+    pub(super) comment: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -68,6 +83,49 @@ pub(super) fn table_state(json: &Value) -> std::result::Result<TableState, Strin
                 map: name.to_string(),
                 key,
                 target: target.to_string(),
+            });
+        }
+    }
+    for set in objects(json, "set") {
+        let name = set["name"].as_str().ok_or("a set without a name")?;
+        state.sets.push(name.to_string());
+        // Which parts of a key are interface names, written quoted.
+        let quoted: Vec<bool> = match &set["type"] {
+            Value::Array(parts) => parts.iter().map(|t| t == "ifname").collect(),
+            t => vec![t == "ifname"],
+        };
+        if quoted.first() != Some(&true) {
+            continue; // not keyed by interface: none of hangar's guard sets
+        }
+        for elem in set["elem"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let (val, comment) = match elem.get("elem") {
+                Some(e) => (&e["val"], e["comment"].as_str().map(str::to_string)),
+                None => (elem, None),
+            };
+            let parts: Vec<&Value> = match val.get("concat") {
+                Some(Value::Array(c)) => c.iter().collect(),
+                _ => vec![val],
+            };
+            let bad = || format!("set {name}: unexpected element {val}");
+            if parts.len() != quoted.len() {
+                return Err(bad());
+            }
+            let rendered: Option<Vec<String>> = parts
+                .iter()
+                .zip(&quoted)
+                .map(|(p, q)| render(p, *q))
+                .collect();
+            let rendered = rendered.ok_or_else(bad)?;
+            let ifname = parts[0].as_str().ok_or_else(bad)?.to_string();
+            state.members.push(Member {
+                set: name.to_string(),
+                key: rendered.join(" . "),
+                ifname,
+                comment,
             });
         }
     }

@@ -1,0 +1,319 @@
+//! Anti-spoofing guards: one fixed rule set per family in the base chain `guard`, and an
+//! element per NIC in five named sets, so that guarding or unguarding a NIC adds or
+//! deletes that NIC's elements and nothing else, whatever the number of guests.
+//!
+//! ```text
+//! set guarded   { type ifname; }                  # "hg2-eth0" comment "web.eth0"
+//! set guard_mac { type ifname . ether_addr; }     # "hg2-eth0" . 02:..:01
+//! set guard_v4  { type ifname . ipv4_addr; }      # "hg2-eth0" . 10.232.0.2
+//! set guard_v6  { type ifname . ipv6_addr; }      # "hg2-eth0" . fd00::2
+//! set guard_nd  { typeof iifname . @th,64,128; }  # "hg2-eth0" . 0xfd00..02
+//! chain guard {
+//!     iifname != @guarded return
+//!     iifname . ether saddr != @guard_mac drop
+//!     ...
+//!     iifname . ip saddr != @guard_v4 drop
+//! }
+//! ```
+//!
+//! The element of `guarded` carries the guard's tag (`<guest>.<nic>`) as its comment:
+//! that is how [`Nft::inventory`] and [`Nft::unguard`] find a guest's guards, and how a
+//! late removal tells an interface's new owner from its old one. A NIC without IPv4 (or
+//! IPv6) addresses has no element in `guard_v4` (`guard_v6`), so all its IPv4 (IPv6
+//! other than link-local and ::) is dropped. `guard_nd` holds the same IPv6 addresses
+//! as integers: nft 1.0.6 has no `icmpv6 taddr`, so a neighbour advertisement's target
+//! is the 128 bits after the ICMPv6 header, and a raw payload does not concatenate
+//! with a typed address.
+
+use super::input::{check_ifname, check_tag, parse_addr, parse_mac};
+use super::listing::TableState;
+use super::{BRIDGE, Batch, INET, Nft};
+use crate::Result;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// The set of guarded interfaces, each element commented with its guard's tag.
+pub(super) const GUARDED: &str = "guarded";
+const MAC: &str = "guard_mac";
+const V4: &str = "guard_v4";
+const V6: &str = "guard_v6";
+const ND: &str = "guard_nd";
+
+/// Every set of the guards, with its declaration.
+pub(super) const SETS: [(&str, &str); 5] = [
+    (GUARDED, "type ifname;"),
+    (MAC, "type ifname . ether_addr;"),
+    (V4, "type ifname . ipv4_addr;"),
+    (V6, "type ifname . ipv6_addr;"),
+    (ND, "typeof iifname . @th,64,128;"),
+];
+
+/// The verdict maps earlier hangar versions sent each NIC to a chain of its own with,
+/// and those chains' prefix: removed when the skeleton is written again.
+pub(super) const LEGACY_MAPS: [&str; 2] = ["guard_ifs", "guard_ports"];
+pub(super) const LEGACY_CHAIN: &str = "guard_";
+
+/// The base chain `guard`'s rules in `family` (`inet` for routed ports, `bridge` for
+/// bridge ports); what they allow is in the module docs of `nft`.
+pub(super) fn base_rules(family: &str) -> Vec<String> {
+    let mut r = vec![
+        format!("iifname != @{GUARDED} return"),
+        format!("iifname . ether saddr != @{MAC} drop"),
+    ];
+    if family == BRIDGE {
+        r.extend([
+            "ether type != { ip, arp, ip6 } drop".to_string(),
+            "arp hlen != 6 drop".to_string(),
+            "arp plen != 4 drop".to_string(),
+            format!("iifname . arp saddr ether != @{MAC} drop"),
+            format!("arp saddr ip != 0.0.0.0 iifname . arp saddr ip != @{V4} drop"),
+        ]);
+    }
+    r.extend([
+        "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept".to_string(),
+        format!("iifname . ip saddr != @{V4} drop"),
+        format!("ip6 saddr != {{ ::, fe80::/10 }} iifname . ip6 saddr != @{V6} drop"),
+        format!(
+            "icmpv6 type nd-neighbor-advert \
+             @th,64,128 != 0xfe800000000000000000000000000000-0xfebfffffffffffffffffffffffffffff \
+             iifname . @th,64,128 != @{ND} drop"
+        ),
+        "icmpv6 type { nd-router-advert, nd-redirect } drop".to_string(),
+        "icmp type redirect drop".to_string(),
+        "udp sport 67 udp dport 68 drop".to_string(),
+        "udp sport 547 udp dport 546 drop".to_string(),
+    ]);
+    r
+}
+
+/// One NIC's guard: its interface, tag and the keys of its elements in each set but
+/// `guarded`, checked once here.
+struct Guard {
+    tag: String,
+    host_if: String,
+    keys: Vec<(&'static str, String)>,
+}
+
+impl Guard {
+    fn new(tag: &str, host_if: &str, mac: &str, addrs: &[String]) -> Result<Guard> {
+        check_tag("guest", tag)?;
+        check_ifname(host_if)?;
+        let at = |key: String| format!("\"{host_if}\" . {key}");
+        let mut keys = vec![(MAC, at(parse_mac(mac)?))];
+        let mut seen = BTreeSet::new();
+        for a in addrs {
+            let a = parse_addr(a)?;
+            if !seen.insert(a) {
+                continue; // one element per address: a repeated add is no change
+            }
+            match a {
+                IpAddr::V4(a) => keys.push((V4, at(a.to_string()))),
+                IpAddr::V6(a) => {
+                    keys.push((V6, at(a.to_string())));
+                    keys.push((ND, at(format!("{:#034x}", u128::from(a)))));
+                }
+            }
+        }
+        Ok(Guard {
+            tag: tag.to_string(),
+            host_if: host_if.to_string(),
+            keys,
+        })
+    }
+
+    /// `verb element` lines for this guard's elements in table `ns`, `guarded`'s first
+    /// (`adds` carries its comment).
+    fn lines(&self, script: &mut String, ns: &str, verb: &str, adds: bool) {
+        let host_if = &self.host_if;
+        let comment = if adds {
+            format!(" comment \"{}\"", self.tag)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            script,
+            "{verb} element {ns} {GUARDED} {{ \"{host_if}\"{comment} }}"
+        );
+        for (set, _) in SETS.iter().skip(1) {
+            let keys: Vec<&str> = self
+                .keys
+                .iter()
+                .filter(|(s, _)| s == set)
+                .map(|(_, k)| k.as_str())
+                .collect();
+            if !keys.is_empty() {
+                let verb = if verb == "create" { "add" } else { verb };
+                let _ = writeln!(
+                    script,
+                    "{verb} element {ns} {set} {{ {} }}",
+                    keys.join(", ")
+                );
+            }
+        }
+    }
+}
+
+/// Append to `script` the deletion of every guard element keyed by `host_if`.
+fn drop_interface(script: &mut String, ns: &str, state: &TableState, host_if: &str) {
+    for m in state.members.iter().filter(|m| m.ifname == host_if) {
+        let _ = writeln!(script, "delete element {ns} {} {{ {} }}", m.set, m.key);
+    }
+}
+
+/// The tag that guards `host_if` in `state`, if any.
+fn owner<'a>(state: &'a TableState, host_if: &str) -> Option<&'a str> {
+    state
+        .members
+        .iter()
+        .find(|m| m.set == GUARDED && m.ifname == host_if)
+        .and_then(|m| m.comment.as_deref())
+}
+
+/// The tags of the guards in `state`.
+pub(super) fn tags(state: &TableState) -> impl Iterator<Item = &str> {
+    state
+        .members
+        .iter()
+        .filter(|m| m.set == GUARDED)
+        .filter_map(|m| m.comment.as_deref())
+}
+
+impl Nft {
+    /// Guard the guest NIC whose host side is `host_if`: drop what enters from it with
+    /// a source other than `mac` and `addrs` (rules in the module docs). Replaces
+    /// whatever guard `host_if` had (an earlier one of `tag`, or one left by a previous
+    /// owner of that name); other guards stay. `tag` is `<guest>.<nic>`.
+    pub fn guard(&self, tag: &str, host_if: &str, mac: &str, addrs: &[String]) -> Result<()> {
+        let guard = Guard::new(tag, host_if, mac, addrs)?;
+        // The usual case, in one transaction that reads nothing: the sets are there and
+        // `host_if` is not in `guarded` yet. Otherwise the kernel refuses the whole
+        // transaction (a missing set, or `create` meeting an element: EEXIST) and the
+        // general path reads the tables and replaces what is in the way.
+        let mut fast = String::new();
+        for family in [INET, BRIDGE] {
+            guard.lines(&mut fast, &self.ns(family), "create", true);
+        }
+        if self.apply(&fast).is_ok() {
+            return Ok(());
+        }
+        let inet = self.read(INET)?;
+        let bridge = self.read(BRIDGE)?;
+        let mut batch = Batch::default();
+        for (family, state) in [(INET, &inet), (BRIDGE, &bridge)] {
+            let ns = self.ns(family);
+            drop_interface(&mut batch.chains, &ns, state, host_if);
+            guard.lines(&mut batch.elements, &ns, "add", true);
+        }
+        self.apply(&self.transaction(&batch, Some((&inet, &bridge))))
+    }
+
+    /// Remove the guard [`Nft::guard`] made with the same arguments (idempotent): in the
+    /// usual case one transaction that reads nothing. If anything of it is missing or
+    /// different (a crash, a hand edit, a changed address), the general path reads the
+    /// tables and removes every element of `host_if` while its guard is `tag`'s; an
+    /// interface another guard took over in the meantime keeps that guard.
+    pub fn unguard_nic(&self, tag: &str, host_if: &str, mac: &str, addrs: &[String]) -> Result<()> {
+        let guard = Guard::new(tag, host_if, mac, addrs)?;
+        let mut fast = String::new();
+        for family in [INET, BRIDGE] {
+            guard.lines(&mut fast, &self.ns(family), "delete", false);
+        }
+        if self.apply(&fast).is_ok() {
+            return Ok(());
+        }
+        let mut script = String::new();
+        for family in [INET, BRIDGE] {
+            let state = self.read(family)?;
+            if owner(&state, host_if).is_none_or(|o| o == tag) {
+                drop_interface(&mut script, &self.ns(family), &state, host_if);
+            }
+        }
+        if script.is_empty() {
+            return Ok(());
+        }
+        self.apply(&script)
+    }
+
+    /// Remove the guards of tag `tag` on any interface (idempotent).
+    pub fn unguard(&self, tag: &str) -> Result<()> {
+        check_tag("guest", tag)?;
+        let mut script = String::new();
+        for family in [INET, BRIDGE] {
+            let state = self.read(family)?;
+            let ifs: BTreeSet<&str> = state
+                .members
+                .iter()
+                .filter(|m| m.set == GUARDED && m.comment.as_deref() == Some(tag))
+                .map(|m| m.ifname.as_str())
+                .collect();
+            for host_if in ifs {
+                drop_interface(&mut script, &self.ns(family), &state, host_if);
+            }
+        }
+        if script.is_empty() {
+            return Ok(());
+        }
+        self.apply(&script)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(g: &Guard, verb: &str, adds: bool) -> String {
+        let mut s = String::new();
+        g.lines(&mut s, "inet t", verb, adds);
+        s
+    }
+
+    #[test]
+    fn a_guard_is_one_element_per_set_and_address() {
+        let addrs = ["10.0.0.2/24", "fd00::2/64", "10.0.0.2"].map(String::from);
+        let g = Guard::new("web.eth0", "hg2-eth0", "02:00:00:00:00:0A", &addrs).unwrap();
+        assert_eq!(
+            lines(&g, "create", true),
+            "create element inet t guarded { \"hg2-eth0\" comment \"web.eth0\" }\n\
+             add element inet t guard_mac { \"hg2-eth0\" . 02:00:00:00:00:0a }\n\
+             add element inet t guard_v4 { \"hg2-eth0\" . 10.0.0.2 }\n\
+             add element inet t guard_v6 { \"hg2-eth0\" . fd00::2 }\n\
+             add element inet t guard_nd { \"hg2-eth0\" . 0xfd000000000000000000000000000002 }\n"
+        );
+    }
+
+    #[test]
+    fn a_guard_without_addresses_has_only_its_interface_and_mac() {
+        let g = Guard::new("web.eth1", "hg2-eth1", "02:00:00:00:00:01", &[]).unwrap();
+        assert_eq!(
+            lines(&g, "delete", false),
+            "delete element inet t guarded { \"hg2-eth1\" }\n\
+             delete element inet t guard_mac { \"hg2-eth1\" . 02:00:00:00:00:01 }\n"
+        );
+    }
+
+    #[test]
+    fn bad_guard_inputs_are_refused() {
+        assert!(Guard::new("web.eth0", "hg2 eth0", "02:00:00:00:00:01", &[]).is_err());
+        assert!(Guard::new("web eth0", "hg2-eth0", "02:00:00:00:00:01", &[]).is_err());
+        assert!(Guard::new("web.eth0", "hg2-eth0", "01:00:00:00:00:01", &[]).is_err());
+        let bad = ["10.0.0.300".to_string()];
+        assert!(Guard::new("web.eth0", "hg2-eth0", "02:00:00:00:00:01", &bad).is_err());
+    }
+
+    #[test]
+    fn bridge_guards_check_arp_and_allow_dhcp_discovery_before_ipv4() {
+        let rules = base_rules(BRIDGE);
+        assert!(rules.contains(&"iifname . arp saddr ether != @guard_mac drop".to_string()));
+        let dhcp = rules
+            .iter()
+            .position(|r| r.contains("udp dport 67 accept"))
+            .unwrap();
+        let ip = rules
+            .iter()
+            .position(|r| r == "iifname . ip saddr != @guard_v4 drop")
+            .unwrap();
+        assert!(dhcp < ip);
+        assert!(!base_rules(INET).iter().any(|r| r.contains("arp")));
+    }
+}
