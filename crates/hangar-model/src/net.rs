@@ -92,6 +92,13 @@ impl Cidr {
         }
     }
 
+    pub fn addr(&self) -> std::net::IpAddr {
+        match *self {
+            Cidr::V4(a, _) => a.into(),
+            Cidr::V6(a, _) => a.into(),
+        }
+    }
+
     pub fn addr_string(&self) -> String {
         match self {
             Cidr::V4(a, _) => a.to_string(),

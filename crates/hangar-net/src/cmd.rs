@@ -1,4 +1,4 @@
-//! Running the network tools: one place that spawns `ip`, `tc`, `nft`, `nsenter`, and
+//! Running the network tools: one place that spawns `ip`, `tc` and `nft`, and
 //! turns their failures into errors that quote the command and its stderr.
 
 use crate::{NetError, Result};
@@ -39,12 +39,4 @@ pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> 
 /// `ip ARGS...` on the host.
 pub fn ip(args: &[&str]) -> Result<String> {
     run("ip", args, None)
-}
-
-/// `ip -batch -` inside the network namespace at `netns` (a `/proc/PID/ns/net` or an
-/// open descriptor's `/proc/PID/fd/N`), through nsenter, so a guest's interfaces are
-/// configured from the host without a named netns.
-pub fn ip_batch_in(netns: &str, batch: &str) -> Result<String> {
-    let net = format!("--net={netns}");
-    run("nsenter", &[&net, "ip", "-batch", "-"], Some(batch))
 }

@@ -41,7 +41,8 @@ pub fn plug(ns: &link::Netns, plan: &NicPlan, guest: &str, nft_tag: Option<&str>
     })
 }
 
-/// Remove what [`plug`] made (idempotent): guard, shaping, veth.
+/// Remove what [`plug`] made (idempotent): guard, veth, shaping. The veth goes before
+/// the shaping: its ingress qdisc goes with it, leaving only the IFB to remove.
 pub fn unplug(plan: &NicPlan, guest: &str, nft_tag: Option<&str>) -> Result<()> {
     Nft::new(nft_tag).unguard_nic(
         &guard_tag(guest, plan),
@@ -49,8 +50,8 @@ pub fn unplug(plan: &NicPlan, guest: &str, nft_tag: Option<&str>) -> Result<()> 
         &plan.mac,
         &plan.addrs,
     )?;
-    tc::unshape(&plan.host_if)?;
-    link::nic_unplug(&plan.host_if)
+    link::nic_unplug(&plan.host_if)?;
+    tc::unshape(&plan.host_if)
 }
 
 /// What stays on the host after a guest's network namespace is gone (the veth went with

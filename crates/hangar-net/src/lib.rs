@@ -13,6 +13,7 @@ pub mod dns;
 pub mod guest;
 pub mod link;
 pub mod nft;
+mod rtnl;
 pub mod tc;
 
 pub use guest::{plug, unplug};

@@ -3,11 +3,13 @@
 //!
 //! A guest NIC is a veth pair. Its host side (`host_if`, a name the caller chooses) stays
 //! on the host; its guest side is created directly inside the guest's network namespace
-//! (`nsenter --net=NS ip link add name eth0 address MAC type veth peer name HOST_IF
-//! netns <our pid>`), already carrying its final name, MAC and MTU. So there is no
+//! (what `ip link add name eth0 address MAC type veth peer name HOST_IF netns <ours>`
+//! run there does), already carrying its final name, MAC and MTU. So there is no
 //! temporary name on the host to collide with, and a failure leaves either the whole
-//! pair or nothing. The same `ip -batch` run inside the guest (`cmd::ip_batch_in`)
-//! then configures the guest side; one more on the host configures the host side.
+//! pair or nothing. A NIC is plugged and unplugged through netlink from this process
+//! (`rtnl.rs`): a socket made inside the guest's namespace configures the guest side,
+//! one on the host the host side, and no `ip` or `nsenter` runs. Bridges and VLAN
+//! devices (made once per network, not per start) still go through `ip`.
 //!
 //! Two ways to connect a NIC:
 //! - **bridged**: the host side is a port of a bridge; the guest's addresses are on the
@@ -28,6 +30,7 @@
 //!   neighbour is fe80::1. Reaching the guests' addresses from the host's LAN (proxy ARP
 //!   or NDP on the uplink) is the network's business, not the NIC's.
 
+use crate::rtnl::{self, Rtnl};
 use crate::{NetError, Result, cmd};
 use hangar_model::net::{Cidr, parse_mac};
 use serde::Deserialize;
@@ -117,8 +120,12 @@ fn is_missing_device(e: &NetError) -> bool {
         if stderr.contains("does not exist") || stderr.contains("Cannot find device"))
 }
 
-/// The link named `name` on the host, or None.
+/// The link named `name` on the host, or None (asked through netlink first, so a
+/// missing link costs no `ip` run).
 pub(crate) fn link_show(name: &str) -> Result<Option<Link>> {
+    if !link_exists(name) {
+        return Ok(None);
+    }
     match cmd::ip(&["-json", "-details", "link", "show", "dev", name]) {
         Ok(out) => {
             let links: Vec<Link> = parse_json("ip -json -details link show", &out)?;
@@ -145,7 +152,7 @@ pub(crate) fn link_delete(name: &str) -> Result<()> {
 
 /// Does the host have an interface named `name`?
 pub fn link_exists(name: &str) -> bool {
-    valid_ifname(name) && matches!(link_show(name), Ok(Some(_)))
+    valid_ifname(name) && matches!(Rtnl::host().and_then(|mut r| r.link(name)), Ok(Some(_)))
 }
 
 /// FNV-1a, for names and MACs that must be stable across runs.
@@ -382,15 +389,18 @@ pub struct NicSetup {
 /// A `NicSetup` checked and parsed, before anything is changed.
 struct Plan<'a> {
     nic: &'a NicSetup,
+    mac: [u8; 6],
     addrs: Vec<Cidr>,
     gateways: Vec<IpAddr>,
+    /// The bridge's name and index.
+    bridge: Option<(&'a str, u32)>,
 }
 
-fn plan<'a>(ns: &Netns, nic: &'a NicSetup) -> Result<Plan<'a>> {
+fn plan<'a>(host: &mut Rtnl, ns: &Netns, nic: &'a NicSetup) -> Result<Plan<'a>> {
     check_ifname("host interface", &nic.host_if)?;
     check_ifname("guest interface", &nic.guest_if)?;
     let owner = format!("nic {}", nic.host_if);
-    parse_mac(&nic.mac).map_err(|e| NetError::Invalid(format!("{owner}: {e}")))?;
+    let mac = parse_mac(&nic.mac).map_err(|e| NetError::Invalid(format!("{owner}: {e}")))?;
     check_mtu(&owner, nic.mtu)?;
     let addrs = nic
         .addrs
@@ -418,10 +428,11 @@ fn plan<'a>(ns: &Netns, nic: &'a NicSetup) -> Result<Plan<'a>> {
     } else {
         check_gateways(&owner, &gateways, &addrs)?;
     }
-    if let Some(b) = &nic.bridge {
-        check_bridge(&owner, b)?;
-    }
-    if link_show(&nic.host_if)?.is_some() {
+    let bridge = match &nic.bridge {
+        Some(b) => Some((b.as_str(), check_bridge(host, &owner, b)?)),
+        None => None,
+    };
+    if host.link(&nic.host_if)?.is_some() {
         return Err(NetError::Invalid(format!(
             "{} already exists on the host: unplug that NIC first",
             nic.host_if
@@ -432,8 +443,10 @@ fn plan<'a>(ns: &Netns, nic: &'a NicSetup) -> Result<Plan<'a>> {
     }
     Ok(Plan {
         nic,
+        mac,
         addrs,
         gateways,
+        bridge,
     })
 }
 
@@ -470,13 +483,13 @@ fn check_routed_gateways(owner: &str, gateways: &[IpAddr]) -> Result<()> {
     Ok(())
 }
 
-fn check_bridge(owner: &str, bridge: &str) -> Result<()> {
+/// The index of bridge `bridge`, which must exist.
+fn check_bridge(host: &mut Rtnl, owner: &str, bridge: &str) -> Result<u32> {
     check_ifname("bridge", bridge)?;
-    match link_show(bridge)? {
-        Some(l) if l.kind() == "bridge" => Ok(()),
-        Some(l) => Err(NetError::Invalid(format!(
-            "{owner}: {bridge} is a {}, not a bridge",
-            l.kind()
+    match host.link(bridge)? {
+        Some((index, kind)) if kind == "bridge" => Ok(index),
+        Some((_, kind)) => Err(NetError::Invalid(format!(
+            "{owner}: {bridge} is a {kind}, not a bridge"
         ))),
         None => Err(NetError::Invalid(format!(
             "{owner}: bridge {bridge} does not exist: bring its network up first"
@@ -527,45 +540,43 @@ impl<'fd> Netns<'fd> {
 }
 
 /// Plug a NIC into network namespace `ns`: create the veth pair (the peer inside the
-/// guest, see the module docs), configure the host side (bridge port, or routes and
-/// gateway addresses when routed), then inside the guest the addresses (IPv6 without
-/// DAD), link up, default routes. On failure the host side is deleted, and its peer
-/// goes with it.
+/// guest, see the module docs), then inside the guest the addresses (IPv6 without
+/// DAD), link up and default routes (the routes go onto a link without carrier, which
+/// the kernel allows), then the host side (bridge port, or routes and gateway
+/// addresses when routed). On failure the host side is deleted, and its peer goes with
+/// it.
 pub fn nic_plug(ns: &Netns, nic: &NicSetup) -> Result<()> {
-    let plan = plan(ns, nic)?;
-    // One `ip` run inside the guest makes the pair and configures the guest side; the
-    // routes go onto a link without carrier, which the kernel allows.
-    let batch = format!("{}{}", pair_line(nic), guest_lines(&plan));
-    if let Err(e) = cmd::ip_batch_in(&ns.path, &batch) {
-        // `plan` made sure the host side did not exist: if it does, the pair was made
-        // and a later line failed.
-        if link_exists(&nic.host_if) {
-            let _ = link_delete(&nic.host_if);
-            return Err(batch_error(e, &batch, Some(&ns.owner)));
-        }
-        return Err(pair_error(e, &batch, ns, nic));
-    }
-    configure_host(&plan).inspect_err(|_| {
-        let _ = link_delete(&nic.host_if);
+    let mut host = Rtnl::host()?;
+    let plan = plan(&mut host, ns, nic)?;
+    let (mut guest, home) = Rtnl::in_netns(&ns.path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => gone(ns, nic),
+        _ => NetError::Command {
+            command: format!("entering the network namespace of {}", ns.owner),
+            stderr: e.to_string(),
+        },
+    })?;
+    let pair = rtnl::veth(&nic.guest_if, plan.mac, nic.mtu, &nic.host_if, &home);
+    guest.run(&pair).map_err(|e| pair_error(e, ns, nic))?;
+    let mut rest = || -> Result<()> {
+        let index = |r: &mut Rtnl, name: &str| -> Result<u32> {
+            r.link(name)?.map(|(i, _)| i).ok_or_else(|| {
+                NetError::Invalid(format!("{name} vanished while it was being plugged"))
+            })
+        };
+        let g = index(&mut guest, &nic.guest_if)?;
+        guest
+            .run_all(&guest_requests(&plan, g))
+            .map_err(|e| inside(e, &ns.owner))?;
+        let h = index(&mut host, &nic.host_if)?;
+        configure_host(&mut host, &plan, h)
+    };
+    rest().inspect_err(|_| {
+        let _ = nic_unplug(&nic.host_if);
     })
 }
 
-/// The pair is made inside the guest's namespace with its host side sent to ours
-/// (`netns <our pid>`): iproute2 names a target namespace only by pid or by a name
-/// under /run/netns, not by a descriptor, and we are the one process sure to live.
-fn pair_line(nic: &NicSetup) -> String {
-    let mtu = nic.mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
-    format!(
-        "link add name {} address {}{mtu} type veth peer name {}{mtu} netns {}\n",
-        nic.guest_if,
-        nic.mac,
-        nic.host_if,
-        std::process::id()
-    )
-}
-
 /// Why the pair could not be made (then nothing was).
-fn pair_error(e: NetError, batch: &str, ns: &Netns, nic: &NicSetup) -> NetError {
+fn pair_error(e: NetError, ns: &Netns, nic: &NicSetup) -> NetError {
     match &e {
         NetError::Command { stderr, .. }
             if stderr.contains("No such file") || stderr.contains("No such process") =>
@@ -579,98 +590,71 @@ fn pair_error(e: NetError, batch: &str, ns: &Netns, nic: &NicSetup) -> NetError 
                 nic.host_if, ns.owner, nic.guest_if, nic.host_if
             ))
         }
-        _ => batch_error(e, batch, Some(&ns.owner)),
+        _ => inside(e, &ns.owner),
     }
 }
 
-/// `ip -batch -` on the host; stops at the first failing line.
-fn ip_batch(batch: &str) -> Result<()> {
-    cmd::run("ip", &["-batch", "-"], Some(batch)).map(drop)
+/// A failure inside a guest's namespace, saying whose.
+fn inside(e: NetError, owner: &str) -> NetError {
+    match e {
+        NetError::Command { command, stderr } => NetError::Command {
+            command,
+            stderr: format!("{stderr} (inside the network namespace of {owner})"),
+        },
+        e => e,
+    }
 }
 
-fn configure_host(plan: &Plan) -> Result<()> {
+fn configure_host(host: &mut Rtnl, plan: &Plan, index: u32) -> Result<()> {
     let h = &plan.nic.host_if;
-    let mut batch = String::new();
-    if let Some(b) = &plan.nic.bridge {
-        batch += &format!("link set dev {h} master {b}\n");
-    }
+    let mut reqs = Vec::new();
     if plan.nic.routed {
         if plan.addrs.iter().any(Cidr::is_v4) {
-            batch += &format!("addr add {ROUTED_GATEWAY_V4}/32 dev {h} scope link\n");
+            let gw = Cidr::parse(&format!("{ROUTED_GATEWAY_V4}/32")).expect("a valid address");
+            reqs.push(rtnl::address(h, index, &gw, true));
             write_sysctl(&format!("net/ipv4/conf/{h}/proxy_arp"), "1")?;
         }
         if plan.addrs.iter().any(|a| !a.is_v4()) {
-            batch += &format!("addr add {ROUTED_GATEWAY_V6}/64 dev {h} nodad\n");
+            let gw = Cidr::parse(&format!("{ROUTED_GATEWAY_V6}/64")).expect("a valid address");
+            reqs.push(rtnl::address(h, index, &gw, false));
         }
     }
-    batch += &format!("link set dev {h} up\n");
+    reqs.push(rtnl::up(h, index, plan.bridge));
     if plan.nic.routed {
         for a in &plan.addrs {
-            batch += &format!("route add {} dev {h}\n", host_route(a));
+            reqs.push(rtnl::route(&host_route(a), None, h, index, false));
         }
     }
-    ip_batch(&batch).map_err(|e| batch_error(e, &batch, None))
+    host.run_all(&reqs)
 }
 
 /// `a` as a host address: /32 or /128.
-fn host_route(a: &Cidr) -> String {
-    let len = if a.is_v4() { 32 } else { 128 };
-    format!("{}/{len}", a.addr_string())
+fn host_route(a: &Cidr) -> Cidr {
+    match *a {
+        Cidr::V4(a, _) => Cidr::V4(a, 32),
+        Cidr::V6(a, _) => Cidr::V6(a, 128),
+    }
 }
 
-/// The guest side's addresses, link state and default routes, as `ip -batch` lines.
-fn guest_lines(plan: &Plan) -> String {
+/// The guest side's addresses, link state and default routes.
+fn guest_requests(plan: &Plan, index: u32) -> Vec<rtnl::Request> {
     let g = &plan.nic.guest_if;
-    let mut batch = String::new();
+    let mut reqs = Vec::new();
     for a in &plan.addrs {
-        let addr = if plan.nic.routed {
-            host_route(a)
-        } else {
-            a.to_string()
-        };
-        // The guest's addresses are hangar's to give: no duplicate detection delaying them.
-        let nodad = if a.is_v4() { "" } else { " nodad" };
-        batch += &format!("addr add {addr} dev {g}{nodad}\n");
+        let addr = if plan.nic.routed { host_route(a) } else { *a };
+        reqs.push(rtnl::address(g, index, &addr, false));
     }
-    batch += &format!("link set dev {g} up\n");
+    reqs.push(rtnl::up(g, index, None));
     for gw in &plan.gateways {
-        let default = if gw.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
-        // The routed IPv4 gateway is on no subnet of the guest's.
-        let onlink = if plan.nic.routed && gw.is_ipv4() {
-            " onlink"
-        } else {
-            ""
+        let default = match gw {
+            IpAddr::V4(_) => Cidr::V4(std::net::Ipv4Addr::UNSPECIFIED, 0),
+            IpAddr::V6(_) => Cidr::V6(std::net::Ipv6Addr::UNSPECIFIED, 0),
         };
-        batch += &format!("route replace {default} via {gw} dev {g}{onlink}\n");
+        // The routed IPv4 gateway is on no subnet of the guest's.
+        let onlink = plan.nic.routed && gw.is_ipv4();
+        reqs.push(rtnl::route(&default, Some(*gw), g, index, onlink));
     }
-    batch
-}
-
-/// The error of an `ip -batch` run, naming the line that failed (iproute2 reports only
-/// its number) and, for a guest's, whose network namespace it ran in.
-fn batch_error(e: NetError, batch: &str, guest: Option<&str>) -> NetError {
-    let NetError::Command { command, stderr } = e else {
-        return e;
-    };
-    let number = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("Command failed -:"));
-    let line = number
-        .and_then(|n| n.trim().parse::<usize>().ok())
-        .and_then(|n| n.checked_sub(1))
-        .and_then(|i| batch.lines().nth(i));
-    let Some(line) = line else {
-        return NetError::Command { command, stderr };
-    };
-    let reason = stderr.lines().next().unwrap_or("").trim();
-    let stderr = match guest {
-        Some(owner) => format!("{reason} (inside the network namespace of {owner})"),
-        None => reason.to_string(),
-    };
-    NetError::Command {
-        command: format!("ip {line}"),
-        stderr,
-    }
+    reqs
 }
 
 /// Remove a NIC: delete its host side (the peer in the guest goes with it, and so do
@@ -678,13 +662,17 @@ fn batch_error(e: NetError, batch: &str, guest: Option<&str>) -> NetError {
 /// device). Idempotent; refuses to delete a link that is not a veth.
 pub fn nic_unplug(host_if: &str) -> Result<()> {
     check_ifname("host interface", host_if)?;
-    match link_show(host_if)? {
+    let mut host = Rtnl::host()?;
+    match host.link(host_if)? {
         None => Ok(()),
-        Some(l) if l.kind() != "veth" => Err(NetError::Invalid(format!(
-            "{host_if} is a {}, not a guest NIC's veth: not deleting it",
-            l.kind()
+        Some((_, kind)) if kind != "veth" => Err(NetError::Invalid(format!(
+            "{host_if} is a {kind}, not a guest NIC's veth: not deleting it"
         ))),
-        Some(_) => link_delete(host_if),
+        Some((index, _)) => match host.run(&rtnl::delete(host_if, index)) {
+            // Gone meanwhile (its guest's namespace went away): what we wanted.
+            Err(NetError::Command { stderr, .. }) if stderr.contains("No such device") => Ok(()),
+            r => r,
+        },
     }
 }
 
@@ -769,11 +757,11 @@ mod tests {
     #[test]
     fn routed_host_routes_are_host_addresses() {
         assert_eq!(
-            host_route(&Cidr::parse("10.1.2.3/24").unwrap()),
+            host_route(&Cidr::parse("10.1.2.3/24").unwrap()).to_string(),
             "10.1.2.3/32"
         );
         assert_eq!(
-            host_route(&Cidr::parse("fd00::5/64").unwrap()),
+            host_route(&Cidr::parse("fd00::5/64").unwrap()).to_string(),
             "fd00::5/128"
         );
     }
