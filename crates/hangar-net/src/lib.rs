@@ -2,10 +2,13 @@
 //! routes, traffic shaping, nftables rules (NAT, port forwards, anti-spoofing) and the
 //! per-network DNS service.
 //!
-//! It drives the kernel through the real tools (iproute2's `ip` and `tc`, `nft`,
-//! `dnsmasq`), whose interfaces are stable and whose JSON output is parseable, rather
-//! than through netlink crates: network setup is not on any hot path of hangar's, and
-//! an admin can replay every command it runs.
+//! A guest NIC is plugged, guarded and unplugged in-process through netlink (`rtnl.rs`
+//! for links, addresses and routes; `nft/netlink.rs` for the guards' set elements), so
+//! a start costs no process and the same at the 1st and the 1,000th guest. What happens
+//! once per network or on repair (bridges, VLAN devices, the nftables skeleton, NAT and
+//! forward chains, listings), shaping, and DNS go through the real tools (iproute2's
+//! `ip` and `tc`, `nft`, `dnsmasq`). Errors name the command an admin would run to do
+//! the same by hand.
 #![forbid(unsafe_code)]
 
 pub mod cmd;

@@ -186,58 +186,27 @@ fn check_mtu(owner: &str, mtu: Option<u32>) -> Result<()> {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct AddrEntry {
-    #[serde(default)]
-    addr_info: Vec<AddrInfo>,
-    #[serde(default)]
-    linkinfo: Option<LinkInfo>,
-    #[serde(default)]
-    flags: Vec<String>,
-    #[serde(default)]
-    mtu: Option<u32>,
-}
-
-/// An `addr_info` entry; those a filter left out are empty objects.
-#[derive(Debug, Deserialize)]
-struct AddrInfo {
-    #[serde(default)]
-    local: Option<String>,
-    #[serde(default)]
-    prefixlen: Option<u8>,
-}
-
-/// The addresses on link `name`.
+/// The addresses on link `name` (none when it does not exist).
 fn addresses(name: &str) -> Result<Vec<Cidr>> {
-    let out = cmd::ip(&["-json", "addr", "show", "dev", name])?;
-    let entries: Vec<AddrEntry> = parse_json("ip -json addr show", &out)?;
-    let infos = entries.into_iter().flat_map(|e| e.addr_info);
-    let cidr = |a: AddrInfo| Cidr::parse(&format!("{}/{}", a.local?, a.prefixlen?)).ok();
-    Ok(infos.filter_map(cidr).collect())
+    let mut host = Rtnl::host()?;
+    match host.link(name)? {
+        Some(l) => host.addresses(name, l.index),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Whether bridge `name` exists, is up, has every address of `want` and MTU `mtu`: the
-/// common case at every start, answered by one `ip` run.
+/// common case at every start, answered through netlink.
 fn bridge_is_ready(name: &str, want: &[Cidr], mtu: Option<u32>) -> Result<bool> {
-    let out = match cmd::ip(&["-json", "-details", "addr", "show", "dev", name]) {
-        Ok(out) => out,
-        Err(e) if is_missing_device(&e) => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let entries: Vec<AddrEntry> = parse_json("ip -json -details addr show", &out)?;
-    let Some(e) = entries.into_iter().next() else {
+    let mut host = Rtnl::host()?;
+    let Some(link) = host.link(name)? else {
         return Ok(false);
     };
-    let is_bridge = e.linkinfo.as_ref().and_then(|l| l.info_kind.as_deref()) == Some("bridge");
-    let have: Vec<Cidr> = e
-        .addr_info
-        .into_iter()
-        .filter_map(|a| Cidr::parse(&format!("{}/{}", a.local?, a.prefixlen?)).ok())
-        .collect();
-    Ok(is_bridge
-        && e.flags.iter().any(|f| f == "UP")
-        && mtu.is_none_or(|m| e.mtu == Some(m))
-        && want.iter().all(|c| have.contains(c)))
+    if link.kind != "bridge" || !link.up || mtu.is_some_and(|m| link.mtu != Some(m)) {
+        return Ok(false);
+    }
+    let have = host.addresses(name, link.index)?;
+    Ok(want.iter().all(|c| have.contains(c)))
 }
 
 /// Create bridge `name` if missing (idempotent), give it `addrs` (CIDR, v4 and v6; those
@@ -487,9 +456,10 @@ fn check_routed_gateways(owner: &str, gateways: &[IpAddr]) -> Result<()> {
 fn check_bridge(host: &mut Rtnl, owner: &str, bridge: &str) -> Result<u32> {
     check_ifname("bridge", bridge)?;
     match host.link(bridge)? {
-        Some((index, kind)) if kind == "bridge" => Ok(index),
-        Some((_, kind)) => Err(NetError::Invalid(format!(
-            "{owner}: {bridge} is a {kind}, not a bridge"
+        Some(l) if l.kind == "bridge" => Ok(l.index),
+        Some(l) => Err(NetError::Invalid(format!(
+            "{owner}: {bridge} is a {}, not a bridge",
+            l.kind
         ))),
         None => Err(NetError::Invalid(format!(
             "{owner}: bridge {bridge} does not exist: bring its network up first"
@@ -559,7 +529,7 @@ pub fn nic_plug(ns: &Netns, nic: &NicSetup) -> Result<()> {
     guest.run(&pair).map_err(|e| pair_error(e, ns, nic))?;
     let mut rest = || -> Result<()> {
         let index = |r: &mut Rtnl, name: &str| -> Result<u32> {
-            r.link(name)?.map(|(i, _)| i).ok_or_else(|| {
+            r.link(name)?.map(|l| l.index).ok_or_else(|| {
                 NetError::Invalid(format!("{name} vanished while it was being plugged"))
             })
         };
@@ -665,10 +635,11 @@ pub fn nic_unplug(host_if: &str) -> Result<()> {
     let mut host = Rtnl::host()?;
     match host.link(host_if)? {
         None => Ok(()),
-        Some((_, kind)) if kind != "veth" => Err(NetError::Invalid(format!(
-            "{host_if} is a {kind}, not a guest NIC's veth: not deleting it"
+        Some(l) if l.kind != "veth" => Err(NetError::Invalid(format!(
+            "{host_if} is a {}, not a guest NIC's veth: not deleting it",
+            l.kind
         ))),
-        Some((index, _)) => match host.run(&rtnl::delete(host_if, index)) {
+        Some(l) => match host.run(&rtnl::delete(host_if, l.index)) {
             // Gone meanwhile (its guest's namespace went away): what we wanted.
             Err(NetError::Command { stderr, .. }) if stderr.contains("No such device") => Ok(()),
             r => r,

@@ -75,6 +75,7 @@
 mod guard;
 mod input;
 mod listing;
+mod netlink;
 
 use crate::{NetError, Result, cmd};
 use input::{check_ifname, check_tag, decode, encode, invalid, parse_subnet, render_prefix};
@@ -242,10 +243,9 @@ impl Nft {
         self.remove_chains(&[INET], |c| c == name)
     }
 
-    /// Whether our table in `family` has chain `chain` (one `nft list chain`, whose
-    /// output is that chain only).
+    /// Whether our table in `family` has chain `chain` (one netlink request).
     fn has_chain(&self, family: &str, chain: &str) -> bool {
-        cmd::run("nft", &["list", "chain", family, &self.table, chain], None).is_ok()
+        netlink::has_chain(family, &self.table, chain).unwrap_or(false)
     }
 
     /// Whether network `network` is masqueraded ([`Nft::masquerade`] made its chain),

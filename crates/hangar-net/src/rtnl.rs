@@ -11,7 +11,7 @@
 use crate::{NetError, Result};
 use hangar_model::net::Cidr;
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader,
     NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::{
@@ -31,6 +31,15 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
+/// What [`Rtnl::link`] tells of a link.
+pub(crate) struct LinkState {
+    pub(crate) index: u32,
+    /// `veth`, `bridge`, ...; `device` for plain hardware.
+    pub(crate) kind: String,
+    pub(crate) up: bool,
+    pub(crate) mtu: Option<u32>,
+}
+
 /// A netlink route socket in one network namespace.
 pub(crate) struct Rtnl {
     sock: Socket,
@@ -45,8 +54,10 @@ pub(crate) struct Request {
     pub(crate) ip: String,
 }
 
-fn socket() -> io::Result<Socket> {
-    let mut sock = Socket::new(NETLINK_ROUTE)?;
+/// A blocking netlink socket of `protocol` (`NETLINK_ROUTE`, `NETLINK_NETFILTER`)
+/// connected to the kernel.
+pub(crate) fn socket(protocol: isize) -> io::Result<Socket> {
+    let mut sock = Socket::new(protocol)?;
     sock.bind_auto()?;
     sock.connect(&SocketAddr::new(0, 0))?;
     Ok(sock)
@@ -66,7 +77,7 @@ fn failed(ip: &str, e: &io::Error) -> NetError {
 impl Rtnl {
     /// A socket in this process's network namespace.
     pub(crate) fn host() -> Result<Rtnl> {
-        let sock = socket().map_err(|e| failed("(netlink socket)", &e))?;
+        let sock = socket(NETLINK_ROUTE).map_err(|e| failed("(netlink socket)", &e))?;
         Ok(Rtnl { sock, seq: 0 })
     }
 
@@ -81,7 +92,7 @@ impl Rtnl {
             nix::sched::setns(&target, nix::sched::CloneFlags::CLONE_NEWNET)
                 .map_err(io::Error::from)?;
             // The thread ends here; its socket stays in the guest's namespace.
-            Ok((socket()?, home))
+            Ok((socket(NETLINK_ROUTE)?, home))
         })
         .join()
         .map_err(|_| io::Error::other("the thread entering the namespace panicked"))??;
@@ -97,6 +108,12 @@ impl Rtnl {
     /// Send `req` and wait for the kernel's answer: `Ok` with the reply message when
     /// there is one (a get), `Ok(None)` on a plain acknowledgement.
     fn exchange(&mut self, req: &Request) -> io::Result<Option<RouteNetlinkMessage>> {
+        Ok(self.talk(req)?.pop())
+    }
+
+    /// Send `req` and collect every message of the answer until its acknowledgement or,
+    /// for a dump, its end.
+    fn talk(&mut self, req: &Request) -> io::Result<Vec<RouteNetlinkMessage>> {
         self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_ACK | req.flags;
@@ -106,7 +123,7 @@ impl Rtnl {
         let mut buf = vec![0; msg.buffer_len()];
         msg.serialize(&mut buf);
         self.sock.send(&buf, 0)?;
-        let mut reply = None;
+        let mut reply = Vec::new();
         loop {
             let (data, _) = self.sock.recv_from_full()?;
             let mut offset = 0;
@@ -128,7 +145,7 @@ impl Rtnl {
                             None => Ok(reply),
                         };
                     }
-                    NetlinkPayload::InnerMessage(m) => reply = Some(m),
+                    NetlinkPayload::InnerMessage(m) => reply.push(m),
                     NetlinkPayload::Done(_) => return Ok(reply),
                     _ => {}
                 }
@@ -148,9 +165,8 @@ impl Rtnl {
         reqs.iter().try_for_each(|r| self.run(r))
     }
 
-    /// The link named `name`: its index and kind (`veth`, `bridge`, ...; `device` for
-    /// plain hardware), or `None` when there is none.
-    pub(crate) fn link(&mut self, name: &str) -> Result<Option<(u32, String)>> {
+    /// The link named `name`, or `None` when there is none.
+    pub(crate) fn link(&mut self, name: &str) -> Result<Option<LinkState>> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
         let req = Request {
@@ -171,12 +187,59 @@ impl Rtnl {
                         _ => None,
                     })
                     .unwrap_or_else(|| "device".to_string());
-                Ok(Some((l.header.index, kind)))
+                let mtu = l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Mtu(m) => Some(*m),
+                    _ => None,
+                });
+                Ok(Some(LinkState {
+                    index: l.header.index,
+                    kind,
+                    up: l.header.flags.contains(LinkFlags::Up),
+                    mtu,
+                }))
             }
             Ok(_) => Err(failed(&req.ip, &io::Error::other("no link in the answer"))),
             Err(e) if e.raw_os_error() == Some(nix::libc::ENODEV) => Ok(None),
             Err(e) => Err(failed(&req.ip, &e)),
         }
+    }
+}
+
+impl Rtnl {
+    /// The addresses of link `index` (`ip addr show dev NAME`).
+    pub(crate) fn addresses(&mut self, name: &str, index: u32) -> Result<Vec<Cidr>> {
+        let req = Request {
+            msg: RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            flags: NLM_F_DUMP,
+            ip: format!("addr show dev {name}"),
+        };
+        let msgs = self.talk(&req).map_err(|e| failed(&req.ip, &e))?;
+        let mut out = Vec::new();
+        for m in msgs {
+            let RouteNetlinkMessage::NewAddress(a) = m else {
+                continue;
+            };
+            if a.header.index != index {
+                continue;
+            }
+            let local = a.attributes.iter().find_map(|at| match at {
+                AddressAttribute::Local(ip) => Some(*ip),
+                _ => None,
+            });
+            let addr = local.or_else(|| {
+                a.attributes.iter().find_map(|at| match at {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })
+            });
+            let len = a.header.prefix_len;
+            match addr {
+                Some(IpAddr::V4(ip)) => out.push(Cidr::V4(ip, len)),
+                Some(IpAddr::V6(ip)) => out.push(Cidr::V6(ip, len)),
+                None => {}
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -27,6 +27,7 @@
 
 use super::input::{check_ifname, check_tag, parse_addr, parse_mac};
 use super::listing::TableState;
+use super::netlink::{self, Elements, Verb, concat, ifname_key};
 use super::{BRIDGE, Batch, INET, Nft};
 use crate::Result;
 use std::collections::BTreeSet;
@@ -88,11 +89,11 @@ pub(super) fn base_rules(family: &str) -> Vec<String> {
 }
 
 /// One NIC's guard: its interface, tag and the keys of its elements in each set but
-/// `guarded`, checked once here.
+/// `guarded` (as `nft` writes them, and as the kernel's bytes), checked once here.
 struct Guard {
     tag: String,
     host_if: String,
-    keys: Vec<(&'static str, String)>,
+    keys: Vec<(&'static str, String, Vec<u8>)>,
 }
 
 impl Guard {
@@ -100,7 +101,14 @@ impl Guard {
         check_tag("guest", tag)?;
         check_ifname(host_if)?;
         let at = |key: String| format!("\"{host_if}\" . {key}");
-        let mut keys = vec![(MAC, at(parse_mac(mac)?))];
+        let name = ifname_key(host_if);
+        let bytes = |part: &[u8]| concat(&[&name, part]);
+        let mac = parse_mac(mac)?;
+        let mac_bytes: Vec<u8> = mac
+            .split(':')
+            .map(|o| u8::from_str_radix(o, 16).expect("parse_mac checked it"))
+            .collect();
+        let mut keys = vec![(MAC, at(mac), bytes(&mac_bytes))];
         let mut seen = BTreeSet::new();
         for a in addrs {
             let a = parse_addr(a)?;
@@ -108,10 +116,11 @@ impl Guard {
                 continue; // one element per address: a repeated add is no change
             }
             match a {
-                IpAddr::V4(a) => keys.push((V4, at(a.to_string()))),
+                IpAddr::V4(a) => keys.push((V4, at(a.to_string()), bytes(&a.octets()))),
                 IpAddr::V6(a) => {
-                    keys.push((V6, at(a.to_string())));
-                    keys.push((ND, at(format!("{:#034x}", u128::from(a)))));
+                    keys.push((V6, at(a.to_string()), bytes(&a.octets())));
+                    let nd = format!("{:#034x}", u128::from(a));
+                    keys.push((ND, at(nd), bytes(&a.octets())));
                 }
             }
         }
@@ -139,8 +148,8 @@ impl Guard {
             let keys: Vec<&str> = self
                 .keys
                 .iter()
-                .filter(|(s, _)| s == set)
-                .map(|(_, k)| k.as_str())
+                .filter(|(s, _, _)| s == set)
+                .map(|(_, k, _)| k.as_str())
                 .collect();
             if !keys.is_empty() {
                 let verb = if verb == "create" { "add" } else { verb };
@@ -151,6 +160,67 @@ impl Guard {
                 );
             }
         }
+    }
+}
+
+impl Guard {
+    /// This guard's elements in both families, for [`netlink::commit`]: `verb` on
+    /// `guarded` (with the tag as comment when adding), and on the other sets the same
+    /// except that `Create` becomes `Add`.
+    fn elements(&self, verb: Verb) -> Vec<Elements> {
+        let adds = verb != Verb::Delete;
+        let rest = if verb == Verb::Create {
+            Verb::Add
+        } else {
+            verb
+        };
+        let mut out = Vec::new();
+        for family in [INET, BRIDGE] {
+            out.push(Elements {
+                family,
+                set: GUARDED,
+                verb,
+                keys: vec![(ifname_key(&self.host_if), adds.then(|| self.tag.clone()))],
+            });
+            for (set, _) in SETS.iter().skip(1) {
+                let keys: Vec<(Vec<u8>, Option<String>)> = self
+                    .keys
+                    .iter()
+                    .filter(|(s, _, _)| s == set)
+                    .map(|(_, _, b)| (b.clone(), None))
+                    .collect();
+                if !keys.is_empty() {
+                    out.push(Elements {
+                        family,
+                        set,
+                        verb: rest,
+                        keys,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Whether a fast transaction went through (`Ok(true)`), or was refused because
+/// something is in the way or missing (`Ok(false)`: EEXIST, ENOENT; the general path
+/// deals with that). Any other refusal is an error: the elements themselves were wrong.
+fn in_the_way(result: std::io::Result<()>) -> Result<bool> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(nix::libc::EEXIST | nix::libc::ENOENT)
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(crate::NetError::Command {
+            command: "nf_tables guard elements (netlink)".to_string(),
+            stderr: e.to_string(),
+        }),
     }
 }
 
@@ -186,15 +256,11 @@ impl Nft {
     /// owner of that name); other guards stay. `tag` is `<guest>.<nic>`.
     pub fn guard(&self, tag: &str, host_if: &str, mac: &str, addrs: &[String]) -> Result<()> {
         let guard = Guard::new(tag, host_if, mac, addrs)?;
-        // The usual case, in one transaction that reads nothing: the sets are there and
+        // The usual case, in one netlink transaction that reads nothing: the sets are there and
         // `host_if` is not in `guarded` yet. Otherwise the kernel refuses the whole
         // transaction (a missing set, or `create` meeting an element: EEXIST) and the
         // general path reads the tables and replaces what is in the way.
-        let mut fast = String::new();
-        for family in [INET, BRIDGE] {
-            guard.lines(&mut fast, &self.ns(family), "create", true);
-        }
-        if self.apply(&fast).is_ok() {
+        if in_the_way(netlink::commit(&self.table, &guard.elements(Verb::Create)))? {
             return Ok(());
         }
         let inet = self.read(INET)?;
@@ -215,11 +281,7 @@ impl Nft {
     /// interface another guard took over in the meantime keeps that guard.
     pub fn unguard_nic(&self, tag: &str, host_if: &str, mac: &str, addrs: &[String]) -> Result<()> {
         let guard = Guard::new(tag, host_if, mac, addrs)?;
-        let mut fast = String::new();
-        for family in [INET, BRIDGE] {
-            guard.lines(&mut fast, &self.ns(family), "delete", false);
-        }
-        if self.apply(&fast).is_ok() {
+        if in_the_way(netlink::commit(&self.table, &guard.elements(Verb::Delete)))? {
             return Ok(());
         }
         let mut script = String::new();
