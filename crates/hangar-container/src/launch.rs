@@ -313,7 +313,7 @@ fn write_resolv_conf(nameservers: &[String], search: Option<&str>) {
 
 /// Keep one line of the guest's /etc/hosts, marked `# hangar`, naming its hostname at its
 /// addresses (the admin's own lines are left as they are). Inside the guest, as guest root.
-fn sync_hosts_file<'a>(hostname: &str, addrs: impl Iterator<Item = &'a String>) {
+fn sync_hosts_file<'a>(hostname: &str, addrs: impl Iterator<Item = &'a hangar_model::net::Cidr>) {
     const MARK: &str = "# hangar";
     let path = std::path::Path::new("/etc/hosts");
     let Ok(old) = std::fs::read_to_string(path) else {
@@ -331,8 +331,7 @@ fn sync_hosts_file<'a>(hostname: &str, addrs: impl Iterator<Item = &'a String>) 
         .map(|l| format!("{l}\n"))
         .collect();
     for a in addrs {
-        let ip = a.split('/').next().unwrap_or(a);
-        text.push_str(&format!("{ip} {names} {MARK}\n"));
+        text.push_str(&format!("{} {names} {MARK}\n", a.addr()));
     }
     if text != old {
         let _ = std::fs::write(path, text);

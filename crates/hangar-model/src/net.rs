@@ -615,6 +615,40 @@ pub fn validate_nics(nics: &[Nic]) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// A NIC's MAC address, checked by [`parse_mac`], written `02:00:5e:10:00:01`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    pub fn parse(s: &str) -> Result<Mac, ModelError> {
+        parse_mac(s).map(Mac)
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Mac::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The IPv4 default gateway of a routed guest (`onlink`), owned by the NIC's host side.
+pub const ROUTED_GATEWAY_V4: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 0, 1);
+/// The IPv6 default gateway of a routed guest, owned by the NIC's host side.
+pub const ROUTED_GATEWAY_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+
 /// A MAC address `02:xx:xx:xx:xx:xx`: unicast, and locally administered when generated.
 pub fn parse_mac(s: &str) -> Result<[u8; 6], ModelError> {
     let err = || {

@@ -13,17 +13,7 @@ pub fn guard_tag(guest: &str, plan: &NicPlan) -> String {
 /// Plug `plan` into network namespace `ns` (the guest's: see [`link::Netns`]). On
 /// failure nothing of it is left.
 pub fn plug(ns: &link::Netns, plan: &NicPlan, guest: &str, nft_tag: Option<&str>) -> Result<()> {
-    let setup = link::NicSetup {
-        host_if: plan.host_if.clone(),
-        guest_if: plan.guest_if.clone(),
-        mac: plan.mac.clone(),
-        bridge: plan.bridge.clone(),
-        addrs: plan.addrs.clone(),
-        gateways: plan.gateways.clone(),
-        mtu: plan.mtu,
-        routed: plan.routed,
-    };
-    link::nic_plug(ns, &setup)?;
+    link::nic_plug(ns, plan)?;
     let rest = || -> Result<()> {
         if plan.egress.is_some() || plan.ingress.is_some() {
             tc::shape(&plan.host_if, plan.egress, plan.ingress)?;

@@ -32,17 +32,13 @@
 
 use crate::rtnl::{self, Rtnl};
 use crate::{NetError, Result, cmd};
-use hangar_model::net::{Cidr, parse_mac};
+use hangar_model::net::{Cidr, ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6};
+use hangar_model::spec::NicPlan;
 use serde::Deserialize;
 use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-
-/// The IPv4 default gateway of a routed guest (`onlink`), owned by the host side.
-pub const ROUTED_GATEWAY_V4: &str = "169.254.0.1";
-/// The IPv6 default gateway of a routed guest, owned by the host side.
-pub const ROUTED_GATEWAY_V6: &str = "fe80::1";
 
 /// Can `name` be an interface name? 1 to 15 bytes, not `.` or `..`, and none of the bytes
 /// the kernel refuses (`/`, `:`, whitespace, NUL) or that `ip -batch` would read as a
@@ -173,19 +169,6 @@ fn bridge_mac(name: &str) -> String {
     )
 }
 
-fn parse_cidr(owner: &str, s: &str) -> Result<Cidr> {
-    Cidr::parse(s).map_err(|e| NetError::Invalid(format!("{owner}: {e}")))
-}
-
-fn check_mtu(owner: &str, mtu: Option<u32>) -> Result<()> {
-    match mtu {
-        Some(m) if !(68..=65535).contains(&m) => Err(NetError::Invalid(format!(
-            "{owner}: mtu {m} is out of range: use 68-65535 (1280 or more with IPv6)"
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// The addresses on link `name` (none when it does not exist).
 fn addresses(name: &str) -> Result<Vec<Cidr>> {
     let mut host = Rtnl::host()?;
@@ -209,18 +192,13 @@ fn bridge_is_ready(name: &str, want: &[Cidr], mtu: Option<u32>) -> Result<bool> 
     Ok(want.iter().all(|c| have.contains(c)))
 }
 
-/// Create bridge `name` if missing (idempotent), give it `addrs` (CIDR, v4 and v6; those
-/// it has are kept, and so are any others, which an admin may have put there), set its
-/// MTU and bring it up. A new bridge gets a fixed MAC derived from its name.
-pub fn bridge_ensure(name: &str, addrs: &[String], mtu: Option<u32>) -> Result<()> {
+/// Create bridge `name` if missing (idempotent), give it `want` (v4 and v6; those it
+/// has are kept, and so are any others, which an admin may have put there), set its MTU
+/// (checked with the network's config) and bring it up. A new bridge gets a fixed MAC
+/// derived from its name.
+pub fn bridge_ensure(name: &str, want: &[Cidr], mtu: Option<u32>) -> Result<()> {
     check_ifname("bridge", name)?;
-    let owner = format!("bridge {name}");
-    let want = addrs
-        .iter()
-        .map(|a| parse_cidr(&owner, a))
-        .collect::<Result<Vec<_>>>()?;
-    check_mtu(&owner, mtu)?;
-    if bridge_is_ready(name, &want, mtu)? {
+    if bridge_is_ready(name, want, mtu)? {
         return Ok(());
     }
     match link_show(name)? {
@@ -333,70 +311,18 @@ pub fn uplink_vlan_delete(name: &str) -> Result<()> {
     }
 }
 
-/// One guest NIC, as [`nic_plug`] creates it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NicSetup {
-    /// Host side veth name, at most 15 bytes (`hg7-eth0`).
-    pub host_if: String,
-    /// The name inside the guest (`eth0`).
-    pub guest_if: String,
-    /// The guest side's MAC (`02:xx:...`).
-    pub mac: String,
-    /// Bridge to attach the host side to (bridged NICs).
-    pub bridge: Option<String>,
-    /// Guest addresses, CIDR, v4 and/or v6.
-    pub addrs: Vec<String>,
-    /// Default gateways inside the guest, v4 and/or v6: none, one or both families.
-    /// A routed NIC takes only [`ROUTED_GATEWAY_V4`] and [`ROUTED_GATEWAY_V6`]. They
-    /// replace a default route the guest already has (a NIC attached to carry it).
-    pub gateways: Vec<String>,
-    pub mtu: Option<u32>,
-    /// Routed (venet style, see the module docs) instead of bridged.
-    pub routed: bool,
-}
-
-/// A `NicSetup` checked and parsed, before anything is changed.
+/// A [`NicPlan`] checked against the host, before anything is changed.
 struct Plan<'a> {
-    nic: &'a NicSetup,
-    mac: [u8; 6],
-    addrs: Vec<Cidr>,
-    gateways: Vec<IpAddr>,
+    nic: &'a NicPlan,
     /// The bridge's name and index.
     bridge: Option<(&'a str, u32)>,
 }
 
-fn plan<'a>(host: &mut Rtnl, ns: &Netns, nic: &'a NicSetup) -> Result<Plan<'a>> {
+fn plan<'a>(host: &mut Rtnl, ns: &Netns, nic: &'a NicPlan) -> Result<Plan<'a>> {
     check_ifname("host interface", &nic.host_if)?;
     check_ifname("guest interface", &nic.guest_if)?;
+    nic.check().map_err(|e| NetError::Invalid(e.to_string()))?;
     let owner = format!("nic {}", nic.host_if);
-    let mac = parse_mac(&nic.mac).map_err(|e| NetError::Invalid(format!("{owner}: {e}")))?;
-    check_mtu(&owner, nic.mtu)?;
-    let addrs = nic
-        .addrs
-        .iter()
-        .map(|a| parse_cidr(&owner, a))
-        .collect::<Result<Vec<_>>>()?;
-    let gateways = nic
-        .gateways
-        .iter()
-        .map(|g| {
-            g.parse::<IpAddr>().map_err(|_| {
-                NetError::Invalid(format!(
-                    "{owner}: gateway {g:?} is not an address: write it like 10.77.0.1 or fd77::1"
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    if nic.routed && nic.bridge.is_some() {
-        return Err(NetError::Invalid(format!(
-            "{owner}: a routed NIC has no bridge: drop the bridge or the routed mode"
-        )));
-    }
-    if nic.routed {
-        check_routed_gateways(&owner, &gateways)?;
-    } else {
-        check_gateways(&owner, &gateways, &addrs)?;
-    }
     let bridge = match &nic.bridge {
         Some(b) => Some((b.as_str(), check_bridge(host, &owner, b)?)),
         None => None,
@@ -410,46 +336,7 @@ fn plan<'a>(host: &mut Rtnl, ns: &Netns, nic: &'a NicSetup) -> Result<Plan<'a>> 
     if !Path::new(&ns.path).exists() {
         return Err(gone(ns, nic));
     }
-    Ok(Plan {
-        nic,
-        mac,
-        addrs,
-        gateways,
-        bridge,
-    })
-}
-
-/// Each gateway must be on one of the NIC's subnets (or IPv6 link-local), or the
-/// kernel would refuse the route only after the NIC exists.
-fn check_gateways(owner: &str, gateways: &[IpAddr], addrs: &[Cidr]) -> Result<()> {
-    for gw in gateways {
-        let (host, link_local) = match gw {
-            IpAddr::V4(a) => (Cidr::V4(*a, 32), false),
-            IpAddr::V6(a) => (Cidr::V6(*a, 128), a.segments()[0] & 0xffc0 == 0xfe80),
-        };
-        if !link_local && !addrs.iter().any(|c| c.contains(&host)) {
-            return Err(NetError::Invalid(format!(
-                "{owner}: gateway {gw} is on none of the NIC's subnets: give an address in its \
-                 subnet, or another gateway"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// A routed NIC's default routes go via the host side's link-local addresses only.
-fn check_routed_gateways(owner: &str, gateways: &[IpAddr]) -> Result<()> {
-    let allowed = [ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6];
-    if gateways
-        .iter()
-        .any(|g| !allowed.contains(&g.to_string().as_str()))
-    {
-        return Err(NetError::Invalid(format!(
-            "{owner}: a routed NIC's default routes go via the host side: its gateways are \
-             {ROUTED_GATEWAY_V4} and {ROUTED_GATEWAY_V6}, or none"
-        )));
-    }
-    Ok(())
+    Ok(Plan { nic, bridge })
 }
 
 /// The index of bridge `bridge`, which must exist.
@@ -467,7 +354,7 @@ fn check_bridge(host: &mut Rtnl, owner: &str, bridge: &str) -> Result<u32> {
     }
 }
 
-fn gone(ns: &Netns, nic: &NicSetup) -> NetError {
+fn gone(ns: &Netns, nic: &NicPlan) -> NetError {
     NetError::Invalid(format!(
         "cannot plug {} into {}: it has exited (is the guest running?)",
         nic.host_if, ns.owner
@@ -515,7 +402,7 @@ impl<'fd> Netns<'fd> {
 /// the kernel allows), then the host side (bridge port, or routes and gateway
 /// addresses when routed). On failure the host side is deleted, and its peer goes with
 /// it.
-pub fn nic_plug(ns: &Netns, nic: &NicSetup) -> Result<()> {
+pub fn nic_plug(ns: &Netns, nic: &NicPlan) -> Result<()> {
     let mut host = Rtnl::host()?;
     let plan = plan(&mut host, ns, nic)?;
     let (mut guest, home) = Rtnl::in_netns(&ns.path).map_err(|e| match e.kind() {
@@ -525,7 +412,7 @@ pub fn nic_plug(ns: &Netns, nic: &NicSetup) -> Result<()> {
             stderr: e.to_string(),
         },
     })?;
-    let pair = rtnl::veth(&nic.guest_if, plan.mac, nic.mtu, &nic.host_if, &home);
+    let pair = rtnl::veth(&nic.guest_if, nic.mac.0, nic.mtu, &nic.host_if, &home);
     guest.run(&pair).map_err(|e| pair_error(e, ns, nic))?;
     let mut rest = || -> Result<()> {
         let index = |r: &mut Rtnl, name: &str| -> Result<u32> {
@@ -546,7 +433,7 @@ pub fn nic_plug(ns: &Netns, nic: &NicSetup) -> Result<()> {
 }
 
 /// Why the pair could not be made (then nothing was).
-fn pair_error(e: NetError, ns: &Netns, nic: &NicSetup) -> NetError {
+fn pair_error(e: NetError, ns: &Netns, nic: &NicPlan) -> NetError {
     match &e {
         NetError::Command { stderr, .. }
             if stderr.contains("No such file") || stderr.contains("No such process") =>
@@ -579,19 +466,19 @@ fn configure_host(host: &mut Rtnl, plan: &Plan, index: u32) -> Result<()> {
     let h = &plan.nic.host_if;
     let mut reqs = Vec::new();
     if plan.nic.routed {
-        if plan.addrs.iter().any(Cidr::is_v4) {
-            let gw = Cidr::parse(&format!("{ROUTED_GATEWAY_V4}/32")).expect("a valid address");
+        if plan.nic.addrs.iter().any(Cidr::is_v4) {
+            let gw = Cidr::V4(ROUTED_GATEWAY_V4, 32);
             reqs.push(rtnl::address(h, index, &gw, true));
             write_sysctl(&format!("net/ipv4/conf/{h}/proxy_arp"), "1")?;
         }
-        if plan.addrs.iter().any(|a| !a.is_v4()) {
-            let gw = Cidr::parse(&format!("{ROUTED_GATEWAY_V6}/64")).expect("a valid address");
+        if plan.nic.addrs.iter().any(|a| !a.is_v4()) {
+            let gw = Cidr::V6(ROUTED_GATEWAY_V6, 64);
             reqs.push(rtnl::address(h, index, &gw, false));
         }
     }
     reqs.push(rtnl::up(h, index, plan.bridge));
     if plan.nic.routed {
-        for a in &plan.addrs {
+        for a in &plan.nic.addrs {
             reqs.push(rtnl::route(&host_route(a), None, h, index, false));
         }
     }
@@ -610,12 +497,12 @@ fn host_route(a: &Cidr) -> Cidr {
 fn guest_requests(plan: &Plan, index: u32) -> Vec<rtnl::Request> {
     let g = &plan.nic.guest_if;
     let mut reqs = Vec::new();
-    for a in &plan.addrs {
+    for a in &plan.nic.addrs {
         let addr = if plan.nic.routed { host_route(a) } else { *a };
         reqs.push(rtnl::address(g, index, &addr, false));
     }
     reqs.push(rtnl::up(g, index, None));
-    for gw in &plan.gateways {
+    for gw in &plan.nic.gateways {
         let default = match gw {
             IpAddr::V4(_) => Cidr::V4(std::net::Ipv4Addr::UNSPECIFIED, 0),
             IpAddr::V6(_) => Cidr::V6(std::net::Ipv6Addr::UNSPECIFIED, 0),
@@ -722,7 +609,7 @@ mod tests {
         assert_eq!(m, bridge_mac("hgb-lan"));
         assert_ne!(m, bridge_mac("hgb-dmz"));
         assert!(m.starts_with("02:"), "{m}");
-        assert!(parse_mac(&m).is_ok());
+        assert!(hangar_model::net::Mac::parse(&m).is_ok());
     }
 
     #[test]
@@ -734,27 +621,6 @@ mod tests {
         assert_eq!(
             host_route(&Cidr::parse("fd00::5/64").unwrap()).to_string(),
             "fd00::5/128"
-        );
-    }
-
-    #[test]
-    fn routed_nic_with_a_gateway_not_the_host_sides_is_refused_before_anything_changes() {
-        let nic = NicSetup {
-            host_if: "hgt-unit0".into(),
-            guest_if: "eth0".into(),
-            mac: "02:00:00:00:00:01".into(),
-            bridge: None,
-            addrs: vec!["10.0.0.5/32".into()],
-            gateways: vec!["10.0.0.1".into()],
-            mtu: None,
-            routed: true,
-        };
-        let e = nic_plug(&Netns::of_process(1), &nic)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("a routed NIC's default routes go via the host side"),
-            "{e}"
         );
     }
 
@@ -771,29 +637,5 @@ mod tests {
                 .to_string();
             assert!(e.contains(needle), "{name} {uplink} {vid}: {e}");
         }
-    }
-
-    #[test]
-    fn bad_mtu_and_mac_are_refused_with_their_values() {
-        let mut nic = NicSetup {
-            host_if: "hgt-unit1".into(),
-            guest_if: "eth0".into(),
-            mac: "01:00:00:00:00:01".into(),
-            bridge: None,
-            addrs: vec![],
-            gateways: vec![],
-            mtu: None,
-            routed: false,
-        };
-        let e = nic_plug(&Netns::of_process(1), &nic)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("multicast"), "{e}");
-        nic.mac = "02:00:00:00:00:01".into();
-        nic.mtu = Some(20);
-        let e = nic_plug(&Netns::of_process(1), &nic)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("mtu 20 is out of range"), "{e}");
     }
 }

@@ -4,7 +4,9 @@
 
 mod link_support;
 
-use hangar_net::link::{self, NicSetup};
+use hangar_model::net::{Cidr, Mac, ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6};
+use hangar_model::spec::NicPlan;
+use hangar_net::link;
 use link_support::{Lab, in_own_netns, ip_json};
 use serde_json::Value;
 
@@ -14,17 +16,26 @@ fn nic(
     bridge: Option<&str>,
     addrs: &[&str],
     gateways: &[&str],
-) -> NicSetup {
-    NicSetup {
+) -> NicPlan {
+    NicPlan {
         host_if: host_if.into(),
         guest_if: "eth0".into(),
-        mac: mac.into(),
+        mac: Mac::parse(mac).expect("a test MAC"),
         bridge: bridge.map(str::to_string),
-        addrs: addrs.iter().map(|a| a.to_string()).collect(),
-        gateways: gateways.iter().map(|g| g.to_string()).collect(),
+        addrs: addrs.iter().map(|a| cidr(a)).collect(),
+        gateways: gateways
+            .iter()
+            .map(|g| g.parse().expect("a test gateway"))
+            .collect(),
         mtu: None,
         routed: false,
+        egress: None,
+        ingress: None,
     }
+}
+
+fn cidr(s: &str) -> Cidr {
+    Cidr::parse(s).expect("a test address")
 }
 
 /// `local/prefixlen` of every address in `ip -json addr` output.
@@ -73,13 +84,13 @@ fn bridged_guests_reach_each_other_and_unplug_leaves_nothing() {
 
             link::bridge_ensure(
                 "hgtbr0",
-                &["10.231.0.1/24".into(), "fd00:231::1/64".into()],
+                &[cidr("10.231.0.1/24"), cidr("fd00:231::1/64")],
                 None,
             )
             .unwrap();
             link::bridge_ensure(
                 "hgtbr0",
-                &["10.231.0.1/24".into(), "fd00:231::1/64".into()],
+                &[cidr("10.231.0.1/24"), cidr("fd00:231::1/64")],
                 None,
             )
             .unwrap();
@@ -166,7 +177,7 @@ fn routed_guest_is_reached_from_another_host_at_its_own_address() {
                 "02:00:00:23:10:03",
                 None,
                 &["10.231.1.10/32", "fd00:231:1::10/64"],
-                &[link::ROUTED_GATEWAY_V4, link::ROUTED_GATEWAY_V6],
+                &["169.254.0.1", "fe80::1"],
             );
             routed.routed = true;
             // The "other host": a plain veth pair to the test host, routes to the guest via it.
@@ -249,8 +260,8 @@ fn routed_guest_is_reached_from_another_host_at_its_own_address() {
             assert_eq!(
                 (v4, v6),
                 (
-                    vec![link::ROUTED_GATEWAY_V4.to_string()],
-                    vec![link::ROUTED_GATEWAY_V6.to_string()]
+                    vec![ROUTED_GATEWAY_V4.to_string()],
+                    vec![ROUTED_GATEWAY_V6.to_string()]
                 )
             );
 

@@ -12,6 +12,7 @@
 //! is never changed. A [`Lab`] removes its servers, namespaces, links and tables when it
 //! is dropped, passing or failing. Without root every test prints `SKIP: needs root`.
 
+use hangar_model::net::{Cidr, Mac};
 use hangar_net::nft::{Inventory, Nft};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -271,6 +272,16 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+fn cidrs(v: &[&str]) -> Vec<Cidr> {
+    v.iter()
+        .map(|s| Cidr::parse(s).expect("a test address"))
+        .collect()
+}
+
+fn mac(s: &str) -> Mac {
+    Mac::parse(s).expect("a test MAC")
+}
+
 #[test]
 fn masquerade_rewrites_guest_traffic_leaving_the_bridge_until_removed() {
     let Some(mut lab) = Lab::new('n') else { return };
@@ -380,10 +391,10 @@ fn guard_drops_traffic_from_a_foreign_address_or_mac() {
     ok(&["ip", "-n", &a, "link", "set", "eth0", "address", mac_a]);
 
     lab.nft
-        .guard("a", &a_if, mac_a, &strings(&a_addrs))
+        .guard("a", &a_if, &mac(mac_a), &cidrs(&a_addrs))
         .expect("guard a");
     lab.nft
-        .guard("b", &b_if, mac_b, &strings(&b_addrs))
+        .guard("b", &b_if, &mac(mac_b), &cidrs(&b_addrs))
         .expect("guard b");
 
     assert!(lab.ping(&a, "10.232.203.2", "10.232.203.4"));
@@ -451,10 +462,10 @@ fn guard_blocks_arp_spoofing_of_a_neighbours_address() {
     );
 
     lab.nft
-        .guard("a", &a_if, mac_a, &strings(&["10.232.204.2/24"]))
+        .guard("a", &a_if, &mac(mac_a), &cidrs(&["10.232.204.2/24"]))
         .expect("guard a");
     lab.nft
-        .guard("b", &b_if, mac_b, &strings(&["10.232.204.3/24"]))
+        .guard("b", &b_if, &mac(mac_b), &cidrs(&["10.232.204.3/24"]))
         .expect("guard b");
 
     assert!(lab.ping(&c, "10.232.204.4", "10.232.204.3"));
@@ -511,10 +522,10 @@ fn guard_blocks_neighbour_advertisement_spoofing_of_a_neighbours_address() {
     );
 
     lab.nft
-        .guard("a", &a_if, mac_a, &strings(&["fd00:232::12/64"]))
+        .guard("a", &a_if, &mac(mac_a), &cidrs(&["fd00:232::12/64"]))
         .expect("guard a");
     lab.nft
-        .guard("b", &b_if, mac_b, &strings(&["fd00:232::13/64"]))
+        .guard("b", &b_if, &mac(mac_b), &cidrs(&["fd00:232::13/64"]))
         .expect("guard b");
 
     assert!(lab.ping(&c, "fd00:232::14", "fd00:232::13"));
@@ -534,17 +545,17 @@ fn repeated_adds_replace_and_one_remove_leaves_only_the_skeleton() {
     nft.ensure().expect("ensure again");
     let skeleton = (listing("inet", nft), listing("bridge", nft));
     let nets = strings(&["10.232.205.0/24", "fd00:232:205::/64"]);
-    let addrs = strings(&["10.232.205.2/24", "fd00:232:205::2/64"]);
+    let addrs = cidrs(&["10.232.205.2/24", "fd00:232:205::2/64"]);
 
     for mac in ["02:32:05:00:00:02", "02:32:05:00:00:12"] {
         nft.masquerade("lan", "hn-test-br", &nets)
             .expect("masquerade");
         nft.port_forward("guest:web:8080", "tcp", 8080, "10.232.205.2", 80)
             .expect("port_forward");
-        nft.guard("web.eth0", "hn-test-veth", mac, &addrs)
+        nft.guard("web.eth0", "hn-test-veth", &self::mac(mac), &addrs)
             .expect("guard");
     }
-    nft.guard("web.eth1", "hn-test-veth1", "02:32:05:00:00:22", &[])
+    nft.guard("web.eth1", "hn-test-veth1", &mac("02:32:05:00:00:22"), &[])
         .expect("guard of a second NIC");
 
     let inet = listing("inet", nft);
@@ -598,14 +609,14 @@ fn changes_leave_a_present_skeleton_alone_and_ensure_writes_it_again() {
     let Some(lab) = Lab::new('s') else { return };
     let nft = &lab.nft;
     // The first guard makes the tables, skeleton included.
-    nft.guard("web.eth0", "hn-test-veth", "02:32:06:00:00:02", &[])
+    nft.guard("web.eth0", "hn-test-veth", &mac("02:32:06:00:00:02"), &[])
         .expect("guard");
     let guard_rule = "iifname != @guarded return";
     assert!(listing("inet", nft).contains(guard_rule));
     // Someone flushes a base chain: the next change does not rewrite it (that would
     // cost a grace period per change)...
     ok(&["nft", "flush", "chain", "inet", nft.table(), "guard"]);
-    nft.guard("web.eth1", "hn-test-veth1", "02:32:06:00:00:12", &[])
+    nft.guard("web.eth1", "hn-test-veth1", &mac("02:32:06:00:00:12"), &[])
         .expect("second guard");
     assert!(!listing("inet", nft).contains(guard_rule));
     // ...ensure does (what `hangar network check --repair` runs), and keeps the guards.
@@ -622,13 +633,13 @@ fn changes_leave_a_present_skeleton_alone_and_ensure_writes_it_again() {
 fn a_guard_takes_an_interface_over_and_unguarding_a_nic_leaves_the_others() {
     let Some(lab) = Lab::new('o') else { return };
     let nft = &lab.nft;
-    nft.guard("old.eth0", "hn-test-veth", "02:32:07:00:00:02", &[])
+    nft.guard("old.eth0", "hn-test-veth", &mac("02:32:07:00:00:02"), &[])
         .expect("guard of the interface's old owner");
-    nft.guard("web.eth1", "hn-test-veth1", "02:32:07:00:00:12", &[])
+    nft.guard("web.eth1", "hn-test-veth1", &mac("02:32:07:00:00:12"), &[])
         .expect("another guard");
     // The interface now belongs to a new guest: its guard replaces the leftover one
     // (the transaction that reads nothing is refused, the general path takes over).
-    nft.guard("new.eth0", "hn-test-veth", "02:32:07:00:00:22", &[])
+    nft.guard("new.eth0", "hn-test-veth", &mac("02:32:07:00:00:22"), &[])
         .expect("guard that takes the interface over");
     assert_eq!(
         nft.inventory().expect("inventory").guards,
@@ -637,15 +648,15 @@ fn a_guard_takes_an_interface_over_and_unguarding_a_nic_leaves_the_others() {
     let inet = listing("inet", nft);
     assert!(inet.contains("02:32:07:00:00:22") && !inet.contains("02:32:07:00:00:02"));
     // The old owner's monitor, late, removes its NIC's guard: the new owner's stays.
-    nft.unguard_nic("old.eth0", "hn-test-veth", "02:32:07:00:00:02", &[])
+    nft.unguard_nic("old.eth0", "hn-test-veth", &mac("02:32:07:00:00:02"), &[])
         .expect("unguard of a guard already gone");
     assert_eq!(
         nft.inventory().expect("inventory").guards,
         strings(&["new.eth0", "web.eth1"])
     );
-    nft.unguard_nic("new.eth0", "hn-test-veth", "02:32:07:00:00:22", &[])
+    nft.unguard_nic("new.eth0", "hn-test-veth", &mac("02:32:07:00:00:22"), &[])
         .expect("unguard_nic");
-    nft.unguard_nic("new.eth0", "hn-test-veth", "02:32:07:00:00:22", &[])
+    nft.unguard_nic("new.eth0", "hn-test-veth", &mac("02:32:07:00:00:22"), &[])
         .expect("unguard_nic again");
     assert_eq!(
         nft.inventory().expect("inventory").guards,
@@ -683,7 +694,7 @@ fn an_older_hangars_guard_chains_give_way_to_the_shared_sets() {
         .unwrap();
     assert!(child.wait().unwrap().success(), "the legacy layout loads");
 
-    nft.guard("web.eth0", "hn-test-veth", "02:32:08:00:00:02", &[])
+    nft.guard("web.eth0", "hn-test-veth", &mac("02:32:08:00:00:02"), &[])
         .expect("guard over a legacy table");
 
     let inet = listing("inet", nft);

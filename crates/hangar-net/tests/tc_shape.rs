@@ -4,7 +4,9 @@
 
 mod link_support;
 
-use hangar_net::link::{self, NicSetup};
+use hangar_model::net::{Cidr, Mac};
+use hangar_model::spec::NicPlan;
+use hangar_net::link;
 use hangar_net::tc;
 use link_support::{Lab, in_own_netns, ip_json, tc_json};
 use serde_json::Value;
@@ -126,16 +128,19 @@ fn shaped_transfers_run_at_the_rate_both_ways_and_unshape_removes_it() {
             lab.link("hgtbr8");
             lab.link("hgt8-eth0");
             lab.link(&ifb);
-            link::bridge_ensure("hgtbr8", &[format!("{HOST}/24")], None).unwrap();
-            let nic = NicSetup {
+            let host = Cidr::parse(&format!("{HOST}/24")).unwrap();
+            link::bridge_ensure("hgtbr8", &[host], None).unwrap();
+            let nic = NicPlan {
                 host_if: "hgt8-eth0".into(),
                 guest_if: "eth0".into(),
-                mac: "02:00:00:23:10:08".into(),
+                mac: Mac::parse("02:00:00:23:10:08").unwrap(),
                 bridge: Some("hgtbr8".into()),
-                addrs: vec![format!("{GUEST}/24")],
+                addrs: vec![Cidr::parse(&format!("{GUEST}/24")).unwrap()],
                 gateways: vec![],
                 mtu: None,
                 routed: false,
+                egress: None,
+                ingress: None,
             };
             link::nic_plug(&link::Netns::of_process(pid), &nic).unwrap();
 
@@ -188,15 +193,17 @@ fn unshape_removes_the_ifb_after_the_guest_took_its_veth_away() {
             let ifb = tc::ifb_name("hgt9-eth0");
             lab.link("hgt9-eth0");
             lab.link(&ifb);
-            let nic = NicSetup {
+            let nic = NicPlan {
                 host_if: "hgt9-eth0".into(),
                 guest_if: "eth0".into(),
-                mac: "02:00:00:23:10:09".into(),
+                mac: Mac::parse("02:00:00:23:10:09").unwrap(),
                 bridge: None,
                 addrs: vec![],
                 gateways: vec![],
                 mtu: None,
                 routed: false,
+                egress: None,
+                ingress: None,
             };
             link::nic_plug(&link::Netns::of_process(pid), &nic).unwrap();
             tc::shape("hgt9-eth0", Some(RATE), None).unwrap();

@@ -4,7 +4,9 @@
 use super::{DEFAULT_NETWORK, alloc, names, store, up};
 use crate::{CoreError, Host, Result};
 use hangar_model::GuestConfig;
-use hangar_model::net::{Cidr, Gateway, Nic, NicMode, Rate};
+use hangar_model::net::{
+    Cidr, Gateway, Mac, Nic, NicMode, ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6, Rate,
+};
 use hangar_model::spec::NicPlan;
 use std::net::IpAddr;
 
@@ -260,24 +262,19 @@ pub fn plans(host: &Host, cfg: &GuestConfig) -> Result<Vec<NicPlan>> {
 }
 
 pub fn plan(host: &Host, cfg: &GuestConfig, nic: &Nic) -> Result<NicPlan> {
-    let addrs: Vec<String> = nic
-        .ipv4
-        .iter()
-        .chain(&nic.ipv6)
-        .map(|c| c.to_string())
-        .collect();
+    let addrs: Vec<Cidr> = nic.ipv4.iter().chain(&nic.ipv6).copied().collect();
     let mut gateways = vec![];
     for v4 in [true, false] {
         if let Some((carrier, gw)) = default_route(host, cfg, v4)?
             && carrier == nic.name
         {
-            gateways.push(gw.to_string());
+            gateways.push(gw);
         }
     }
     Ok(NicPlan {
         host_if: names::host_if(&host.paths, cfg.context.get(), &nic.name),
         guest_if: nic.name.clone(),
-        mac: nic.mac.clone(),
+        mac: Mac::parse(&nic.mac)?,
         bridge: nic
             .network
             .as_ref()
@@ -318,12 +315,12 @@ fn automatic_gateway(host: &Host, nic: &Nic, v4: bool) -> Result<Option<IpAddr>>
         return Ok(None);
     };
     let routed = if v4 {
-        hangar_net::link::ROUTED_GATEWAY_V4
+        IpAddr::V4(ROUTED_GATEWAY_V4)
     } else {
-        hangar_net::link::ROUTED_GATEWAY_V6
+        IpAddr::V6(ROUTED_GATEWAY_V6)
     };
     let net = match (&nic.network, nic.mode) {
-        (_, NicMode::Routed) => return Ok(routed.parse().ok()),
+        (_, NicMode::Routed) => return Ok(Some(routed)),
         (Some(n), NicMode::Bridged) if nic.vlan.is_none() => store::load(&host.paths, n)?,
         _ => return Ok(None),
     };

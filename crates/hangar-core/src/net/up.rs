@@ -166,12 +166,7 @@ pub fn up_for_start(host: &Host, cfg: &NetworkConfig, starting: &str) -> Result<
 
 /// `starting`: None rewrites every rule; Some(guest) only what `up_for_start` says.
 fn bring_up(host: &Host, cfg: &NetworkConfig, starting: Option<&str>) -> Result<()> {
-    let addrs: Vec<String> = cfg
-        .ipv4
-        .iter()
-        .chain(&cfg.ipv6)
-        .map(|c| c.to_string())
-        .collect();
+    let addrs: Vec<Cidr> = cfg.ipv4.iter().chain(&cfg.ipv6).copied().collect();
     link::bridge_ensure(&cfg.bridge, &addrs, cfg.mtu)?;
     if let Some(u) = &cfg.uplink {
         hangar_net::cmd::ip(&["link", "set", u, "master", &cfg.bridge])?;

@@ -25,14 +25,14 @@
 //! is the 128 bits after the ICMPv6 header, and a raw payload does not concatenate
 //! with a typed address.
 
-use super::input::{check_ifname, check_tag, parse_addr, parse_mac};
+use super::input::{check_ifname, check_tag};
 use super::listing::TableState;
 use super::netlink::{self, Elements, Verb, concat, ifname_key};
 use super::{BRIDGE, Batch, INET, Nft};
 use crate::Result;
+use hangar_model::net::{Cidr, Mac};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
 /// The set of guarded interfaces, each element commented with its guard's tag.
 pub(super) const GUARDED: &str = "guarded";
@@ -97,27 +97,22 @@ struct Guard {
 }
 
 impl Guard {
-    fn new(tag: &str, host_if: &str, mac: &str, addrs: &[String]) -> Result<Guard> {
+    fn new(tag: &str, host_if: &str, mac: &Mac, addrs: &[Cidr]) -> Result<Guard> {
         check_tag("guest", tag)?;
         check_ifname(host_if)?;
         let at = |key: String| format!("\"{host_if}\" . {key}");
         let name = ifname_key(host_if);
         let bytes = |part: &[u8]| concat(&[&name, part]);
-        let mac = parse_mac(mac)?;
-        let mac_bytes: Vec<u8> = mac
-            .split(':')
-            .map(|o| u8::from_str_radix(o, 16).expect("parse_mac checked it"))
-            .collect();
-        let mut keys = vec![(MAC, at(mac), bytes(&mac_bytes))];
+        let mut keys = vec![(MAC, at(mac.to_string()), bytes(&mac.0))];
         let mut seen = BTreeSet::new();
         for a in addrs {
-            let a = parse_addr(a)?;
-            if !seen.insert(a) {
+            // The address only: a prefix length means nothing to a source check.
+            if !seen.insert(a.addr()) {
                 continue; // one element per address: a repeated add is no change
             }
-            match a {
-                IpAddr::V4(a) => keys.push((V4, at(a.to_string()), bytes(&a.octets()))),
-                IpAddr::V6(a) => {
+            match *a {
+                Cidr::V4(a, _) => keys.push((V4, at(a.to_string()), bytes(&a.octets()))),
+                Cidr::V6(a, _) => {
                     keys.push((V6, at(a.to_string()), bytes(&a.octets())));
                     let nd = format!("{:#034x}", u128::from(a));
                     keys.push((ND, at(nd), bytes(&a.octets())));
@@ -254,7 +249,7 @@ impl Nft {
     /// a source other than `mac` and `addrs` (rules in the module docs). Replaces
     /// whatever guard `host_if` had (an earlier one of `tag`, or one left by a previous
     /// owner of that name); other guards stay. `tag` is `<guest>.<nic>`.
-    pub fn guard(&self, tag: &str, host_if: &str, mac: &str, addrs: &[String]) -> Result<()> {
+    pub fn guard(&self, tag: &str, host_if: &str, mac: &Mac, addrs: &[Cidr]) -> Result<()> {
         let guard = Guard::new(tag, host_if, mac, addrs)?;
         // The usual case, in one netlink transaction that reads nothing: the sets are there and
         // `host_if` is not in `guarded` yet. Otherwise the kernel refuses the whole
@@ -279,7 +274,7 @@ impl Nft {
     /// different (a crash, a hand edit, a changed address), the general path reads the
     /// tables and removes every element of `host_if` while its guard is `tag`'s; an
     /// interface another guard took over in the meantime keeps that guard.
-    pub fn unguard_nic(&self, tag: &str, host_if: &str, mac: &str, addrs: &[String]) -> Result<()> {
+    pub fn unguard_nic(&self, tag: &str, host_if: &str, mac: &Mac, addrs: &[Cidr]) -> Result<()> {
         let guard = Guard::new(tag, host_if, mac, addrs)?;
         if in_the_way(netlink::commit(&self.table, &guard.elements(Verb::Delete)))? {
             return Ok(());
@@ -324,6 +319,10 @@ impl Nft {
 mod tests {
     use super::*;
 
+    fn mac(s: &str) -> Mac {
+        Mac::parse(s).unwrap()
+    }
+
     fn lines(g: &Guard, verb: &str, adds: bool) -> String {
         let mut s = String::new();
         g.lines(&mut s, "inet t", verb, adds);
@@ -332,8 +331,8 @@ mod tests {
 
     #[test]
     fn a_guard_is_one_element_per_set_and_address() {
-        let addrs = ["10.0.0.2/24", "fd00::2/64", "10.0.0.2"].map(String::from);
-        let g = Guard::new("web.eth0", "hg2-eth0", "02:00:00:00:00:0A", &addrs).unwrap();
+        let addrs = ["10.0.0.2/24", "fd00::2/64", "10.0.0.2/32"].map(|a| Cidr::parse(a).unwrap());
+        let g = Guard::new("web.eth0", "hg2-eth0", &mac("02:00:00:00:00:0A"), &addrs).unwrap();
         assert_eq!(
             lines(&g, "create", true),
             "create element inet t guarded { \"hg2-eth0\" comment \"web.eth0\" }\n\
@@ -346,7 +345,7 @@ mod tests {
 
     #[test]
     fn a_guard_without_addresses_has_only_its_interface_and_mac() {
-        let g = Guard::new("web.eth1", "hg2-eth1", "02:00:00:00:00:01", &[]).unwrap();
+        let g = Guard::new("web.eth1", "hg2-eth1", &mac("02:00:00:00:00:01"), &[]).unwrap();
         assert_eq!(
             lines(&g, "delete", false),
             "delete element inet t guarded { \"hg2-eth1\" }\n\
@@ -356,11 +355,9 @@ mod tests {
 
     #[test]
     fn bad_guard_inputs_are_refused() {
-        assert!(Guard::new("web.eth0", "hg2 eth0", "02:00:00:00:00:01", &[]).is_err());
-        assert!(Guard::new("web eth0", "hg2-eth0", "02:00:00:00:00:01", &[]).is_err());
-        assert!(Guard::new("web.eth0", "hg2-eth0", "01:00:00:00:00:01", &[]).is_err());
-        let bad = ["10.0.0.300".to_string()];
-        assert!(Guard::new("web.eth0", "hg2-eth0", "02:00:00:00:00:01", &bad).is_err());
+        let m = mac("02:00:00:00:00:01");
+        assert!(Guard::new("web.eth0", "hg2 eth0", &m, &[]).is_err());
+        assert!(Guard::new("web eth0", "hg2-eth0", &m, &[]).is_err());
     }
 
     #[test]
