@@ -162,12 +162,12 @@ impl GuestCgroup {
 
     /// Reads the guest's usage figures.
     pub fn stats(&self) -> Result<Stats, CgroupError> {
-        let procs = u64::try_from(self.pids()?.len()).unwrap_or(u64::MAX);
+        let pids = self.pids()?;
         let stats = match self.version {
             Version::V1 => v1::stats(self)?,
             Version::V2 => v2::stats(self)?,
         };
-        Ok(Stats { procs, ..stats })
+        Ok(Stats { pids, ..stats })
     }
 
     /// Reads the guest's counters: usage, peaks, limits and limit hits of

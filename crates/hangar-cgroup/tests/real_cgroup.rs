@@ -125,7 +125,7 @@ fn guest_cgroup_holds_limits_and_removal_kills_its_process() {
 
     guest.add_pid(pid).expect("add sleep");
     assert!(guest.pids().unwrap().contains(&pid));
-    assert_eq!(guest.stats().unwrap().procs, 1);
+    assert_eq!(guest.stats().unwrap().pids, [pid]);
 
     guest
         .apply(&Limits {

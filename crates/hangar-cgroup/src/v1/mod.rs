@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::{keyed, mkdir, parse_u64, read, read_opt, write};
-use crate::guest::{self, GuestCgroup};
+use crate::guest::GuestCgroup;
 use crate::{CgroupError, Stats};
 
 pub(crate) mod counters;
@@ -138,9 +138,6 @@ pub(crate) fn stats(guest: &GuestCgroup) -> Result<Stats, CgroupError> {
         let limit = parse_u64(&path, &read(&path)?)?;
         stats.memory_limit = (limit < V1_UNLIMITED_FROM).then_some(limit);
     }
-    if let Some(dir) = guest.dir_for("pids") {
-        (stats.pids_current, stats.pids_max) = guest::pids_stats(dir)?;
-    }
     Ok(stats)
 }
 
@@ -213,13 +210,11 @@ mod tests {
             "9223372036854771712\n",
         );
         let expected = Stats {
-            procs: 2,
+            pids: vec![41, 42],
             cpu_user_us: 2_500_000,
             cpu_system_us: 750_000,
             memory_rss: 12288,
             memory_limit: None,
-            pids_current: 3,
-            pids_max: None,
         };
         assert_eq!(guest.stats().unwrap(), expected);
     }

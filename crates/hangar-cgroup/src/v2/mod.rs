@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::fsutil::{keyed, mkdir, parse_max, read_opt, write};
-use crate::guest::{self, GuestCgroup};
+use crate::guest::GuestCgroup;
 use crate::{CgroupError, Stats};
 
 pub(crate) mod counters;
@@ -105,9 +105,6 @@ pub(crate) fn stats(guest: &GuestCgroup) -> Result<Stats, CgroupError> {
     if let Some(text) = read_opt(&path)? {
         stats.memory_limit = parse_max(&path, &text)?;
     }
-    if dir.join("pids.current").exists() {
-        (stats.pids_current, stats.pids_max) = guest::pids_stats(dir)?;
-    }
     Ok(stats)
 }
 
@@ -177,13 +174,11 @@ mod tests {
         put(&dir.join("pids.current"), "1\n");
         put(&dir.join("pids.max"), "5\n");
         let expected = Stats {
-            procs: 1,
+            pids: vec![100],
             cpu_user_us: 2000,
             cpu_system_us: 1000,
             memory_rss: MIB,
             memory_limit: Some(64 * MIB),
-            pids_current: 1,
-            pids_max: Some(5),
         };
         assert_eq!(guest.stats().unwrap(), expected);
     }

@@ -38,9 +38,32 @@ pub struct GuestInfo {
 pub fn list(host: &Host) -> Result<Vec<GuestInfo>> {
     // The host's cgroup layout, read once for every row.
     let cgroups = host.cgroups()?;
-    let mut out = Vec::new();
-    for name in store::names(&host.paths)? {
-        match row(host, &cgroups, &name) {
+    let names = store::names(&host.paths)?;
+    // Rows are independent and their cost is the kernel's (opening and generating
+    // cgroup and /proc files): one thread per CPU, each a contiguous share, in order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = names.len().div_ceil(threads).max(1);
+    let rows: Vec<Vec<(GuestName, Result<GuestInfo>)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = names
+            .chunks(share)
+            .map(|chunk| {
+                let cgroups = &cgroups;
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|n| (n.clone(), row(host, cgroups, n)))
+                        .collect()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    let mut out = Vec::with_capacity(names.len());
+    for (name, r) in rows.into_iter().flatten() {
+        match r {
             Ok(i) => out.push(i),
             Err(e) => eprintln!("hangar: skipping {name}: {e}"),
         }
@@ -80,18 +103,13 @@ fn row(host: &Host, cgroups: &hangar_cgroup::Cgroups, name: &GuestName) -> Resul
     if st.is_active() {
         let cg = cgroups.guest(&host.cgroup_parent(), &cfg.context.to_string());
         if let Ok(s) = cg.stats() {
-            info.procs = s.procs;
+            info.procs = u64::try_from(s.pids.len()).unwrap_or(u64::MAX);
+            info.vsz_kib = s.pids.iter().map(|&p| vsize_kib(p)).sum();
             info.rss_kib = s.memory_rss / 1024;
             info.user_time_ms = s.cpu_user_us / 1000;
             info.sys_time_ms = s.cpu_system_us / 1000;
             info.memory_limit = s.memory_limit.or(info.memory_limit);
         }
-        info.vsz_kib = cg
-            .pids()
-            .unwrap_or_default()
-            .iter()
-            .map(|&p| vsize_kib(p))
-            .sum();
         let started = st.runtime.as_ref().and_then(|r| r.started_at);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
