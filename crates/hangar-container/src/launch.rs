@@ -15,8 +15,9 @@ use nix::sched::CloneFlags;
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 
 /// A guest's init, running.
 pub struct Launched {
@@ -54,11 +55,18 @@ pub fn launch(
     if spec.id_base.is_some() {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
-    match hangar_sys::fork_into(flags.bits())? {
+    let joins = Joins::open(&spec.cgroup_dirs)?;
+    let (forked, born_in_v2) = joins.fork(flags.bits())?;
+    match forked {
         Forked::Child => {
             drop(go_w);
             drop(err_r);
             drop(fds_parent);
+            if let Err(e) = joins.join_self() {
+                let mut w = std::fs::File::from(err_w);
+                let _ = w.write_all(crate::error_chain(&e).as_bytes());
+                hangar_sys::exit_now(1);
+            }
             let mut go = [0u8; 1];
             if std::fs::File::from(go_r).read(&mut go).unwrap_or(0) != 1 {
                 hangar_sys::exit_now(1);
@@ -73,7 +81,12 @@ pub fn launch(
             drop(go_r);
             drop(err_w);
             drop(fds_child);
-            let prepared = prepare_from_host(spec, pid)
+            let v2_move = joins
+                .v2_dir()
+                .filter(|_| !born_in_v2)
+                .map(Path::to_path_buf);
+            drop(joins);
+            let prepared = prepare_from_host(spec, pid, v2_move.as_deref())
                 .and_then(|()| before_init(pid).map_err(ContainerError::Child));
             if let Err(e) = prepared {
                 let _ = nix::sys::signal::kill(
@@ -102,17 +115,94 @@ pub fn launch(
     }
 }
 
-/// What the host side does for the new child: id maps, then cgroup membership.
-fn prepare_from_host(spec: &LaunchSpec, pid: i32) -> Result<(), ContainerError> {
+/// What the host side does for the new child: id maps, and moving it into the cgroup2
+/// directory `v2_move` when it could not be born there.
+fn prepare_from_host(
+    spec: &LaunchSpec,
+    pid: i32,
+    v2_move: Option<&Path>,
+) -> Result<(), ContainerError> {
     if let Some(base) = spec.id_base {
         write_id_maps(pid, base, spec.id_count)?;
     }
-    for dir in &spec.cgroup_dirs {
+    if let Some(dir) = v2_move {
         let procs = dir.join("cgroup.procs");
         std::fs::write(&procs, pid.to_string())
             .map_err(|e| ContainerError::path("joining cgroup", procs, e))?;
     }
     Ok(())
+}
+
+/// How a new guest gets into its cgroups without the host moving it there. Moving a
+/// process (writing its pid into `cgroup.procs`) takes the cgroup layer's global
+/// threadgroup lock for writing, which waits for an RCU grace period (10 to 20 ms
+/// here, most of a start). Instead the child is born in its cgroup2 directory
+/// (`CLONE_INTO_CGROUP`), and joins each v1 hierarchy by writing `0` (itself, one
+/// thread: it has no other) into that directory's `tasks` file, which needs no such
+/// lock. Those files are opened here by the monitor, so the kernel checks the
+/// monitor's credentials (it checks the opener's), not the guest's.
+struct Joins {
+    /// `tasks` of each v1 directory, open for writing.
+    v1_tasks: Vec<(PathBuf, std::fs::File)>,
+    /// The cgroup2 directory (a hybrid host's unified tree, or a v2 host's only one).
+    v2: Option<(PathBuf, std::fs::File)>,
+}
+
+impl Joins {
+    fn open(dirs: &[PathBuf]) -> Result<Joins, ContainerError> {
+        let mut joins = Joins {
+            v1_tasks: Vec::new(),
+            v2: None,
+        };
+        for dir in dirs {
+            let fs = nix::sys::statfs::statfs(dir)
+                .map_err(|e| ContainerError::path("reading", dir, std::io::Error::from(e)))?;
+            if fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC && joins.v2.is_none() {
+                let f = std::fs::File::open(dir)
+                    .map_err(|e| ContainerError::path("opening", dir, e))?;
+                joins.v2 = Some((dir.clone(), f));
+            } else {
+                let tasks = dir.join("tasks");
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&tasks)
+                    .map_err(|e| ContainerError::path("opening", &tasks, e))?;
+                joins.v1_tasks.push((tasks, f));
+            }
+        }
+        Ok(joins)
+    }
+
+    fn v2_dir(&self) -> Option<&Path> {
+        self.v2.as_ref().map(|(p, _)| p.as_path())
+    }
+
+    /// Fork the guest with `flags`, in the cgroup2 directory when the kernel can
+    /// (true), else plainly (the parent then moves it).
+    fn fork(&self, flags: libc::c_int) -> Result<(Forked, bool), ContainerError> {
+        if let Some((_, dir)) = &self.v2 {
+            match hangar_sys::fork_into_cgroup(flags, dir.as_fd()) {
+                Ok(f) => return Ok((f, true)),
+                Err(hangar_sys::SysError::Call { source, .. })
+                    if matches!(
+                        source.raw_os_error(),
+                        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
+                    ) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((hangar_sys::fork_into(flags)?, false))
+    }
+
+    /// In the child: join every v1 hierarchy.
+    fn join_self(&self) -> Result<(), ContainerError> {
+        for (tasks, f) in &self.v1_tasks {
+            (&*f)
+                .write_all(b"0")
+                .map_err(|e| ContainerError::path("joining cgroup", tasks, e))?;
+        }
+        Ok(())
+    }
 }
 
 /// Map guest ids 0..count to host ids base..base+count, for uids and gids alike.

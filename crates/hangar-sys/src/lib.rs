@@ -59,6 +59,57 @@ pub fn fork_into(flags: libc::c_int) -> Result<Forked, SysError> {
     }
 }
 
+/// The kernel's `struct clone_args` for `clone3(2)`, up to `cgroup` (version 2, Linux
+/// 5.7). The libc crate defines it only for musl.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// [`fork_into`], with the child born in the cgroup2 directory `cgroup`
+/// (`CLONE_INTO_CGROUP`): no process is moved between cgroups afterwards, and a move is
+/// what costs a start an RCU grace period (the cgroup layer's global threadgroup lock
+/// switching to its slow path). Fails with ENOSYS, E2BIG or EINVAL where the kernel has
+/// no `clone3` or no `CLONE_INTO_CGROUP`: callers fall back to [`fork_into`] and a move.
+pub fn fork_into_cgroup(flags: libc::c_int, cgroup: BorrowedFd) -> Result<Forked, SysError> {
+    let args = CloneArgs {
+        // The namespace flags are positive c_ints: no sign extension.
+        flags: u64::from(flags.unsigned_abs()) | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: u64::try_from(cgroup.as_raw_fd()).unwrap_or(u64::MAX),
+        ..CloneArgs::default()
+    };
+    // SAFETY: as for `fork_into`: without CLONE_VM and with a zero stack, clone3
+    // duplicates the address space as fork(2) does and the child resumes here on its
+    // own copy of this stack; the caller is single-threaded. `args` is a valid
+    // clone_args of the size passed, alive for the call; its pointer fields are zero.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match r {
+        -1 => Err(last("clone3")),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as i32)),
+    }
+}
+
 /// Plain `fork(2)`, with the same contract as `fork_into`.
 pub fn fork() -> Result<Forked, SysError> {
     fork_into(0)
