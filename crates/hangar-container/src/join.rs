@@ -7,6 +7,7 @@
 //! neither ptrace it nor open its /proc entries (and through /proc/PID/exe, the hangar
 //! binary of the host).
 
+use crate::cgroup_join::Joins;
 use crate::launch::{become_guest_root, cstrings, set_stdio};
 use crate::{ContainerError, caps, seccomp};
 use hangar_sys::Forked;
@@ -91,10 +92,12 @@ pub fn spawn(t: &Target, cmd: &Command, tty: Option<OwnedFd>) -> Result<i32, Con
     } else {
         None
     };
-    match hangar_sys::fork()? {
+    let joins = Joins::open(&t.cgroup_dirs)?;
+    let (forked, born_in_v2) = joins.fork(0)?;
+    match forked {
         Forked::Parent(pid) => Ok(pid),
         Forked::Child => {
-            let code = match joiner(t, &ns, || {
+            let code = match joiner(t, &joins, born_in_v2, &ns, || {
                 exec_child(
                     cmd,
                     &argv,
@@ -128,17 +131,18 @@ pub fn wait(pid: i32) -> Result<i32, ContainerError> {
     }
 }
 
-/// In the forked joiner: enter cgroup and namespaces, fork the command, wait for it.
+/// In the forked joiner: enter cgroups (see `cgroup_join`) and namespaces, fork the
+/// command, wait for it.
 fn joiner(
     t: &Target,
+    joins: &Joins,
+    born_in_v2: bool,
     ns: &[(std::fs::File, CloneFlags)],
     child: impl FnOnce() -> ContainerError,
 ) -> Result<i32, ContainerError> {
-    let me = std::process::id().to_string();
-    for dir in &t.cgroup_dirs {
-        let procs = dir.join("cgroup.procs");
-        std::fs::write(&procs, &me)
-            .map_err(|e| ContainerError::path("joining cgroup", procs, e))?;
+    joins.join_self()?;
+    if !born_in_v2 {
+        joins.move_self_v2()?;
     }
     nix::sys::prctl::set_dumpable(false).map_err(|e| ContainerError::sys("prctl", e))?;
     for (f, flag) in ns {

@@ -8,6 +8,7 @@
 //! The console is a pty of the guest's own devpts; the child passes its two ends to the
 //! monitor over a socket pair (SCM_RIGHTS) before it execs.
 
+use crate::cgroup_join::Joins;
 use crate::{ContainerError, caps, mounts, seccomp};
 use hangar_model::LaunchSpec;
 use hangar_sys::Forked;
@@ -15,9 +16,9 @@ use nix::sched::CloneFlags;
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A guest's init, running.
 pub struct Launched {
@@ -131,78 +132,6 @@ fn prepare_from_host(
             .map_err(|e| ContainerError::path("joining cgroup", procs, e))?;
     }
     Ok(())
-}
-
-/// How a new guest gets into its cgroups without the host moving it there. Moving a
-/// process (writing its pid into `cgroup.procs`) takes the cgroup layer's global
-/// threadgroup lock for writing, which waits for an RCU grace period (10 to 20 ms
-/// here, most of a start). Instead the child is born in its cgroup2 directory
-/// (`CLONE_INTO_CGROUP`), and joins each v1 hierarchy by writing `0` (itself, one
-/// thread: it has no other) into that directory's `tasks` file, which needs no such
-/// lock. Those files are opened here by the monitor, so the kernel checks the
-/// monitor's credentials (it checks the opener's), not the guest's.
-struct Joins {
-    /// `tasks` of each v1 directory, open for writing.
-    v1_tasks: Vec<(PathBuf, std::fs::File)>,
-    /// The cgroup2 directory (a hybrid host's unified tree, or a v2 host's only one).
-    v2: Option<(PathBuf, std::fs::File)>,
-}
-
-impl Joins {
-    fn open(dirs: &[PathBuf]) -> Result<Joins, ContainerError> {
-        let mut joins = Joins {
-            v1_tasks: Vec::new(),
-            v2: None,
-        };
-        for dir in dirs {
-            let fs = nix::sys::statfs::statfs(dir)
-                .map_err(|e| ContainerError::path("reading", dir, std::io::Error::from(e)))?;
-            if fs.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC && joins.v2.is_none() {
-                let f = std::fs::File::open(dir)
-                    .map_err(|e| ContainerError::path("opening", dir, e))?;
-                joins.v2 = Some((dir.clone(), f));
-            } else {
-                let tasks = dir.join("tasks");
-                let f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&tasks)
-                    .map_err(|e| ContainerError::path("opening", &tasks, e))?;
-                joins.v1_tasks.push((tasks, f));
-            }
-        }
-        Ok(joins)
-    }
-
-    fn v2_dir(&self) -> Option<&Path> {
-        self.v2.as_ref().map(|(p, _)| p.as_path())
-    }
-
-    /// Fork the guest with `flags`, in the cgroup2 directory when the kernel can
-    /// (true), else plainly (the parent then moves it).
-    fn fork(&self, flags: libc::c_int) -> Result<(Forked, bool), ContainerError> {
-        if let Some((_, dir)) = &self.v2 {
-            match hangar_sys::fork_into_cgroup(flags, dir.as_fd()) {
-                Ok(f) => return Ok((f, true)),
-                Err(hangar_sys::SysError::Call { source, .. })
-                    if matches!(
-                        source.raw_os_error(),
-                        Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL)
-                    ) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok((hangar_sys::fork_into(flags)?, false))
-    }
-
-    /// In the child: join every v1 hierarchy.
-    fn join_self(&self) -> Result<(), ContainerError> {
-        for (tasks, f) in &self.v1_tasks {
-            (&*f)
-                .write_all(b"0")
-                .map_err(|e| ContainerError::path("joining cgroup", tasks, e))?;
-        }
-        Ok(())
-    }
 }
 
 /// Map guest ids 0..count to host ids base..base+count, for uids and gids alike.

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod caps;
+mod cgroup_join;
 pub mod devices;
 pub mod idshift;
 pub mod join;
