@@ -39,12 +39,12 @@
 //! as given. Because nothing but map elements points at a tag's chain, removing a tag is
 //! "delete the elements that jump to its chains, flush and delete the chains", and adding
 //! one replaces whatever the tag had before. A guard (the one change every start and stop
-//! of a guest with NICs makes) first tries one `nft -f -` transaction that reads nothing:
-//! create the NIC's elements, or delete them; only when the kernel refuses it, because
-//! the skeleton is missing or the interface is guarded already, does it take the general
-//! path: read the tables it changes (`nft -j list table`, parsed in `nft/listing.rs`,
-//! whose size grows with the number of guests) and apply one transaction. Either way a
-//! change happens entirely or not at all. Callers serialise
+//! of a guest with NICs makes) first tries one netlink transaction that reads nothing
+//! (`nft/netlink.rs`): create the NIC's elements, or delete them; only when the kernel
+//! refuses it, because the skeleton is missing or the interface is guarded already, does
+//! it take the general path: read the tables it changes (`nft -j list table`, parsed in
+//! `nft/listing.rs`, whose size grows with the number of guests) and apply one
+//! transaction. Either way a change happens entirely or not at all. Callers serialise
 //! changes to one table (hangar holds its host lock); a concurrent writer can make a
 //! transaction fail, never half-apply. Inputs are checked (`nft/input.rs`) before any
 //! of them reaches a script.
