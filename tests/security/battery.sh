@@ -327,6 +327,20 @@ check_proc_fresh() {
     fi
 }
 
+# The host's firmware (ACPI tables, DMI, memory map) is none of a guest's business.
+check_sys_firmware() {
+    if [ ! -d /sys/firmware ]; then
+        skip sys_firmware "no /sys/firmware to look at"
+        return
+    fi
+    entries=$(ls -A /sys/firmware 2>&1)
+    if [ -z "$entries" ]; then
+        pass sys_firmware "/sys/firmware is empty"
+    else
+        fail sys_firmware "/sys/firmware shows: $(echo "$entries" | tr '\n' ' ')"
+    fi
+}
+
 check_kcore() {
     if [ ! -e /proc/kcore ]; then
         pass kcore "absent"
@@ -535,6 +549,7 @@ check_sysfs_write
 check_proc_sysctl
 check_sysrq
 check_proc_fresh
+check_sys_firmware
 check_kcore
 check_release_agent
 check_cgroupfs

@@ -81,6 +81,10 @@ fn the_battery_finds_no_escape_from_a_busybox_guest() {
         .find(|l| l.starts_with("battery:"))
         .expect("summary line");
     assert!(summary.contains(" 0 failed"), "{summary}");
+    assert!(
+        out.lines().any(|l| l.starts_with("PASS sys_firmware")),
+        "the host's firmware was looked for and hidden:\n{out}"
+    );
     let passed: u32 = summary.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(passed >= 15, "only {passed} checks ran: {summary}");
 }

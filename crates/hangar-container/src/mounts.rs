@@ -25,6 +25,10 @@ const MASKED_FILES: &[&str] = &[
 const MASKED_DIRS: &[&str] = &["acpi", "scsi", "firmware"];
 /// Parts of /proc that stay visible but read-only.
 const READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus", "fs"];
+/// Directories of /sys hidden under an empty read-only tmpfs: the host's firmware
+/// (ACPI tables, DMI, the memory map) and RAPL energy counters (a known side channel);
+/// other runtimes mask the same.
+const MASKED_SYS_DIRS: &[&str] = &["firmware", "devices/virtual/powercap"];
 
 fn mnt(
     src: Option<&str>,
@@ -165,6 +169,18 @@ fn mount_sys(sys_dir: &Path, userns: bool, cgroup2: bool) -> Result<(), Containe
         return Ok(());
     }
     fresh?;
+    for d in MASKED_SYS_DIRS {
+        let p = sys_dir.join(d);
+        if p.is_dir() {
+            mnt(
+                Some("tmpfs"),
+                &p,
+                Some("tmpfs"),
+                flags,
+                Some("size=0,mode=555"),
+            )?;
+        }
+    }
     let cg = sys_dir.join("fs/cgroup");
     if cgroup2 {
         let rw = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
