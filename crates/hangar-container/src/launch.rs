@@ -9,7 +9,7 @@
 //! monitor over a socket pair (SCM_RIGHTS) before it execs.
 
 use crate::cgroup_join::Joins;
-use crate::{ContainerError, caps, mounts, seccomp};
+use crate::{ContainerError, caps, mounts, procstat, seccomp};
 use hangar_model::LaunchSpec;
 use hangar_sys::Forked;
 use nix::sched::CloneFlags;
@@ -28,6 +28,10 @@ pub struct Launched {
     pub console: OwnedFd,
     /// The console pty's peer, kept open so the console survives its users closing it.
     pub console_peer: OwnedFd,
+    /// Init's `cminflt` just before it was exec'd ([`procstat::REAPED_CHILDREN_FAULTS`]):
+    /// above it, init has forked (and reaped) a child of its own; at it, only the
+    /// launch's helper ran.
+    pub reaped_faults_at_exec: u64,
 }
 
 /// Fork the guest's init from `spec`. `before_init` runs on the host side once the
@@ -103,11 +107,12 @@ pub fn launch(
             let mut msg = String::new();
             let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
             if msg.is_empty() {
-                let (console, console_peer) = receive_console(&fds_parent)?;
+                let (console, console_peer, reaped_faults_at_exec) = receive_console(&fds_parent)?;
                 return Ok(Launched {
                     pid,
                     console,
                     console_peer,
+                    reaped_faults_at_exec,
                 });
             }
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
@@ -159,19 +164,27 @@ pub fn become_guest_root(userns: bool) -> Result<(), ContainerError> {
 }
 
 /// Send the console's two ends to the monitor.
-fn send_console(sock: &UnixStream, master: &OwnedFd, peer: &OwnedFd) -> Result<(), ContainerError> {
+/// Pass the console's two ends to the monitor, with the child's count of its reaped
+/// children's faults (after the last fork it makes before exec).
+fn send_console(
+    sock: &UnixStream,
+    master: &OwnedFd,
+    peer: &OwnedFd,
+    reaped_faults: u64,
+) -> Result<(), ContainerError> {
     let fds = [master.as_raw_fd(), peer.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    let iov = [std::io::IoSlice::new(b"c")];
+    let bytes = reaped_faults.to_le_bytes();
+    let iov = [std::io::IoSlice::new(&bytes)];
     sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
         .map_err(|e| ContainerError::sys("passing the console to the monitor", e))?;
     Ok(())
 }
 
-/// Receive the console's two ends from the child.
-fn receive_console(sock: &UnixStream) -> Result<(OwnedFd, OwnedFd), ContainerError> {
-    let mut byte = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+/// Receive the console's two ends and the reaped-children faults from the child.
+fn receive_console(sock: &UnixStream) -> Result<(OwnedFd, OwnedFd, u64), ContainerError> {
+    let mut bytes = [0u8; 8];
+    let mut iov = [std::io::IoSliceMut::new(&mut bytes)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 2]);
     let msg = recvmsg::<()>(
         sock.as_raw_fd(),
@@ -189,7 +202,7 @@ fn receive_console(sock: &UnixStream) -> Result<(OwnedFd, OwnedFd), ContainerErr
         {
             let master = hangar_sys::own_fd(master)?;
             let peer = hangar_sys::own_fd(peer)?;
-            return Ok((master, peer));
+            return Ok((master, peer, u64::from_le_bytes(bytes)));
         }
     }
     Err(ContainerError::Child(
@@ -253,7 +266,10 @@ fn child_steps(
         spec.nics.iter().flat_map(|n| n.addrs.iter()),
     );
     hangar_sys::loopback_up()?;
-    send_console(fds, &master, &peer)?;
+    // The launch forks nothing after this: what init's own children add to this count
+    // later tells the monitor that init forked, even if they are gone already.
+    let reaped = procstat::stat_field("self", procstat::REAPED_CHILDREN_FAULTS).unwrap_or(0);
+    send_console(fds, &master, &peer, reaped)?;
     drop(master);
     attach_console(&peer)?;
     drop(peer);

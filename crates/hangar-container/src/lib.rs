@@ -17,6 +17,7 @@ pub mod join;
 pub mod launch;
 pub mod lxcfs;
 pub mod mounts;
+pub mod procstat;
 pub mod rlimits;
 pub mod seccomp;
 

@@ -16,7 +16,6 @@ pub mod lxcfs;
 pub mod net;
 pub mod ops;
 pub mod paths;
-mod procstat;
 pub mod spawn;
 pub mod status;
 pub mod store;

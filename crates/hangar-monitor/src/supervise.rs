@@ -1,5 +1,6 @@
 //! The monitor's life: lock, launch, serve, reap, clean up.
 
+use hangar_container::procstat;
 use hangar_model::control::{Reply, Request};
 use hangar_model::state::ExitReason;
 use hangar_model::{GuestState, LaunchSpec, RuntimeState};
@@ -31,14 +32,15 @@ struct Monitor {
     /// When a first init that has not forked yet counts as settled all the same.
     settle_by: Instant,
     launched_at: Instant,
-    /// The pids controller's peak when init was launched: a cgroup left busy by the
-    /// last run keeps its old peak, so only a higher one shows a fork of this init.
-    peak_at_launch: u64,
+    /// Init's reaped-children faults when it was exec'd (`Launched::reaped_faults_at_exec`):
+    /// a higher count shows that init forked a child that is gone already.
+    reaped_faults_at_exec: u64,
 }
 
 /// How long `hangar start` waits, at most, for a new init to show that it boots: an
 /// init that has forked a first child (busybox's rcS, sysvinit's rc, systemd's
-/// generators; seen as a child of init or in the pids controller's peak) has settled
+/// generators; seen as a child of init or in init's count of its reaped children's
+/// faults) has settled
 /// at once; one that dies before that fails the start, with its console. An init that
 /// never forks counts as settled after this long.
 const SETTLE: Duration = Duration::from_secs(1);
@@ -123,9 +125,8 @@ impl Monitor {
             ready: None,
             settle_by: Instant::now() + SETTLE,
             launched_at: Instant::now(),
-            peak_at_launch: 0,
+            reaped_faults_at_exec: launched.reaped_faults_at_exec,
         };
-        mon.peak_at_launch = mon.pids_peak();
         mon.running(launched.pid);
         Ok(mon)
     }
@@ -136,26 +137,18 @@ impl Monitor {
         let Some(pid) = self.state.init_pid.filter(|_| self.ready.is_some()) else {
             return;
         };
-        // A child now, or ever: the pids controller's peak (a quick rcS may be gone).
+        // A child now (alive or not yet reaped), or ever: a child init reaped already
+        // (a quick rcS) added its faults to init's count. (The pids controller's peak
+        // cannot tell: the launch's own helper raised it to two.)
         let forked = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
             .is_ok_and(|c| !c.trim().is_empty())
-            || self.pids_peak() > self.peak_at_launch.max(1);
+            || procstat::stat_field(pid, procstat::REAPED_CHILDREN_FAULTS)
+                .is_some_and(|f| f > self.reaped_faults_at_exec);
         if forked || Instant::now() >= self.settle_by {
             if let Some(mut ready) = self.ready.take() {
                 let _ = writeln!(ready, "ok {pid}");
             }
         }
-    }
-
-    /// The most tasks the guest's cgroup has held (`pids.peak`; 0 where the kernel has
-    /// no such file).
-    fn pids_peak(&self) -> u64 {
-        self.spec
-            .cgroup_dirs
-            .iter()
-            .filter_map(|d| std::fs::read_to_string(d.join("pids.peak")).ok())
-            .find_map(|p| p.trim().parse().ok())
-            .unwrap_or(0)
     }
 
     /// Why the start failed: init ended before it settled. Its exit and the last
@@ -200,6 +193,7 @@ impl Monitor {
         let launched = launch(&self.spec)?;
         self.console_master = launched.console;
         self.console_peer = launched.console_peer;
+        self.reaped_faults_at_exec = launched.reaped_faults_at_exec;
         self.running(launched.pid);
         Ok(())
     }

@@ -101,7 +101,7 @@ fn guest_netns(host: &Host, name: &GuestName) -> Result<Option<std::fs::File>> {
     };
     // It is the guest's init if the guest's monitor (alive) is its parent: init is the
     // monitor's only child, and a process that reused the pid would have another parent.
-    if crate::procstat::stat_field(pid, 4) != u64::try_from(monitor).ok()
+    if hangar_container::procstat::stat_field(pid, 4) != u64::try_from(monitor).ok()
         || !status::monitor_alive(&host.paths, name)
     {
         return Err(stopped());

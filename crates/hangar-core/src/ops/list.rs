@@ -126,5 +126,5 @@ fn row(host: &Host, cgroups: &hangar_cgroup::Cgroups, name: &GuestName) -> Resul
 
 /// Virtual size of a process from /proc/PID/stat (field 23, bytes).
 fn vsize_kib(pid: i32) -> u64 {
-    crate::procstat::stat_field(pid, 23).unwrap_or(0) / 1024
+    hangar_container::procstat::stat_field(pid, 23).unwrap_or(0) / 1024
 }

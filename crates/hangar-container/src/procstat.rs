@@ -1,13 +1,19 @@
 //! Numeric fields of `/proc/PID/stat` (numbered as in proc_pid_stat(5)).
 
-/// Field `field` (4 = ppid, 23 = vsize, ...) of `/proc/PID/stat`; `None` when the
+/// Field `field` (4 = ppid, 23 = vsize, ...) of `/proc/PID/stat` (PID may be `self`);
+/// `None` when the
 /// process is gone or the field is not a number. Field 2, the command name, is in
 /// parentheses and may hold spaces or parentheses itself, so counting starts after
 /// its last `)`; fields 1 to 3 (pid, name, state) are not asked for here.
-pub(crate) fn stat_field(pid: i32, field: usize) -> Option<u64> {
+pub fn stat_field(pid: impl std::fmt::Display, field: usize) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_field(&stat, field)
 }
+
+/// Field 11, `cminflt`: minor faults of the children the process has waited for. It
+/// only grows, and every child that ran adds to it when reaped: "has it ever forked?"
+/// for a process whose children may already be gone.
+pub const REAPED_CHILDREN_FAULTS: usize = 11;
 
 fn parse_field(stat: &str, field: usize) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 1..];
