@@ -40,9 +40,8 @@ struct Monitor {
 /// How long `hangar start` waits, at most, for a new init to show that it boots: an
 /// init that has forked a first child (busybox's rcS, sysvinit's rc, systemd's
 /// generators; seen as a child of init or in init's count of its reaped children's
-/// faults) has settled
-/// at once; one that dies before that fails the start, with its console. An init that
-/// never forks counts as settled after this long.
+/// faults) has settled at once; one that dies before that fails the start, with its
+/// console. An init that never forks counts as settled after this long.
 const SETTLE: Duration = Duration::from_secs(1);
 /// How often a settling init is looked at.
 const SETTLE_POLL_MS: u16 = 2;
