@@ -2,13 +2,13 @@
 //! routes, traffic shaping, nftables rules (NAT, port forwards, anti-spoofing) and the
 //! per-network DNS service.
 //!
-//! A guest NIC is plugged, guarded and unplugged in-process through netlink (`rtnl.rs`
-//! for links, addresses and routes; `nft/netlink.rs` for the guards' set elements), so
-//! a start costs no process and the same at the 1st and the 1,000th guest. What happens
-//! once per network or on repair (bridges, VLAN devices, the nftables skeleton, NAT and
-//! forward chains, listings), shaping, and DNS go through the real tools (iproute2's
-//! `ip` and `tc`, `nft`, `dnsmasq`). Errors name the command an admin would run to do
-//! the same by hand.
+//! Links, addresses and routes (a guest's NIC, a network's bridge, a VLAN's 802.1Q
+//! device) go through rtnetlink in-process (`rtnl.rs`), and so do the guards' set
+//! elements (`nft/netlink.rs`): a start costs no process and the same at the 1st and
+//! the 1,000th guest. What happens once per network, forward or repair (the nftables
+//! skeleton, NAT and forward chains, listings), shaping (`tc`: TBF has no netlink
+//! crate) and DNS go through the real tools (`nft`, `tc`, `dnsmasq`). Errors name the
+//! command an admin would run to do the same by hand.
 #![forbid(unsafe_code)]
 
 pub mod cmd;

@@ -8,8 +8,8 @@
 //! temporary name on the host to collide with, and a failure leaves either the whole
 //! pair or nothing. A NIC is plugged and unplugged through netlink from this process
 //! (`rtnl.rs`): a socket made inside the guest's namespace configures the guest side,
-//! one on the host the host side, and no `ip` or `nsenter` runs. Bridges and VLAN
-//! devices (made once per network, not per start) still go through `ip`.
+//! one on the host the host side, and no `ip` or `nsenter` runs. Bridges and 802.1Q
+//! devices on an uplink go through netlink the same way.
 //!
 //! Two ways to connect a NIC:
 //! - **bridged**: the host side is a port of a bridge; the guest's addresses are on the
@@ -32,7 +32,7 @@
 
 use crate::rtnl::{self, Rtnl};
 use crate::{NetError, Result, cmd};
-use hangar_model::net::{Cidr, ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6};
+use hangar_model::net::{Cidr, Mac, ROUTED_GATEWAY_V4, ROUTED_GATEWAY_V6};
 use hangar_model::spec::NicPlan;
 use serde::Deserialize;
 use std::marker::PhantomData;
@@ -67,9 +67,6 @@ pub(crate) fn check_ifname(what: &str, name: &str) -> Result<()> {
 #[derive(Debug, Deserialize)]
 pub(crate) struct Link {
     pub ifname: String,
-    /// The lower device (a VLAN device's parent).
-    #[serde(default)]
-    pub link: Option<String>,
     #[serde(default)]
     pub linkinfo: Option<LinkInfo>,
     #[serde(default)]
@@ -80,8 +77,6 @@ pub(crate) struct Link {
 pub(crate) struct LinkInfo {
     #[serde(default)]
     pub info_kind: Option<String>,
-    #[serde(default)]
-    pub info_data: Option<serde_json::Value>,
 }
 
 impl Link {
@@ -91,16 +86,6 @@ impl Link {
             .as_ref()
             .and_then(|l| l.info_kind.as_deref())
             .unwrap_or("device")
-    }
-
-    /// A VLAN device's id.
-    fn vlan_id(&self) -> Option<u64> {
-        self.linkinfo
-            .as_ref()?
-            .info_data
-            .as_ref()?
-            .get("id")?
-            .as_u64()
     }
 }
 
@@ -169,15 +154,6 @@ fn bridge_mac(name: &str) -> String {
     )
 }
 
-/// The addresses on link `name` (none when it does not exist).
-fn addresses(name: &str) -> Result<Vec<Cidr>> {
-    let mut host = Rtnl::host()?;
-    match host.link(name)? {
-        Some(l) => host.addresses(name, l.index),
-        None => Ok(Vec::new()),
-    }
-}
-
 /// Whether bridge `name` exists, is up, has every address of `want` and MTU `mtu`: the
 /// common case at every start, answered through netlink.
 fn bridge_is_ready(name: &str, want: &[Cidr], mtu: Option<u32>) -> Result<bool> {
@@ -201,56 +177,65 @@ pub fn bridge_ensure(name: &str, want: &[Cidr], mtu: Option<u32>) -> Result<()> 
     if bridge_is_ready(name, want, mtu)? {
         return Ok(());
     }
-    match link_show(name)? {
-        Some(l) if l.kind() != "bridge" => {
+    let mut host = Rtnl::host()?;
+    let index = match host.link(name)? {
+        Some(l) if l.kind != "bridge" => {
             return Err(NetError::Invalid(format!(
                 "{name} exists and is a {}, not a bridge: rename or delete it, or choose \
                  another network name",
-                l.kind()
+                l.kind
             )));
         }
-        Some(_) => {}
+        Some(l) => l.index,
         None => {
-            let mac = bridge_mac(name);
-            let made = cmd::ip(&[
-                "link", "add", "name", name, "address", &mac, "type", "bridge",
-            ]);
+            let mac = Mac::parse(&bridge_mac(name)).expect("bridge_mac makes valid MACs");
+            let made = host.run(&rtnl::bridge(name, mac.0));
             // Another hangar may have created it meanwhile; then it is there, and fine.
-            if let Err(e) = made
-                && !matches!(link_show(name)?, Some(l) if l.kind() == "bridge")
-            {
-                return Err(e);
+            match host.link(name)? {
+                Some(l) if l.kind == "bridge" => l.index,
+                _ => return Err(made.err().unwrap_or_else(|| gone_meanwhile(name))),
             }
         }
-    }
-    let have = addresses(name)?;
-    for c in want.iter().filter(|c| !have.contains(c)) {
-        let cidr = c.to_string();
-        let mut args = vec!["addr", "add", cidr.as_str(), "dev", name];
-        if !c.is_v4() {
-            // Without carrier (no port yet) an address would stay tentative until DAD ran.
-            args.push("nodad");
-        }
-        cmd::ip(&args)?;
-    }
+    };
+    let have = host.addresses(name, index)?;
+    let mut reqs: Vec<rtnl::Request> = want
+        .iter()
+        .filter(|c| !have.contains(c))
+        // IPv6 without DAD: without carrier (no port yet) it would stay tentative.
+        .map(|c| rtnl::address(name, index, c, false))
+        .collect();
     if let Some(m) = mtu {
-        cmd::ip(&["link", "set", "dev", name, "mtu", &m.to_string()])?;
+        reqs.push(rtnl::mtu(name, index, m));
     }
-    cmd::ip(&["link", "set", "dev", name, "up"])?;
-    Ok(())
+    reqs.push(rtnl::up(name, index, None));
+    host.run_all(&reqs)
+}
+
+fn gone_meanwhile(name: &str) -> NetError {
+    NetError::Invalid(format!("{name} vanished while it was being set up"))
+}
+
+/// Delete link `name` of kind `kind` (idempotent); a link of another kind is refused,
+/// saying what it is.
+fn delete_kind(name: &str, kind: &str, what: &str) -> Result<()> {
+    let mut host = Rtnl::host()?;
+    match host.link(name)? {
+        None => Ok(()),
+        Some(l) if l.kind != kind => Err(NetError::Invalid(format!(
+            "{name} is a {}, not {what}: not deleting it",
+            l.kind
+        ))),
+        Some(l) => match host.run(&rtnl::delete(name, l.index)) {
+            Err(NetError::Command { stderr, .. }) if stderr.contains("No such device") => Ok(()),
+            r => r,
+        },
+    }
 }
 
 /// Delete bridge `name` (idempotent). Refuses to delete a link that is not a bridge.
 pub fn bridge_delete(name: &str) -> Result<()> {
     check_ifname("bridge", name)?;
-    match link_show(name)? {
-        None => Ok(()),
-        Some(l) if l.kind() != "bridge" => Err(NetError::Invalid(format!(
-            "{name} is a {}, not a bridge: not deleting it",
-            l.kind()
-        ))),
-        Some(_) => link_delete(name),
-    }
+    delete_kind(name, "bridge", "a bridge")
 }
 
 /// Carry VLAN `vid` on `uplink`: the 802.1Q device `name` on it (tagging what leaves,
@@ -264,51 +249,51 @@ pub fn uplink_vlan_ensure(name: &str, uplink: &str, vid: u16, bridge: &str) -> R
     if !(1..=4094).contains(&vid) {
         return Err(NetError::Invalid(format!("VLAN id {vid}: use 1 to 4094")));
     }
-    match link_show(name)? {
-        Some(l)
-            if l.kind() == "vlan"
-                && l.vlan_id() == Some(u64::from(vid))
-                && l.link.as_deref() == Some(uplink) => {}
+    let mut host = Rtnl::host()?;
+    let missing = |what: &str, n: &str| NetError::Invalid(format!("{what} {n} does not exist"));
+    let up_index = host
+        .link(uplink)?
+        .ok_or_else(|| missing("uplink", uplink))?
+        .index;
+    let br_index = host
+        .link(bridge)?
+        .ok_or_else(|| missing("bridge", bridge))?
+        .index;
+    let index = match host.link(name)? {
+        Some(l) if l.kind == "vlan" && l.vlan_id == Some(vid) && l.lower == Some(up_index) => {
+            l.index
+        }
         Some(l) => {
             return Err(NetError::Invalid(format!(
                 "{name} exists and is a {} other than VLAN {vid} on {uplink}: delete it",
-                l.kind()
+                l.kind
             )));
         }
         None => {
-            let id = vid.to_string();
-            let made = cmd::ip(&[
-                "link", "add", "link", uplink, "name", name, "type", "vlan", "id", &id,
-            ]);
-            match made {
-                Err(NetError::Command { stderr, .. }) if stderr.contains("Unknown device type") => {
+            match host.run(&rtnl::vlan(name, (uplink, up_index), vid)) {
+                // The kernel's answer when it has no such link kind.
+                Err(NetError::Command { stderr, .. })
+                    if stderr.contains("Operation not supported") =>
+                {
                     return Err(NetError::Invalid(format!(
                         "VLAN {vid} cannot be tagged on uplink {uplink}: this kernel has no \
                          802.1Q VLAN devices (CONFIG_VLAN_8021Q, module 8021q); load the \
                          module, or use VLANs on a network without an uplink"
                     )));
                 }
-                Err(e) => return Err(e),
-                Ok(_) => {}
+                r => r?,
             }
+            host.link(name)?.ok_or_else(|| gone_meanwhile(name))?.index
         }
-    }
-    let up = cmd::ip(&["link", "set", "dev", name, "master", bridge, "up"]);
-    up.map(drop)
+    };
+    host.run(&rtnl::up(name, index, Some((bridge, br_index))))
 }
 
 /// Delete the 802.1Q device `name` (idempotent). Refuses a link that is not a VLAN
 /// device.
 pub fn uplink_vlan_delete(name: &str) -> Result<()> {
     check_ifname("VLAN device", name)?;
-    match link_show(name)? {
-        None => Ok(()),
-        Some(l) if l.kind() != "vlan" => Err(NetError::Invalid(format!(
-            "{name} is a {}, not a VLAN device: not deleting it",
-            l.kind()
-        ))),
-        Some(_) => link_delete(name),
-    }
+    delete_kind(name, "vlan", "a VLAN device")
 }
 
 /// A [`NicPlan`] checked against the host, before anything is changed.

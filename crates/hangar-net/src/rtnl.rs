@@ -18,7 +18,7 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoVeth, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
@@ -38,6 +38,10 @@ pub(crate) struct LinkState {
     pub(crate) kind: String,
     pub(crate) up: bool,
     pub(crate) mtu: Option<u32>,
+    /// A VLAN device's id.
+    pub(crate) vlan_id: Option<u16>,
+    /// The index of the link this one sits on (a VLAN device's uplink).
+    pub(crate) lower: Option<u32>,
 }
 
 /// A netlink route socket in one network namespace.
@@ -191,11 +195,27 @@ impl Rtnl {
                     LinkAttribute::Mtu(m) => Some(*m),
                     _ => None,
                 });
+                let lower = l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Link(i) => Some(*i),
+                    _ => None,
+                });
+                let vlan_id = l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                        LinkInfo::Data(InfoData::Vlan(v)) => v.iter().find_map(|x| match x {
+                            InfoVlan::Id(id) => Some(*id),
+                            _ => None,
+                        }),
+                        _ => None,
+                    }),
+                    _ => None,
+                });
                 Ok(Some(LinkState {
                     index: l.header.index,
                     kind,
                     up: l.header.flags.contains(LinkFlags::Up),
                     mtu,
+                    vlan_id,
+                    lower,
                 }))
             }
             Ok(_) => Err(failed(&req.ip, &io::Error::other("no link in the answer"))),
@@ -283,6 +303,51 @@ pub(crate) fn veth(
             "link add name {name} address {mac}{mtu_arg} type veth peer name {peer}{mtu_arg} \
              netns <hangar's>"
         ),
+    }
+}
+
+/// `ip link add name NAME address MAC type bridge`.
+pub(crate) fn bridge(name: &str, mac: [u8; 6]) -> Request {
+    let mut l = LinkMessage::default();
+    l.attributes.push(LinkAttribute::IfName(name.to_string()));
+    l.attributes.push(LinkAttribute::Address(mac.to_vec()));
+    l.attributes
+        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+            InfoKind::Bridge,
+        )]));
+    let mac = mac.map(|b| format!("{b:02x}")).join(":");
+    Request {
+        msg: RouteNetlinkMessage::NewLink(l),
+        flags: NLM_F_CREATE | NLM_F_EXCL,
+        ip: format!("link add name {name} address {mac} type bridge"),
+    }
+}
+
+/// `ip link add link UPLINK name NAME type vlan id VID`.
+pub(crate) fn vlan(name: &str, uplink: (&str, u32), vid: u16) -> Request {
+    let mut l = LinkMessage::default();
+    l.attributes.push(LinkAttribute::IfName(name.to_string()));
+    l.attributes.push(LinkAttribute::Link(uplink.1));
+    l.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Vlan),
+        LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(vid)])),
+    ]));
+    Request {
+        msg: RouteNetlinkMessage::NewLink(l),
+        flags: NLM_F_CREATE | NLM_F_EXCL,
+        ip: format!("link add link {} name {name} type vlan id {vid}", uplink.0),
+    }
+}
+
+/// `ip link set dev NAME mtu MTU`.
+pub(crate) fn mtu(name: &str, index: u32, mtu: u32) -> Request {
+    let mut l = LinkMessage::default();
+    l.header.index = index;
+    l.attributes.push(LinkAttribute::Mtu(mtu));
+    Request {
+        msg: RouteNetlinkMessage::SetLink(l),
+        flags: 0,
+        ip: format!("link set dev {name} mtu {mtu}"),
     }
 }
 
