@@ -25,9 +25,7 @@ script="${repo}/bench/$(basename "$0")"
 source "${repo}/bench/lib.sh"
 bench_start "${script}" "$@"
 
-HANGAR=${HANGAR:-${repo}/target/release/hangar}
 N=${N:-1000}
-log() { printf 'bench: %s\n' "$*"; }
 
 work=$(mktemp -d /var/tmp/hangar-bench-density.XXXXXX)
 chmod 0755 "${work}"

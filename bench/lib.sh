@@ -2,6 +2,10 @@
 # Shared pieces of the benchmark scripts: `source` it, then call
 # `bench_start SCRIPT "$@"` before anything else.
 
+# The hangar binary a benchmark runs (HANGAR overrides it) and its progress lines.
+HANGAR=${HANGAR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/release/hangar}
+log() { printf 'bench: %s\n' "$*"; }
+
 # Refuse to run without root, then re-run SCRIPT under a child subreaper.
 #
 # pid 1 of some machines (CI sandboxes, containers) reaps orphans late: the detached

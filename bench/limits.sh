@@ -30,7 +30,6 @@ script="${repo}/bench/$(basename "$0")"
 source "${repo}/bench/lib.sh"
 bench_start "${script}" "$@"
 
-HANGAR=${HANGAR:-${repo}/target/release/hangar}
 READS=${READS:-2000}
 ROUNDS=${ROUNDS:-5}
 RUNS=${RUNS:-30}
@@ -44,7 +43,6 @@ IDMAP_SIZE=65536
 # The files lxcfs serves that we time, and a control it does not serve.
 PROC_FILES=(/proc/meminfo /proc/stat /proc/cpuinfo /proc/uptime /proc/version)
 
-log() { printf 'bench: %s\n' "$*"; }
 
 
 for tool in hyperfine python3 busybox gcc; do

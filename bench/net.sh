@@ -32,7 +32,6 @@ script="${repo}/bench/$(basename "$0")"
 source "${repo}/bench/lib.sh"
 bench_start "${script}" "$@"
 
-HANGAR=${HANGAR:-${repo}/target/release/hangar}
 DURATION=${SECONDS_PER_RUN:-5}
 PINGS=${PINGS:-50}
 PORT=5299

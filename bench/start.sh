@@ -25,14 +25,12 @@ script="${repo}/bench/$(basename "$0")"
 source "${repo}/bench/lib.sh"
 bench_start "${script}" "$@"
 
-HANGAR=${HANGAR:-${repo}/target/release/hangar}
 RUNS=${RUNS:-20}
 WARMUP=3
 # Subordinate ids of the LXC, crun and nspawn guests (root -> 1000000).
 IDMAP_BASE=1000000
 IDMAP_SIZE=65536
 
-log() { printf 'bench: %s\n' "$*"; }
 
 
 for tool in hyperfine python3 busybox; do

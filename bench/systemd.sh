@@ -28,12 +28,10 @@ script="${repo}/bench/$(basename "$0")"
 source "${repo}/bench/lib.sh"
 bench_start "${script}" "$@"
 
-HANGAR=${HANGAR:-${repo}/target/release/hangar}
 RUNS=${RUNS:-5}
 SUITE=${SUITE:-bookworm}
 export HANGAR_CACHE_DIR=${HANGAR_CACHE_DIR:-/var/tmp/hangar-test-cache}
 
-log() { printf 'bench: %s\n' "$*"; }
 
 for tool in python3 "${HANGAR}"; do
     if ! command -v "${tool}" >/dev/null; then
