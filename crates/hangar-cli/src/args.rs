@@ -53,6 +53,15 @@ pub enum Cmd {
     /// Show or edit a guest's configuration
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// After crashes: adopt guests whose monitor died, clean up after guests that
+    /// ended unwatched, repair the networks
+    Repair(RepairArgs),
+}
+
+#[derive(Args)]
+pub struct RepairArgs {
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Args)]

@@ -35,8 +35,18 @@ fn name(s: &str) -> Result<GuestName> {
 
 fn run(cli: Cli) -> Result<i32> {
     let host = Host::open(cli.root)?;
-    match cli.command {
-        Cmd::Build(b) => build(&host, b)?,
+    let result = dispatch(&host, cli.command);
+    // What the command did besides what was asked (a guest adopted by a new monitor)
+    // is always said, also when the command failed.
+    for n in host.take_notices() {
+        eprintln!("hangar: note: {n}");
+    }
+    result
+}
+
+fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
+    match command {
+        Cmd::Build(b) => build(host, b)?,
         Cmd::Start(a) => {
             let guest = name(&a.name)?;
             if hangar_core::store::load(&host.paths, &guest).is_ok_and(|c| c.security.privileged) {
@@ -44,16 +54,16 @@ fn run(cli: Cli) -> Result<i32> {
                     "hangar: warning: {guest} is privileged: its root is the host's root (logged)"
                 );
             }
-            let pid = ops::start::start(&host, &guest)?;
+            let pid = ops::start::start(host, &guest)?;
             quiet_note(&format!("started {} (init pid {pid})", a.name));
         }
-        Cmd::Stop(a) => ops::stop::stop(&host, &name(&a.name)?, a.timeout)?,
+        Cmd::Stop(a) => ops::stop::stop(host, &name(&a.name)?, a.timeout)?,
         Cmd::Restart(a) => {
-            ops::stop::restart(&host, &name(&a.name)?, a.timeout)?;
+            ops::stop::restart(host, &name(&a.name)?, a.timeout)?;
         }
-        Cmd::Kill(a) => ops::stop::kill(&host, &name(&a.name)?)?,
+        Cmd::Kill(a) => ops::stop::kill(host, &name(&a.name)?)?,
         Cmd::Delete(a) => {
-            for r in ops::delete::delete(&host, &name(&a.name)?, a.force)? {
+            for r in ops::delete::delete(host, &name(&a.name)?, a.force)? {
                 eprintln!("hangar: removed {r} with {}", a.name);
             }
         }
@@ -61,7 +71,7 @@ fn run(cli: Cli) -> Result<i32> {
             let tty = a.tty
                 || (!a.no_tty && std::io::stdin().is_terminal() && std::io::stdout().is_terminal());
             return Ok(ops::exec::exec(
-                &host,
+                host,
                 &name(&a.name)?,
                 a.command,
                 a.env,
@@ -80,23 +90,17 @@ fn run(cli: Cli) -> Result<i32> {
                 "-c".into(),
                 "exec $( [ -x /bin/bash ] && echo /bin/bash || echo /bin/sh ) -l".into(),
             ];
-            return Ok(ops::exec::exec(
-                &host,
-                &name(&a.name)?,
-                shell,
-                vec![],
-                true,
-            )?);
+            return Ok(ops::exec::exec(host, &name(&a.name)?, shell, vec![], true)?);
         }
         Cmd::List(a) => {
-            let rows = ops::list::list(&host)?;
+            let rows = ops::list::list(host)?;
             match a.format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
                 Format::Table => print!("{}", table::render(&rows)),
             }
         }
         Cmd::Set(a) => {
-            let out = ops::set::set(&host, &name(&a.name)?, &a.items)?;
+            let out = ops::set::set(host, &name(&a.name)?, &a.items)?;
             if !out.live {
                 quiet_note(&format!(
                     "saved; {} is not running, the limits apply when it starts",
@@ -105,15 +109,15 @@ fn run(cli: Cli) -> Result<i32> {
             }
         }
         Cmd::Limits(a) => {
-            let report = ops::limits::limits(&host, &name(&a.name)?)?;
+            let report = ops::limits::limits(host, &name(&a.name)?)?;
             match a.format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 Format::Table => print!("{}", table::limits(&report)),
             }
         }
-        Cmd::Network(c) => network(&host, c)?,
+        Cmd::Network(c) => network(host, c)?,
         Cmd::Attach(a) => {
-            let nic = ops::attach::attach(&host, &name(&a.name)?, &a.items)?;
+            let nic = ops::attach::attach(host, &name(&a.name)?, &a.items)?;
             let addrs: Vec<String> = nic
                 .ipv4
                 .iter()
@@ -127,14 +131,31 @@ fn run(cli: Cli) -> Result<i32> {
                 a.name
             ));
         }
-        Cmd::Detach(a) => ops::attach::detach(&host, &name(&a.name)?, &a.ifname)?,
-        Cmd::Logs(a) => logs(&host, &name(&a.name)?, a.follow)?,
-        Cmd::Config(ConfigCmd::Show(a)) => print!("{}", ops::config::show(&host, &name(&a.name)?)?),
+        Cmd::Detach(a) => ops::attach::detach(host, &name(&a.name)?, &a.ifname)?,
+        Cmd::Logs(a) => logs(host, &name(&a.name)?, a.follow)?,
+        Cmd::Repair(a) => {
+            let r = ops::repair::repair(host)?;
+            if a.format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!("guests adopted by a new monitor: {}", or_none(&r.adopted));
+                println!(
+                    "guests cleaned up after (ended unwatched): {}",
+                    or_none(&r.cleaned)
+                );
+                println!("guests that could not be repaired: {}", or_none(&r.failed));
+                print_network_check(&r.network);
+            }
+            if !r.failed.is_empty() {
+                return Ok(1);
+            }
+        }
+        Cmd::Config(ConfigCmd::Show(a)) => print!("{}", ops::config::show(host, &name(&a.name)?)?),
         Cmd::Config(ConfigCmd::Edit(a)) => {
             let editor = std::env::var("VISUAL")
                 .or_else(|_| std::env::var("EDITOR"))
                 .unwrap_or_else(|_| "vi".into());
-            ops::config::edit(&host, &name(&a.name)?, &editor)?;
+            ops::config::edit(host, &name(&a.name)?, &editor)?;
         }
     }
     Ok(0)
@@ -337,22 +358,26 @@ fn network(host: &Host, c: args::NetworkCmd) -> Result<()> {
             if a.format == Format::Json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                let verb = if r.repaired { "removed" } else { "found" };
-                println!("stale guest interfaces {verb}: {}", or_none(&r.stale_links));
-                println!("stale guards {verb}: {}", or_none(&r.stale_guards));
-                println!("stale port forwards {verb}: {}", or_none(&r.stale_forwards));
-                println!(
-                    "port forwards without a guest (edit the network or attach the guest): {}",
-                    or_none(&r.forwards_without_target)
-                );
-                println!("DNS services down: {}", or_none(&r.dns_down));
-                if r.repaired {
-                    println!("networks brought up: {}", r.networks_up.join(" "));
-                }
+                print_network_check(&r);
             }
         }
     }
     Ok(())
+}
+
+fn print_network_check(r: &ops::network::CheckReport) {
+    let verb = if r.repaired { "removed" } else { "found" };
+    println!("stale guest interfaces {verb}: {}", or_none(&r.stale_links));
+    println!("stale guards {verb}: {}", or_none(&r.stale_guards));
+    println!("stale port forwards {verb}: {}", or_none(&r.stale_forwards));
+    println!(
+        "port forwards without a guest (edit the network or attach the guest): {}",
+        or_none(&r.forwards_without_target)
+    );
+    println!("DNS services down: {}", or_none(&r.dns_down));
+    if r.repaired {
+        println!("networks brought up: {}", r.networks_up.join(" "));
+    }
 }
 
 /// A list for a report line: its items, or "none".

@@ -44,8 +44,15 @@ pub fn render(rows: &[GuestInfo]) -> String {
         "CPU%",
         "MEM/LIMIT",
     );
+    let mut unwatched = false;
     for r in rows {
         let running = r.state.is_active();
+        let state = if running && !r.monitor {
+            unwatched = true;
+            format!("{}*", r.state)
+        } else {
+            r.state.to_string()
+        };
         let dash = |s: String| if running { s } else { "-".into() };
         let cpu = r
             .cpu_percent
@@ -67,13 +74,20 @@ pub fn render(rows: &[GuestInfo]) -> String {
             dash(cpu_time(r.sys_time_ms)),
             uptime(r.uptime_secs),
             r.name,
-            r.state,
+            state,
             r.kind,
             cpu,
             mem,
             r.last_exit
                 .as_ref()
                 .map_or_else(|| "-".into(), |e| e.short())
+        );
+    }
+    if unwatched {
+        let _ = writeln!(
+            out,
+            "* runs without a monitor (it died): the next command on the guest, or \
+             `hangar repair`, has a new monitor adopt it"
         );
     }
     out

@@ -51,10 +51,10 @@ fn bad_build_options_are_refused_before_anything_is_built() {
 fn a_context_id_is_used_once() {
     require_root!();
     let h = TestHost::new("ctxonce");
-    h.ok(&["build", "a", "-m", "busybox", "--context", "100"]);
-    let err = h.fails(&["build", "b", "-m", "skeleton", "--context", "100"]);
+    h.ok(&["build", "a", "-m", "busybox", "--context", "30100"]);
+    let err = h.fails(&["build", "b", "-m", "skeleton", "--context", "30100"]);
     assert!(
-        err.contains("context id 100 is already used by guest a"),
+        err.contains("context id 30100 is already used by guest a"),
         "{err}"
     );
     assert!(
@@ -62,7 +62,7 @@ fn a_context_id_is_used_once() {
             .contains("already exists")
     );
     h.ok(&["build", "c", "-m", "skeleton"]);
-    assert_ne!(h.info("c")["context"], 100);
+    assert_ne!(h.info("c")["context"], 30100);
 }
 
 #[test]

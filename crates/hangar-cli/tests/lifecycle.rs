@@ -97,6 +97,7 @@ fn kill_stops_at_once_and_leaves_no_cgroup() {
     let h = TestHost::new("kill");
     h.build_busybox("g");
     h.started("g");
+    let ctx = h.info("g")["context"].to_string();
     let t = Instant::now();
     h.ok(&["kill", "g"]);
     assert!(t.elapsed() < Duration::from_secs(2));
@@ -104,7 +105,7 @@ fn kill_stops_at_once_and_leaves_no_cgroup() {
     let leftover: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
         .unwrap()
         .flatten()
-        .map(|e| e.path().join(h.cgroup_parent()).join("2"))
+        .map(|e| e.path().join(h.cgroup_parent()).join(&ctx))
         .filter(|p| p.exists())
         .collect();
     assert!(leftover.is_empty(), "cgroups left: {leftover:?}");
@@ -126,42 +127,16 @@ fn killing_the_cli_leaves_the_guest_running() {
 }
 
 #[test]
-fn a_dead_monitor_is_reported_and_affects_no_other_guest() {
-    require_root!();
-    let h = TestHost::new("monkill");
-    h.build_busybox("a");
-    h.build_busybox("b");
-    h.started("a");
-    h.started("b");
-    let monitor = h.runtime("a")["monitor_pid"].as_i64().unwrap() as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(monitor),
-        nix::sys::signal::SIGKILL,
-    )
-    .unwrap();
-    assert!(
-        wait_for(Duration::from_secs(5), || h.state("a") == "stopped"),
-        "list still says {}",
-        h.state("a")
-    );
-    assert_eq!(h.state("b"), "running");
-    assert_eq!(h.sh("b", "echo alive").1.trim(), "alive");
-    // The guest died with its monitor, and it can be started again.
-    h.started("a");
-    assert_eq!(h.state("a"), "running");
-}
-
-#[test]
 fn guest_root_is_an_unprivileged_host_uid_distinct_per_guest() {
     require_root!();
     let h = TestHost::new("uids");
-    h.ok(&["build", "a", "-m", "busybox", "--context", "40"]);
-    h.ok(&["build", "b", "-m", "busybox", "--context", "41"]);
+    h.ok(&["build", "a", "-m", "busybox", "--context", "30040"]);
+    h.ok(&["build", "b", "-m", "busybox", "--context", "30041"]);
     let pa = h.started("a");
     let pb = h.started("b");
     let (ua, ub) = (common::host_uid_of(pa), common::host_uid_of(pb));
-    assert_eq!(ua, 40 * 65536);
-    assert_eq!(ub, 41 * 65536);
+    assert_eq!(ua, 30040 * 65536);
+    assert_eq!(ub, 30041 * 65536);
     assert_eq!(h.sh("a", "id -u").1.trim(), "0");
     // The guest's files belong to its range too.
     use std::os::unix::fs::MetadataExt;
@@ -222,7 +197,7 @@ fn delete_refuses_a_running_guest_and_removes_everything_with_force() {
 fn list_shows_vserver_stat_columns() {
     require_root!();
     let h = TestHost::new("list");
-    h.ok(&["build", "g", "-m", "busybox", "--context", "77"]);
+    h.ok(&["build", "g", "-m", "busybox", "--context", "30077"]);
     h.started("g");
     let table = h.ok(&["list"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
@@ -247,7 +222,7 @@ fn list_shows_vserver_stat_columns() {
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(
         (row[0], row[7], row[8], row[9]),
-        ("77", "g", "running", "container")
+        ("30077", "g", "running", "container")
     );
     assert!(row[11].ends_with("/1.0G"), "MEM/LIMIT: {}", row[11]);
     assert!(row[10].parse::<f64>().is_ok(), "CPU%: {}", row[10]);

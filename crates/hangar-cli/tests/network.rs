@@ -4,7 +4,7 @@
 
 mod common;
 use common::TestHost;
-use common::netns::{Netns, sh};
+use common::netns::{Netns, leftovers, sh};
 use std::time::Duration;
 
 /// Whether guest `guest` gets an answer from `addr` (one ping, 2 s).
@@ -17,29 +17,6 @@ fn net(h: &TestHost, name: &str, extra: &[&str]) {
     let mut args = vec!["network", "create", name];
     args.extend_from_slice(extra);
     h.ok(&args);
-}
-
-/// What the kernel holds of this test root: its interfaces (prefix `h<hash>`), its
-/// nftables tables, its routes and its DNS servers. (Tests run in parallel, so only
-/// this root's share of the host's state can be compared.)
-fn leftovers(h: &TestHost) -> String {
-    let hash = h.cgroup_parent().replace("hangar-", "");
-    let prefix = format!("h{}", &hash[..3]);
-    let links = sh(&format!(
-        "ip -o link show | awk -F': ' '{{print $2}}' | grep -E '^(ifb)?{prefix}' || true"
-    ))
-    .1;
-    let routes = sh(&format!(
-        "ip route show table all | grep -E 'dev (ifb)?{prefix}' || true"
-    ))
-    .1;
-    let rules = sh(&format!("nft list tables | grep {hash} || true")).1;
-    let dns = sh(&format!(
-        "pgrep -af '(dnsmas[q]|hangar-monito[r] --dns) .*{}' || true",
-        h.root.display()
-    ))
-    .1;
-    format!("{links}{routes}{rules}{dns}")
 }
 
 #[test]
@@ -385,13 +362,13 @@ fn network_check_finds_and_repairs_what_a_crashed_monitor_left() {
             && v["stale_guards"].as_array().unwrap().is_empty(),
         "{clean}"
     );
-    // The monitor dies without cleaning up: its guest's guard and shaping device stay.
+    // The monitor dies, then its guest (which outlives a monitor) without one to clean
+    // up: its guard and shaping device stay.
     let monitor = h.runtime("g")["monitor_pid"].as_i64().unwrap() as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(monitor),
-        nix::sys::signal::SIGKILL,
-    )
-    .unwrap();
+    let init = h.runtime("g")["init_pid"].as_i64().unwrap() as i32;
+    for pid in [monitor, init] {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    }
     assert!(common::wait_for(Duration::from_secs(5), || h.state("g") == "stopped"));
     let found: serde_json::Value =
         serde_json::from_str(&h.ok(&["network", "check", "--format", "json"])).unwrap();
@@ -618,9 +595,11 @@ fn the_host_is_as_before_after_every_kind_of_network_use() {
             "{err}"
         );
         h.ok(&["detach", "v", "nic", "eth2"]);
-        // A monitor killed: its leftovers are for network check to remove.
+        // A monitor killed, then its guest: its leftovers are for network check to remove.
         let monitor = h.runtime("r")["monitor_pid"].as_i64().unwrap() as i32;
+        let init = h.runtime("r")["init_pid"].as_i64().unwrap() as i32;
         sigkill(monitor);
+        sigkill(init);
         assert!(common::wait_for(Duration::from_secs(5), || h.state("r") == "stopped"));
         h.ok(&["network", "check", "--repair"]);
         h.ok(&["stop", "a"]);

@@ -131,12 +131,26 @@ fn prepare_from_host(
     if let Some(base) = spec.id_base {
         write_id_maps(pid, base, spec.id_count)?;
     }
+    reset_oom_score(pid)?;
     if let Some(dir) = v2_move {
         let procs = dir.join("cgroup.procs");
         std::fs::write(&procs, pid.to_string())
             .map_err(|e| ContainerError::path("joining cgroup", procs, e))?;
     }
     Ok(())
+}
+
+/// The monitor asks the OOM killer to spare it (`oom_score_adj` -1000); its child, the
+/// guest's init, must not inherit that. Written by the monitor, which holds
+/// CAP_SYS_RESOURCE whenever it could lower its own score, so the child's floor
+/// (`oom_score_adj_min`) goes back to 0 too and the guest cannot lower its score again.
+fn reset_oom_score(pid: i32) -> Result<(), ContainerError> {
+    let ours = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default();
+    if ours.trim() == "0" || ours.is_empty() {
+        return Ok(());
+    }
+    let path = format!("/proc/{pid}/oom_score_adj");
+    std::fs::write(&path, "0").map_err(|e| ContainerError::path("writing", path, e))
 }
 
 /// Map guest ids 0..count to host ids base..base+count, for uids and gids alike.
@@ -233,8 +247,9 @@ fn child_steps(
     mounts::enter_root(&spec.rootfs)?;
     let lxcfs = spec.lxcfs.as_deref().map(crate::lxcfs::open).transpose()?;
     become_guest_root(userns)?;
-    // A credential change clears the parent-death signal: set it now, so the guest dies
-    // with its monitor instead of running on unsupervised.
+    // A credential change clears the parent-death signal: set it now, so a launch whose
+    // monitor dies half-way ends with it (it is cleared again just before exec: a
+    // running guest outlives its monitor and is adopted by the next one).
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .map_err(|e| ContainerError::sys("prctl", e))?;
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
@@ -280,6 +295,9 @@ fn child_steps(
     env.extend(spec.env.iter().cloned());
     let envp = cstrings(&env)?;
     hangar_sys::reset_signals();
+    // From here on the guest runs whatever happens to its monitor: the monitor wrote
+    // init's pid and start time to the state file before letting us go on.
+    nix::sys::prctl::set_pdeathsig(None).map_err(|e| ContainerError::sys("prctl", e))?;
     hangar_sys::close_all_except(err_fd)?;
     if let Some(f) = filter {
         hangar_sys::seccomp_install(f)?;

@@ -15,6 +15,58 @@ pub fn stat_field(pid: impl std::fmt::Display, field: usize) -> Option<u64> {
 /// for a process whose children may already be gone.
 pub const REAPED_CHILDREN_FAULTS: usize = 11;
 
+/// Field 22, `starttime`: when the process started, in clock ticks after boot. With
+/// its pid it names one process for the host's uptime: a later process that reuses
+/// the pid starts later. This is how a guest's init is told apart after its monitor
+/// is gone (the state file keeps both).
+pub const START_TIME: usize = 22;
+
+/// Field 52, `exit_code`: the wait status of a zombie, as waitpid(2) would report it.
+pub const EXIT_CODE: usize = 52;
+
+/// What `/proc/PID/stat` says about a process we do not parent: alive or a zombie, and
+/// its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub start_time: u64,
+    /// State `Z` (or `X`): it has exited and waits for its parent to reap it.
+    pub zombie: bool,
+    /// The wait status of a zombie; meaningless while it runs.
+    pub exit_code: u64,
+}
+
+/// Look at process `pid` (`None` when there is none).
+pub fn look(pid: i32) -> Option<Seen> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat[stat.rfind(')')? + 1..].split_whitespace().next()?;
+    Some(Seen {
+        start_time: parse_field(&stat, START_TIME)?,
+        zombie: matches!(state, "Z" | "X"),
+        exit_code: parse_field(&stat, EXIT_CODE).unwrap_or(0),
+    })
+}
+
+/// Whether `pid` is still the process that started at `start_time`, and running (not
+/// a zombie).
+pub fn alive_since(pid: i32, start_time: u64) -> bool {
+    look(pid).is_some_and(|s| s.start_time == start_time && !s.zombie)
+}
+
+/// Whether `pid` is the first process (pid 1) of a pid namespace below ours: what a
+/// guest's init is, and none of its other processes.
+pub fn is_pid_namespace_init(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .is_some_and(|ids| {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            ids.len() > 1 && ids.last() == Some(&"1")
+        })
+}
+
 fn parse_field(stat: &str, field: usize) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 1..];
     // `rest` starts with field 3 (the state).
@@ -36,6 +88,35 @@ mod tests {
         assert_eq!(parse_field(stat, 3), None); // the state is a letter
         assert_eq!(parse_field(stat, 99), None);
         assert_eq!(parse_field("garbage", 4), None);
+    }
+
+    #[test]
+    fn we_are_alive_since_our_start_and_no_namespace_init() {
+        let me = std::process::id() as i32;
+        let seen = look(me).unwrap();
+        assert!(!seen.zombie);
+        assert!(alive_since(me, seen.start_time));
+        assert!(!alive_since(me, seen.start_time + 1));
+        assert!(!is_pid_namespace_init(me));
+    }
+
+    #[test]
+    fn a_zombie_shows_its_wait_status() {
+        let child = std::process::Command::new("sh")
+            .args(["-c", "exit 7"])
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let seen = loop {
+            let s = look(pid).unwrap();
+            if s.zombie {
+                break s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        assert_eq!(seen.exit_code, 7 << 8);
+        assert!(!alive_since(pid, seen.start_time));
+        drop(child.wait_with_output());
     }
 
     #[test]

@@ -9,6 +9,10 @@ use std::path::PathBuf;
 pub struct Host {
     pub paths: Paths,
     pub defaults: HostDefaults,
+    /// Things an operation did besides what was asked, which the user must hear of
+    /// (a guest adopted by a new monitor, what could not be carried over): front ends
+    /// show them after the operation, also when it failed.
+    notices: std::sync::Mutex<Vec<String>>,
 }
 
 impl Host {
@@ -16,7 +20,26 @@ impl Host {
     pub fn open(root: Option<PathBuf>) -> Result<Host> {
         let paths = Paths::from_env(root);
         let defaults = store::load_defaults(&paths)?;
-        Ok(Host { paths, defaults })
+        Ok(Host {
+            paths,
+            defaults,
+            notices: Default::default(),
+        })
+    }
+
+    /// Record a notice for the front end (see [`Host::take_notices`]).
+    pub fn notice(&self, text: impl Into<String>) {
+        if let Ok(mut n) = self.notices.lock() {
+            n.push(text.into());
+        }
+    }
+
+    /// The notices recorded since the last call, oldest first.
+    pub fn take_notices(&self) -> Vec<String> {
+        self.notices
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
     }
 
     /// The cgroup every guest's cgroup lives under.

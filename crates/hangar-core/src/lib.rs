@@ -8,9 +8,11 @@
 //! - [`store`], [`paths`], [`lock`]: configs on disk, where things live, and locking.
 #![forbid(unsafe_code)]
 
+pub mod adopt;
 pub mod build;
 pub mod error;
 pub mod host;
+pub mod ids;
 pub mod lock;
 pub mod lxcfs;
 pub mod net;

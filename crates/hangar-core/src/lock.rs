@@ -67,6 +67,17 @@ pub fn host(paths: &Paths) -> Result<Lock> {
     })
 }
 
+/// Lock `path`, a host-wide lock outside any root prefix (`what` names it in the error
+/// when another command holds it for too long).
+pub fn take_named(path: &Path, what: &str) -> Result<Lock> {
+    take(path, Duration::from_secs(60))?.ok_or_else(|| {
+        CoreError::Invalid(format!(
+            "{what} ({}) is held by another hangar command for too long",
+            path.display()
+        ))
+    })
+}
+
 /// Lock host-wide network allocations (subnets), shared by every hangar root on the
 /// host: unlike the host lock, it lives outside the root prefix.
 pub fn host_network() -> Result<Lock> {

@@ -1,5 +1,8 @@
 //! The truth about a guest's run state, from its monitor's lock rather than from a pid
-//! file: a dead monitor (even one killed with SIGKILL) releases its lock at once.
+//! file: a dead monitor (even one killed with SIGKILL) releases its lock at once. A
+//! guest outlives its monitor: without one, it still runs if the init its state file
+//! names (pid and start time) is alive, and the next command that acts on it has a new
+//! monitor adopt it (`crate::adopt`).
 
 use crate::paths::Paths;
 use crate::{CoreError, Result, lock};
@@ -15,11 +18,23 @@ use std::time::{Duration, Instant};
 pub struct Status {
     pub state: GuestState,
     pub runtime: Option<RuntimeState>,
+    /// A monitor watches the guest. False for a stopped guest, and for a running one
+    /// whose monitor died (until a new monitor adopts it).
+    pub monitor: bool,
+    /// Stopped, but its state file says it runs: it ended while no monitor watched
+    /// it, and what it held (cgroups, its NICs' guards) is still there until a monitor
+    /// cleans up after it (`crate::adopt`).
+    pub stale: bool,
 }
 
 impl Status {
     pub fn is_active(&self) -> bool {
         self.state.is_active()
+    }
+    /// Running (or starting, stopping) with no monitor: it must be adopted before a
+    /// monitor can be asked anything.
+    pub fn is_orphaned(&self) -> bool {
+        self.is_active() && !self.monitor
     }
     pub fn init_pid(&self) -> Option<i32> {
         self.runtime
@@ -45,10 +60,29 @@ pub fn status(paths: &Paths, name: &GuestName) -> Status {
             .as_ref()
             .map(|r| r.state)
             .unwrap_or(GuestState::Starting);
-        return Status { state, runtime };
+        return Status {
+            state,
+            runtime,
+            monitor: true,
+            stale: false,
+        };
     }
-    // No monitor: the guest is stopped, whatever the state file says. If it says
-    // otherwise, its monitor died without writing the end (and took the guest with it).
+    // No monitor. If the state file says the guest runs and its init is alive (the same
+    // process: pid and start time), it runs on unwatched.
+    if let Some(r) = runtime.as_ref().filter(|r| r.state.is_active())
+        && let (Some(pid), Some(start)) = (r.init_pid, r.init_start)
+        && hangar_container::procstat::alive_since(pid, start)
+    {
+        return Status {
+            state: r.state,
+            runtime,
+            monitor: false,
+            stale: false,
+        };
+    }
+    // Otherwise it is stopped, whatever the state file says. If it says otherwise, it
+    // ended while no monitor watched it, and nobody knows how.
+    let stale = runtime.as_ref().is_some_and(|r| r.state.is_active());
     let runtime = runtime.map(|mut r| {
         if r.state.is_active() {
             r.state = GuestState::Stopped;
@@ -60,6 +94,8 @@ pub fn status(paths: &Paths, name: &GuestName) -> Status {
     Status {
         state: GuestState::Stopped,
         runtime,
+        monitor: false,
+        stale,
     }
 }
 

@@ -103,20 +103,25 @@ pub fn used_contexts(paths: &Paths) -> Result<Vec<(ContextId, String)>> {
     Ok(used)
 }
 
-/// Pick `wanted` if free, or the lowest free id. Call under the host lock.
-pub fn allocate_context(paths: &Paths, wanted: Option<ContextId>) -> Result<ContextId> {
+/// Pick `wanted` if free, or the lowest free id, for guest `name`: free in this root
+/// (configs and builds in progress) and on the whole host (`ids`, the registry every
+/// root shares, locked by the caller, who reserves the id in the guest's build dir
+/// before unlocking). Call under the host lock.
+pub fn allocate_context(
+    paths: &Paths,
+    wanted: Option<ContextId>,
+    name: &GuestName,
+    ids: &crate::ids::Locked<'_>,
+) -> Result<ContextId> {
     let used = used_contexts(paths)?;
-    if let Some(c) = wanted {
-        return match used.iter().find(|(u, _)| *u == c) {
-            Some((_, by)) => Err(CoreError::ContextTaken {
-                ctx: c.get(),
-                by: by.clone(),
-            }),
-            None => Ok(c),
-        };
+    if let Some(c) = wanted
+        && let Some((_, by)) = used.iter().find(|(u, by)| *u == c && by != name.as_str())
+    {
+        return Err(CoreError::ContextTaken {
+            ctx: c.get(),
+            by: by.clone(),
+        });
     }
-    (ContextId::MIN..=ContextId::MAX)
-        .filter_map(|n| ContextId::new(n).ok())
-        .find(|c| !used.iter().any(|(u, _)| u == c))
-        .ok_or(CoreError::NoFreeContext)
+    let taken: Vec<ContextId> = used.iter().map(|(c, _)| *c).collect();
+    ids.allocate(paths, name, wanted, &taken)
 }

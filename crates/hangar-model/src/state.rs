@@ -49,7 +49,10 @@ pub enum ExitReason {
     Signaled(i32),
     /// The guest powered itself off (reboot(2) with halt/poweroff inside its pid namespace).
     Halted,
-    /// The monitor was killed; its guest died with it.
+    /// init ended while no monitor watched it (its monitor had died, and no new one
+    /// had adopted the guest yet), or the status was gone before the adopting monitor
+    /// could read it: how it ended is not known. (Serialised as `monitorlost`, its
+    /// name from when a guest died with its monitor.)
     MonitorLost,
 }
 
@@ -60,7 +63,7 @@ impl ExitReason {
             ExitReason::Exited(code) => format!("exit {code}"),
             ExitReason::Signaled(sig) => crate::Signal::from_number(*sig).to_string(),
             ExitReason::Halted => "halted".into(),
-            ExitReason::MonitorLost => "monitor lost".into(),
+            ExitReason::MonitorLost => "unknown".into(),
         }
     }
 }
@@ -73,7 +76,9 @@ impl std::fmt::Display for ExitReason {
                 write!(f, "was killed by {}", crate::Signal::from_number(*sig))
             }
             ExitReason::Halted => f.write_str("halted"),
-            ExitReason::MonitorLost => f.write_str("died with its monitor"),
+            ExitReason::MonitorLost => {
+                f.write_str("ended while no monitor watched it (how is not known)")
+            }
         }
     }
 }
@@ -90,4 +95,25 @@ pub struct RuntimeState {
     /// How many times the guest rebooted itself under this monitor.
     pub reboots: u32,
     pub last_exit: Option<ExitReason>,
+    /// When the current init started, in clock ticks after boot (`/proc/PID/stat`'s
+    /// `starttime`): with `init_pid` it names init for good, so a guest whose monitor
+    /// died is known to run on (and a pid reused by another process is not taken for it).
+    #[serde(default)]
+    pub init_start: Option<u64>,
+    /// Set when this monitor adopted a running guest whose own monitor had died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<Adoption>,
+}
+
+/// How a monitor came to watch a guest it did not start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adoption {
+    /// Unix time (seconds) of the adoption.
+    pub at: u64,
+    /// Pid of the monitor that had died.
+    pub lost_monitor: i32,
+    /// Why that monitor died, when the host can tell (the kernel's OOM killer); None
+    /// when nothing says (a SIGKILL from someone, a crash).
+    #[serde(default)]
+    pub reason: Option<String>,
 }

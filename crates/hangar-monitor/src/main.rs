@@ -11,13 +11,29 @@
 //! lxcfs running, `--dns` keeps one network's dnsmasq running.
 #![forbid(unsafe_code)]
 
+mod adopt;
 mod keeper;
 mod supervise;
 
+/// Asks the kernel's OOM killer to pass us over: a monitor or keeper is small, and
+/// killing it would cost its guest its supervision (or every guest its lxcfs or DNS).
+/// Lowering `oom_score_adj` takes CAP_SYS_RESOURCE; without it (some hosts keep it out
+/// of the bounding set) the score stays as it was and the log says so. The guest's
+/// init does not inherit the value: the launch sets its score back to 0.
+pub(crate) fn spare_from_oom_killer() {
+    if let Err(e) = std::fs::write("/proc/self/oom_score_adj", "-1000") {
+        eprintln!(
+            "hangar-monitor: could not ask the OOM killer to spare this process \
+             (oom_score_adj -1000: {e}; it needs CAP_SYS_RESOURCE)"
+        );
+    }
+}
+
 /// What this process was started as, from its arguments.
 enum Role {
-    /// `SPEC.json READY_FD`: a guest's monitor.
-    Monitor { spec: String },
+    /// `SPEC.json READY_FD`: a guest's monitor; with `--adopt`, of a running guest
+    /// whose monitor died.
+    Monitor { spec: String, adopt: bool },
     /// `--lxcfs MOUNTPOINT RUN_DIR READY_FD`.
     Lxcfs { mountpoint: String, run_dir: String },
     /// `--dns KEEPER.json READY_FD`.
@@ -25,6 +41,7 @@ enum Role {
 }
 
 const USAGE: &str = "usage: hangar-monitor SPEC.json READY_FD (started by `hangar start`)
+       hangar-monitor --adopt SPEC.json READY_FD
        hangar-monitor --lxcfs MOUNTPOINT RUN_DIR READY_FD
        hangar-monitor --dns KEEPER.json READY_FD";
 
@@ -39,7 +56,14 @@ fn parse(mut args: Vec<String>) -> Option<(Role, i32)> {
         ["--dns", config] => Role::Dns {
             config: config.into(),
         },
-        [spec] if !spec.starts_with('-') => Role::Monitor { spec: spec.into() },
+        ["--adopt", spec] => Role::Monitor {
+            spec: spec.into(),
+            adopt: true,
+        },
+        [spec] if !spec.starts_with('-') => Role::Monitor {
+            spec: spec.into(),
+            adopt: false,
+        },
         _ => return None,
     };
     Some((role, fd))
@@ -60,7 +84,7 @@ fn main() {
     // Leave the session of whoever started us: a terminal closing must not reach us.
     let _ = nix::unistd::setsid();
     let result = match role {
-        Role::Monitor { spec } => supervise::run(&spec, ready),
+        Role::Monitor { spec, adopt } => supervise::run(&spec, ready, adopt),
         Role::Lxcfs {
             mountpoint,
             run_dir,

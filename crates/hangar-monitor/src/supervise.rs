@@ -1,8 +1,9 @@
 //! The monitor's life: lock, launch, serve, reap, clean up.
 
+use crate::adopt;
 use hangar_container::procstat;
 use hangar_model::control::{Reply, Request};
-use hangar_model::state::ExitReason;
+use hangar_model::state::{Adoption, ExitReason};
 use hangar_model::{GuestState, LaunchSpec, RuntimeState};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
@@ -19,10 +20,15 @@ type Res<T> = Result<T, String>;
 struct Monitor {
     spec: LaunchSpec,
     state: RuntimeState,
-    console_master: OwnedFd,
+    /// The console pty's master; none for an adopted guest (its master closed with
+    /// the monitor that died).
+    console_master: Option<OwnedFd>,
     /// Our copy of the console's peer: keeps the pty open when its users close it.
     #[allow(dead_code, reason = "held only to keep the pty open")]
-    console_peer: OwnedFd,
+    console_peer: Option<OwnedFd>,
+    /// An adopted init, which is not our child: watched and signalled through this
+    /// pidfd (until it ends; a relaunched init is our child again).
+    adopted_init: Option<OwnedFd>,
     log: std::fs::File,
     /// When set, init is being stopped and gets SIGKILL at this instant.
     kill_at: Option<Instant>,
@@ -46,7 +52,9 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// How often a settling init is looked at.
 const SETTLE_POLL_MS: u16 = 2;
 
-pub fn run(spec_path: &str, mut ready: std::fs::File) -> Res<()> {
+/// Run as guest `spec_path`'s monitor: launch its init, or with `adopt` take over a
+/// running init whose monitor died.
+pub fn run(spec_path: &str, mut ready: std::fs::File, adopt: bool) -> Res<()> {
     let spec: LaunchSpec = std::fs::read(spec_path)
         .map_err(|e| format!("reading {spec_path}: {e}"))
         .and_then(|b| {
@@ -65,6 +73,10 @@ pub fn run(spec_path: &str, mut ready: std::fs::File) -> Res<()> {
     // may reap late, and we reap them before removing their cgroups.
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| format!("becoming the guest's subreaper: {e}"))?;
+    crate::spare_from_oom_killer();
+    if adopt {
+        return adopt_and_serve(spec, ready);
+    }
     let mut mon = match Monitor::start(spec) {
         Ok(m) => m,
         Err(e) => {
@@ -81,6 +93,29 @@ pub fn run(spec_path: &str, mut ready: std::fs::File) -> Res<()> {
     if let Some(mut ready) = mon.ready.take() {
         let _ = writeln!(ready, "error: {}", mon.early_death());
     }
+    result
+}
+
+/// `hangar-monitor --adopt`: watch the guest's running init, or, when it is gone too,
+/// clean up after it (its NICs' guards, its cgroups) and record that it stopped. Says
+/// `adopted PID` or `gone` on the ready pipe.
+fn adopt_and_serve(spec: LaunchSpec, mut ready: std::fs::File) -> Res<()> {
+    let mut mon = match Monitor::adopt(spec) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = writeln!(ready, "error: {e}");
+            return Err(e);
+        }
+    };
+    let Some(pid) = mon.state.init_pid else {
+        mon.finish();
+        let _ = writeln!(ready, "gone");
+        return Ok(());
+    };
+    let _ = writeln!(ready, "adopted {pid}");
+    drop(ready);
+    let result = mon.serve();
+    mon.finish();
     result
 }
 
@@ -104,7 +139,6 @@ impl Monitor {
             .append(true)
             .open(&spec.console_log)
             .map_err(|e| format!("opening {}: {e}", spec.console_log.display()))?;
-        let launched = launch(&spec)?;
         let state = RuntimeState {
             state: GuestState::Starting,
             init_pid: None,
@@ -112,12 +146,16 @@ impl Monitor {
             started_at: None,
             reboots: 0,
             last_exit: None,
+            init_start: None,
+            adopted: None,
         };
+        let launched = launch(&spec, &state)?;
         let mut mon = Monitor {
             spec,
             state,
-            console_master: launched.console,
-            console_peer: launched.console_peer,
+            console_master: Some(launched.console),
+            console_peer: Some(launched.console_peer),
+            adopted_init: None,
             log,
             kill_at: None,
             stopping: false,
@@ -127,6 +165,103 @@ impl Monitor {
             reaped_faults_at_exec: launched.reaped_faults_at_exec,
         };
         mon.running(launched.pid);
+        Ok(mon)
+    }
+
+    /// Take over the guest of a monitor that died (we hold its lock now, so no other
+    /// monitor can). Its init is found from the old state file or the guest's cgroup
+    /// and pinned with a pidfd; `state.init_pid` is None when it is gone as well.
+    fn adopt(spec: LaunchSpec) -> Res<Monitor> {
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
+            mask.add(s);
+        }
+        mask.thread_block()
+            .map_err(|e| format!("blocking signals: {e}"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.console_log)
+            .map_err(|e| format!("opening {}: {e}", spec.console_log.display()))?;
+        let old: Option<RuntimeState> = std::fs::read(spec.state_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let lost_monitor = old.as_ref().map_or(0, |o| o.monitor_pid);
+        let mut state = old.clone().unwrap_or(RuntimeState {
+            state: GuestState::Running,
+            init_pid: None,
+            monitor_pid: 0,
+            started_at: None,
+            reboots: 0,
+            last_exit: None,
+            init_start: None,
+            adopted: None,
+        });
+        state.monitor_pid = std::process::id() as i32;
+        // Pinned: the pidfd names the process that had the pid when it was opened, and
+        // the start time checked after that proves it is init.
+        let found = adopt::find_init(old.as_ref(), &spec.cgroup_dirs).and_then(|(pid, start)| {
+            let pidfd = hangar_sys::pidfd_open(pid).ok()?;
+            procstat::alive_since(pid, start).then_some((pid, start, pidfd))
+        });
+        let reason = adopt::death_reason(lost_monitor);
+        let mut mon = Monitor {
+            spec,
+            state,
+            console_master: None,
+            console_peer: None,
+            adopted_init: None,
+            log,
+            kill_at: None,
+            stopping: false,
+            ready: None,
+            settle_by: Instant::now(),
+            launched_at: Instant::now(),
+            reaped_faults_at_exec: 0,
+        };
+        let why = reason
+            .clone()
+            .unwrap_or_else(|| "no reason recorded by the kernel".into());
+        let was = match lost_monitor {
+            0 => "its monitor (its state file was lost)".to_string(),
+            pid => format!("its monitor (pid {pid})"),
+        };
+        match found {
+            Some((pid, start, pidfd)) => {
+                mon.adopted_init = Some(pidfd);
+                mon.state.state = GuestState::Running;
+                mon.state.init_pid = Some(pid);
+                mon.state.init_start = Some(start);
+                mon.state.started_at = mon.state.started_at.or(Some(now()));
+                mon.state.adopted = Some(Adoption {
+                    at: now(),
+                    lost_monitor,
+                    reason,
+                });
+                mon.save();
+                eprintln!(
+                    "hangar-monitor: adopted guest {} (init pid {pid}): {was} had died \
+                     ({why}); its console is no longer recorded",
+                    mon.spec.name
+                );
+                let _ = writeln!(
+                    mon.log,
+                    "\n[hangar] {}: {was} died ({why}); a new monitor adopted the running \
+                     guest. Its console's terminal closed with the old monitor: console \
+                     output is not recorded until the guest restarts.",
+                    now()
+                );
+            }
+            None => {
+                mon.state.init_pid = None;
+                mon.state.last_exit = Some(ExitReason::MonitorLost);
+                eprintln!(
+                    "hangar-monitor: guest {} had stopped while no monitor watched it ({was} \
+                     had died: {why}); cleaning up after it",
+                    mon.spec.name
+                );
+            }
+        }
         Ok(mon)
     }
 
@@ -189,9 +324,10 @@ impl Monitor {
 
     /// Launch init again (after the guest rebooted itself), on a new console.
     fn relaunch(&mut self) -> Res<()> {
-        let launched = launch(&self.spec)?;
-        self.console_master = launched.console;
-        self.console_peer = launched.console_peer;
+        let launched = launch(&self.spec, &self.state)?;
+        self.console_master = Some(launched.console);
+        self.console_peer = Some(launched.console_peer);
+        self.adopted_init = None;
         self.reaped_faults_at_exec = launched.reaped_faults_at_exec;
         self.running(launched.pid);
         Ok(())
@@ -200,7 +336,10 @@ impl Monitor {
     fn running(&mut self, pid: i32) {
         self.state.state = GuestState::Running;
         self.state.init_pid = Some(pid);
+        self.state.init_start = procstat::look(pid).map(|s| s.start_time);
         self.state.started_at = Some(now());
+        // A relaunched init is our child, on a console we record again.
+        self.state.adopted = None;
         self.save();
     }
 
@@ -240,19 +379,27 @@ impl Monitor {
                 Some(_) if timeout.is_none() || settling < timeout => settling,
                 _ => timeout,
             };
-            let mut fds = [
+            // The third is the console, or an adopted init's pidfd (never both).
+            let third = self.console_master.as_ref().or(self.adopted_init.as_ref());
+            let mut fds = vec![
                 PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
                 PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-                PollFd::new(self.console_master.as_fd(), PollFlags::POLLIN),
             ];
+            fds.extend(third.map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)));
             match poll(&mut fds, timeout) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(format!("poll: {e}")),
                 Ok(_) => {}
             }
-            let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
-            let (sig, conn, console) = (ready(0), ready(1), ready(2));
-            if console {
+            let ready = |i: usize| {
+                fds.get(i)
+                    .is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            };
+            let (sig, conn, third) = (ready(0), ready(1), ready(2));
+            drop(fds);
+            if third && self.adopted_init.is_some() {
+                self.adopted_init_ended();
+            } else if third {
                 self.copy_console(&mut buf);
             }
             if sig {
@@ -279,15 +426,32 @@ impl Monitor {
     }
 
     fn copy_console(&mut self, buf: &mut [u8]) {
-        while let Ok(n @ 1..) = nix::unistd::read(&self.console_master, buf) {
+        let Some(master) = &self.console_master else {
+            return;
+        };
+        while let Ok(n @ 1..) = nix::unistd::read(master, &mut *buf) {
             let _ = self.log.write_all(&buf[..n]);
         }
     }
 
     fn signal_init(&self, sig: i32) {
-        if let Some(pid) = self.state.init_pid {
+        if let Some(pidfd) = &self.adopted_init {
+            let _ = hangar_sys::pidfd_send_signal(pidfd.as_fd(), sig);
+        } else if let Some(pid) = self.state.init_pid {
+            // Our child, not reaped yet: the pid is still init's.
             let _ = hangar_sys::kill_signal(pid, sig);
         }
+    }
+
+    /// The adopted init's pidfd is readable: it has exited. Its wait status is read
+    /// from its zombie if the host's init has not reaped it yet.
+    fn adopted_init_ended(&mut self) {
+        self.adopted_init = None;
+        let (Some(pid), Some(start)) = (self.state.init_pid, self.state.init_start) else {
+            return;
+        };
+        let exit = adopt::exit_of(pid, start).unwrap_or(ExitReason::MonitorLost);
+        self.ended(exit);
     }
 
     fn stop(&mut self, timeout: u32) {
@@ -354,30 +518,36 @@ impl Monitor {
                 WaitStatus::Signaled(_, s, _) => ExitReason::Signaled(s as i32),
                 _ => continue,
             };
-            // reboot(2) inside a pid namespace ends its init with SIGHUP: restart it.
-            let rebooted = exit == ExitReason::Signaled(libc::SIGHUP) && !self.stopping;
-            self.state.init_pid = None;
-            self.state.last_exit = Some(exit);
-            if rebooted {
-                self.state.reboots += 1;
-                self.state.state = GuestState::Starting;
-                // The old network namespace goes away asynchronously, and its veths
-                // with it: remove the NICs' host sides now, or plugging them again may
-                // find the old ones still there.
-                for nic in &self.spec.nics {
-                    if let Err(e) =
-                        hangar_net::unplug(nic, &self.spec.name, self.spec.nft_tag.as_deref())
-                    {
-                        eprintln!(
-                            "hangar-monitor: unplugging {} before the reboot: {}",
-                            nic.host_if,
-                            hangar_container::error_chain(&e)
-                        );
-                    }
+            self.ended(exit);
+        }
+    }
+
+    /// init ended with `exit`: the guest stops, or restarts when it rebooted itself.
+    fn ended(&mut self, exit: ExitReason) {
+        // reboot(2) inside a pid namespace ends its init with SIGHUP: restart it.
+        let rebooted = exit == ExitReason::Signaled(libc::SIGHUP) && !self.stopping;
+        self.state.init_pid = None;
+        self.state.init_start = None;
+        self.state.last_exit = Some(exit);
+        if rebooted {
+            self.state.reboots += 1;
+            self.state.state = GuestState::Starting;
+            // The old network namespace goes away asynchronously, and its veths
+            // with it: remove the NICs' host sides now, or plugging them again may
+            // find the old ones still there.
+            for nic in &self.spec.nics {
+                if let Err(e) =
+                    hangar_net::unplug(nic, &self.spec.name, self.spec.nft_tag.as_deref())
+                {
+                    eprintln!(
+                        "hangar-monitor: unplugging {} before the reboot: {}",
+                        nic.host_if,
+                        hangar_container::error_chain(&e)
+                    );
                 }
-                if let Err(e) = self.relaunch() {
-                    eprintln!("hangar-monitor: restarting after reboot: {e}");
-                }
+            }
+            if let Err(e) = self.relaunch() {
+                eprintln!("hangar-monitor: restarting after reboot: {e}");
             }
         }
     }
@@ -385,7 +555,9 @@ impl Monitor {
     fn finish(&mut self) {
         self.state.state = GuestState::Stopped;
         self.state.init_pid = None;
+        self.state.init_start = None;
         self.state.started_at = None;
+        self.state.adopted = None;
         self.save();
         let _ = std::fs::remove_file(self.spec.socket_path());
         // The veths went with the guest's network namespace; its guards and IFBs did not.
@@ -408,9 +580,20 @@ impl Monitor {
 }
 
 /// Launch init, with its NICs plugged and its console master set non-blocking for the
-/// copy loop.
-fn launch(spec: &LaunchSpec) -> Res<hangar_container::launch::Launched> {
+/// copy loop. `state` is the monitor's: before init runs, the state file already names
+/// it (pid and start time), so a monitor dying at any moment after leaves a guest the
+/// next one can adopt.
+fn launch(spec: &LaunchSpec, state: &RuntimeState) -> Res<hangar_container::launch::Launched> {
     let plug = |pid: i32| -> Result<(), String> {
+        let early = RuntimeState {
+            state: GuestState::Starting,
+            init_pid: Some(pid),
+            init_start: procstat::look(pid).map(|s| s.start_time),
+            ..state.clone()
+        };
+        let json = serde_json::to_vec(&early).unwrap_or_default();
+        hangar_sys::write_atomic(&spec.state_path(), &json, false)
+            .map_err(|e| format!("writing {}: {e}", spec.state_path().display()))?;
         // Our child, not yet reaped: its pid cannot be reused meanwhile.
         let ns = hangar_net::link::Netns::of_process(pid);
         for (i, nic) in spec.nics.iter().enumerate() {

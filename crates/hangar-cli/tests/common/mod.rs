@@ -252,6 +252,14 @@ pub fn host_uid_of(pid: i64) -> u32 {
 }
 
 fn remove_cgroup_tree(dir: &Path) {
+    // A guest outlives its monitor: whatever still runs in the tree goes first.
+    for pid in std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+    {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    }
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -412,5 +420,19 @@ impl Drop for TestHost {
             remove_cgroup_tree(&d);
         }
         let _ = std::fs::remove_dir_all(&self.root);
+        // This root's entries in the host-wide context registry (stale without the
+        // root, but a test leaves nothing behind).
+        for e in std::fs::read_dir("/var/lib/hangar/contexts")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.path()).unwrap_or_default())
+                    .unwrap_or_default();
+            if v["root"].as_str() == self.root.to_str() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }

@@ -49,3 +49,26 @@ impl Drop for Netns {
         let _ = sh(&format!("ip netns del {}", self.name));
     }
 }
+
+/// What the kernel holds of this test root: its interfaces (prefix `h<hash>`), its
+/// nftables tables, its routes and its DNS servers. (Tests run in parallel, so only
+/// this root's share of the host's state can be compared.)
+pub fn leftovers(h: &super::TestHost) -> String {
+    let hash = h.cgroup_parent().replace("hangar-", "");
+    let prefix = format!("h{}", &hash[..3]);
+    let links = sh(&format!(
+        "ip -o link show | awk -F': ' '{{print $2}}' | grep -E '^(ifb)?{prefix}' || true"
+    ))
+    .1;
+    let routes = sh(&format!(
+        "ip route show table all | grep -E 'dev (ifb)?{prefix}' || true"
+    ))
+    .1;
+    let rules = sh(&format!("nft list tables | grep {hash} || true")).1;
+    let dns = sh(&format!(
+        "pgrep -af '(dnsmas[q]|hangar-monito[r] --dns) .*{}' || true",
+        h.root.display()
+    ))
+    .1;
+    format!("{links}{routes}{rules}{dns}")
+}

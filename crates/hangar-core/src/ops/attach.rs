@@ -12,6 +12,7 @@ pub fn attach(host: &Host, name: &GuestName, items: &[String]) -> Result<Nic> {
     let req = NicRequest::parse(items)?;
     let _guest = lock::guest(&host.paths, name)?;
     let mut cfg = store::load(&host.paths, name)?;
+    crate::adopt::ensure(host, name)?;
     let nic = {
         let _host = lock::host(&host.paths)?;
         let nic = nic::allocate(host, name.as_str(), &cfg.nics, &req)?;
@@ -33,6 +34,7 @@ pub fn attach(host: &Host, name: &GuestName, items: &[String]) -> Result<Nic> {
 pub fn detach(host: &Host, name: &GuestName, ifname: &str) -> Result<()> {
     let _guest = lock::guest(&host.paths, name)?;
     let mut cfg = store::load(&host.paths, name)?;
+    crate::adopt::ensure(host, name)?;
     let Some(nic) = cfg.nics.iter().find(|n| n.name == ifname).cloned() else {
         return Err(CoreError::Invalid(format!(
             "guest {name} has no NIC named {ifname}"
@@ -86,8 +88,10 @@ fn live(host: &Host, cfg: &hangar_model::GuestConfig, nic: &Nic, plug: bool) -> 
 /// descriptor then keeps naming that namespace whatever happens.
 fn guest_netns(host: &Host, name: &GuestName) -> Result<Option<std::fs::File>> {
     let st = status::status(&host.paths, name);
-    let (Some(pid), Some(monitor)) = (st.init_pid(), st.runtime.as_ref().map(|r| r.monitor_pid))
-    else {
+    let (Some(pid), Some(start)) = (
+        st.init_pid(),
+        st.runtime.as_ref().and_then(|r| r.init_start),
+    ) else {
         return Ok(None);
     };
     let stopped = || {
@@ -99,11 +103,9 @@ fn guest_netns(host: &Host, name: &GuestName) -> Result<Option<std::fs::File>> {
     let Ok(pidfd) = hangar_sys::pidfd_open(pid) else {
         return Err(stopped());
     };
-    // It is the guest's init if the guest's monitor (alive) is its parent: init is the
-    // monitor's only child, and a process that reused the pid would have another parent.
-    if hangar_container::procstat::stat_field(pid, 4) != u64::try_from(monitor).ok()
-        || !status::monitor_alive(&host.paths, name)
-    {
+    // It is the guest's init if it started when the state file says init started (a
+    // process that reused the pid started later), and runs.
+    if !hangar_container::procstat::alive_since(pid, start) {
         return Err(stopped());
     }
     let path = format!("/proc/{pid}/ns/net");

@@ -36,7 +36,10 @@ pub fn build(
     let build_dir = host.paths.build_dir(name);
     let context = {
         let _host_lock = lock::host(&host.paths)?;
-        let ctx = store::allocate_context(&host.paths, req.context)?;
+        let registry = crate::ids::Registry::host();
+        // Held until the build dir names the id: another root sees it reserved then.
+        let ids = registry.lock()?;
+        let ctx = store::allocate_context(&host.paths, req.context, name, &ids)?;
         let mut nics = vec![];
         for r in &req.nics {
             let nic = crate::net::nic::allocate(host, name.as_str(), &nics, r)?;

@@ -67,6 +67,22 @@ pub fn edit(host: &Host, name: &GuestName, editor: &str) -> Result<()> {
     }
     let text = std::fs::read_to_string(&draft).map_err(|e| CoreError::io("reading", &draft, e))?;
     match check_edit(host, &old, &text) {
+        Ok(new) if new.context != old.context => {
+            // The new id must be free on the whole host, and stays held from the check
+            // to the save.
+            let registry = crate::ids::Registry::host();
+            let ids = registry.lock()?;
+            ids.claim(new.context, &host.paths, name).map_err(|e| {
+                CoreError::Invalid(format!(
+                    "{e}; nothing changed (your edit is kept in {})",
+                    draft.display()
+                ))
+            })?;
+            store::save(&host.paths, &new)?;
+            ids.release(old.context, &host.paths, name);
+            let _ = std::fs::remove_file(&draft);
+            Ok(())
+        }
         Ok(new) => {
             store::save(&host.paths, &new)?;
             let _ = std::fs::remove_file(&draft);

@@ -11,6 +11,7 @@ use hangar_model::GuestName;
 pub fn delete(host: &Host, name: &GuestName, force: bool) -> Result<Vec<Removed>> {
     let _guest = lock::guest(&host.paths, name)?;
     let cfg = store::load(&host.paths, name)?;
+    crate::adopt::ensure(host, name)?;
     if status::status(&host.paths, name).is_active() {
         if !force {
             return Err(CoreError::Running(name.to_string()));
@@ -30,6 +31,11 @@ pub fn delete(host: &Host, name: &GuestName, force: bool) -> Result<Vec<Removed>
     }
     if let Ok(cg) = host.guest_cgroup(&cfg) {
         cg.remove()?;
+    }
+    // Best effort: an entry left behind is stale without its config, and free.
+    let registry = crate::ids::Registry::host();
+    if let Ok(ids) = registry.lock() {
+        ids.release(cfg.context, &host.paths, name);
     }
     let removed = crate::ops::forward::remove_all_to(host, name).map_err(|e| {
         CoreError::Invalid(format!(

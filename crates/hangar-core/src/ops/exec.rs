@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 pub fn target(host: &Host, name: &GuestName) -> Result<(Target, Option<u32>)> {
     let cfg = store::load(&host.paths, name)?;
+    crate::adopt::ensure(host, name)?;
     let st = status::status(&host.paths, name);
     let init_pid = st
         .init_pid()

@@ -11,6 +11,9 @@ pub struct GuestInfo {
     pub kind: String,
     pub context: u16,
     pub state: GuestState,
+    /// A monitor watches it. A running guest without one lost its monitor: the next
+    /// command on it, or `hangar repair`, has a new monitor adopt it.
+    pub monitor: bool,
     pub hostname: String,
     pub init_pid: Option<i32>,
     /// Processes in the guest.
@@ -83,6 +86,7 @@ fn row(host: &Host, cgroups: &hangar_cgroup::Cgroups, name: &GuestName) -> Resul
         kind: cfg.kind.to_string(),
         context: cfg.context.get(),
         state: st.state,
+        monitor: st.monitor,
         hostname: cfg.hostname.clone(),
         init_pid: st.init_pid(),
         procs: 0,

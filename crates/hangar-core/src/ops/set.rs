@@ -27,6 +27,7 @@ pub fn set(host: &Host, name: &GuestName, items: &[String]) -> Result<SetOutcome
     }
     let _guest = lock::guest(&host.paths, name)?;
     let old = store::load(&host.paths, name)?;
+    crate::adopt::ensure(host, name)?;
     let mut new = old.clone();
     let (nic_items, limit_items): (Vec<String>, Vec<String>) = items
         .iter()

@@ -12,16 +12,26 @@ pub fn start(host: &Host, name: &GuestName) -> Result<i32> {
 
 pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
     let cfg = store::load(&host.paths, name)?;
+    // A guest whose monitor died runs on: adopted, it is running, and never started twice.
+    crate::adopt::ensure(host, name)?;
     if status::status(&host.paths, name).is_active() {
         return Err(CoreError::Invalid(format!(
             "guest {name} is already running"
         )));
     }
+    crate::adopt::refuse_unknown_instance(host, &cfg)?;
+    // Its context id (and so its host uids) must be its own on the whole host.
+    let registry = crate::ids::Registry::host();
+    if let Some(warning) = registry
+        .lock()?
+        .check_at_start(cfg.context, &host.paths, name)?
+    {
+        host.notice(warning);
+    }
     let rootfs = host.paths.rootfs(name, &cfg.rootfs);
     check_rootfs(&cfg, &rootfs)?;
     ensure_ownership(&cfg, &rootfs)?;
     networks_up(host, &cfg)?;
-    let resolvers = crate::net::up::resolvers(host, &cfg)?;
     let init_system = crate::build::init::init_system_of(&rootfs, cfg.init[0].as_ref());
     let cgroup = host.cgroups()?.create(
         &host.cgroup_parent(),
@@ -34,33 +44,7 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
         let _ = cgroup.remove();
         return Err(e.into());
     }
-    let spec = LaunchSpec {
-        name: name.to_string(),
-        hostname: cfg.hostname.clone(),
-        rootfs,
-        init: cfg.init.clone(),
-        // systemd and other tools tell a container by its init's environment.
-        env: vec!["container=hangar".to_string()],
-        id_base: (!cfg.security.privileged).then(|| cfg.context.id_base()),
-        id_count: hangar_model::ctx::ID_RANGE,
-        cgroup_dirs: cgroup.dirs().to_vec(),
-        stop_signal: cfg
-            .stop
-            .signal
-            .unwrap_or(init_system.stop_signal())
-            .number(),
-        cgroup2: init_system.wants_cgroups(),
-        stop_timeout: cfg.stop.timeout,
-        seccomp: cfg.security.seccomp,
-        rlimits: host.rlimits(&cfg),
-        lxcfs: crate::lxcfs::ensure(host)?,
-        nics: crate::net::nic::plans(host, &cfg)?,
-        nameservers: resolvers.0,
-        search: resolvers.1,
-        nft_tag: crate::net::names::nft_tag(&host.paths),
-        run_dir: host.paths.run_dir(name),
-        console_log: host.paths.console_log(name),
-    };
+    let spec = launch_spec(host, &cfg, cgroup.dirs().to_vec(), init_system)?;
     if cfg.security.privileged {
         log_weakened(
             host,
@@ -76,6 +60,45 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
         let _ = cgroup.remove();
     }
     result
+}
+
+/// What the monitor of `cfg` is given: everything resolved, nothing left to probe.
+pub(crate) fn launch_spec(
+    host: &Host,
+    cfg: &GuestConfig,
+    cgroup_dirs: Vec<std::path::PathBuf>,
+    init_system: hangar_model::InitSystem,
+) -> Result<LaunchSpec> {
+    let name = &cfg.name;
+    let rootfs = host.paths.rootfs(name, &cfg.rootfs);
+    let resolvers = crate::net::up::resolvers(host, cfg)?;
+    Ok(LaunchSpec {
+        name: name.to_string(),
+        hostname: cfg.hostname.clone(),
+        rootfs,
+        init: cfg.init.clone(),
+        // systemd and other tools tell a container by its init's environment.
+        env: vec!["container=hangar".to_string()],
+        id_base: (!cfg.security.privileged).then(|| cfg.context.id_base()),
+        id_count: hangar_model::ctx::ID_RANGE,
+        cgroup_dirs,
+        stop_signal: cfg
+            .stop
+            .signal
+            .unwrap_or(init_system.stop_signal())
+            .number(),
+        cgroup2: init_system.wants_cgroups(),
+        stop_timeout: cfg.stop.timeout,
+        seccomp: cfg.security.seccomp,
+        rlimits: host.rlimits(cfg),
+        lxcfs: crate::lxcfs::ensure(host)?,
+        nics: crate::net::nic::plans(host, cfg)?,
+        nameservers: resolvers.0,
+        search: resolvers.1,
+        nft_tag: crate::net::names::nft_tag(&host.paths),
+        run_dir: host.paths.run_dir(name),
+        console_log: host.paths.console_log(name),
+    })
 }
 
 /// Bring up the networks (and VLAN bridges) `cfg`'s NICs are on: after a host reboot
@@ -147,17 +170,26 @@ fn ensure_ownership(cfg: &GuestConfig, rootfs: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn spawn_monitor(host: &Host, name: &GuestName, spec: &LaunchSpec) -> Result<i32> {
-    let run_dir = &spec.run_dir;
+/// Write `spec` where its monitor reads it (`run/hangar/guests/NAME/spec.json`).
+pub(crate) fn write_spec(
+    host: &Host,
+    name: &GuestName,
+    spec: &LaunchSpec,
+) -> Result<std::path::PathBuf> {
     let log_dir = host.paths.log_dir(name);
-    for d in [run_dir, &log_dir] {
+    for d in [&spec.run_dir, &log_dir] {
         std::fs::create_dir_all(d).map_err(|e| CoreError::io("creating", d, e))?;
     }
-    let spec_path = run_dir.join("spec.json");
+    let spec_path = spec.run_dir.join("spec.json");
     let json = serde_json::to_vec_pretty(spec).expect("specs serialise");
     hangar_sys::write_atomic(&spec_path, &json, false)
         .map_err(|e| CoreError::io("writing", &spec_path, e))?;
-    let monitor_log = log_dir.join("monitor.log");
+    Ok(spec_path)
+}
+
+fn spawn_monitor(host: &Host, name: &GuestName, spec: &LaunchSpec) -> Result<i32> {
+    let spec_path = write_spec(host, name, spec)?;
+    let monitor_log = host.paths.log_dir(name).join("monitor.log");
     let reply = crate::spawn::detached(&[spec_path.as_os_str()], &monitor_log)?;
     let reply = reply.as_str();
     if let Some(pid) = reply.strip_prefix("ok ") {

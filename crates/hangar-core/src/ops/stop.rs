@@ -14,6 +14,7 @@ pub fn stop(host: &Host, name: &GuestName, timeout: Option<u32>) -> Result<()> {
 
 fn stop_locked(host: &Host, name: &GuestName, timeout: Option<u32>) -> Result<()> {
     let cfg = store::load(&host.paths, name)?;
+    crate::adopt::ensure(host, name)?;
     if !status::status(&host.paths, name).is_active() {
         return Err(CoreError::NotRunning(name.to_string()));
     }
@@ -30,6 +31,7 @@ fn stop_locked(host: &Host, name: &GuestName, timeout: Option<u32>) -> Result<()
 pub fn kill(host: &Host, name: &GuestName) -> Result<()> {
     let _guest = lock::guest(&host.paths, name)?;
     store::load(&host.paths, name)?;
+    crate::adopt::ensure(host, name)?;
     if !status::status(&host.paths, name).is_active() {
         return Err(CoreError::NotRunning(name.to_string()));
     }
@@ -44,6 +46,7 @@ pub(crate) fn kill_locked(host: &Host, name: &GuestName) -> Result<()> {
 /// Stop (if running) and start again.
 pub fn restart(host: &Host, name: &GuestName, timeout: Option<u32>) -> Result<i32> {
     let _guest = lock::guest(&host.paths, name)?;
+    crate::adopt::ensure(host, name)?;
     if status::status(&host.paths, name).is_active() {
         stop_locked(host, name, timeout)?;
     }

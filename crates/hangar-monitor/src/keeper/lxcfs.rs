@@ -166,7 +166,16 @@ impl Keeper {
             let Ok(rt) = serde_json::from_slice::<hangar_model::RuntimeState>(&bytes) else {
                 continue;
             };
-            if let Some(pid) = rt.init_pid.filter(|_| rt.state.is_active()) {
+            // Only a live init the state file names by pid and start time (a guest
+            // may run without a monitor; a stale file's pid may be another process's).
+            let init = rt
+                .init_pid
+                .zip(rt.init_start)
+                .filter(|&(pid, start)| {
+                    rt.state.is_active() && hangar_container::procstat::alive_since(pid, start)
+                })
+                .map(|(pid, _)| pid);
+            if let Some(pid) = init {
                 if let Err(e) = hangar_container::lxcfs::inject(pid, &self.mountpoint) {
                     eprintln!("hangar-monitor: {}", hangar_container::error_chain(&e));
                 }
