@@ -143,6 +143,10 @@ fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
                     "guests cleaned up after (ended unwatched): {}",
                     or_none(&r.cleaned)
                 );
+                println!(
+                    "empty cgroups of stopped guests removed: {}",
+                    or_none(&r.empty_cgroups)
+                );
                 println!("guests that could not be repaired: {}", or_none(&r.failed));
                 print_network_check(&r.network);
             }

@@ -79,6 +79,29 @@ fn live(host: &Host, cfg: &hangar_model::GuestConfig, nic: &Nic, plug: bool) -> 
             crate::net::names::nft_tag(&host.paths).as_deref(),
         )?;
     }
+    record_in_spec(host, &cfg.name, &plan, plug)
+}
+
+/// Keep the running guest's launch spec in step with its NICs: its monitor reads it
+/// again when init ends (to remove the guards of NICs attached live, and to plug them
+/// again after a reboot), and an adopting monitor reads it from the start.
+fn record_in_spec(
+    host: &Host,
+    name: &GuestName,
+    plan: &hangar_model::spec::NicPlan,
+    plugged: bool,
+) -> Result<()> {
+    let path = host.paths.run_dir(name).join("spec.json");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let mut spec: hangar_model::LaunchSpec = serde_json::from_slice(&bytes)
+        .map_err(|e| CoreError::Invalid(format!("{}: {e}", path.display())))?;
+    spec.nics.retain(|n| n.guest_if != plan.guest_if);
+    if plugged {
+        spec.nics.push(plan.clone());
+    }
+    crate::ops::start::write_spec(host, name, &spec)?;
     Ok(())
 }
 

@@ -1,8 +1,10 @@
 //! `hangar repair`: bring the host back to a consistent state after crashes. Every
 //! guest running without a monitor is adopted by a new one; every guest that ended
-//! while none watched it is cleaned up after (cgroups, its NICs' guards); then the
-//! networks are checked and repaired as `hangar network check --repair` does. No
-//! guest's data is touched.
+//! while none watched it is cleaned up after (cgroups, its NICs' guards); the empty
+//! cgroup of a stopped guest (a `start` killed half-way) is removed; lxcfs is started
+//! again (and re-bound into running guests) if its keeper died; then the networks are
+//! checked and repaired as `hangar network check --repair` does. No guest's data is
+//! touched.
 
 use crate::adopt::{self, Adopted};
 use crate::{Host, Result, lock, status, store};
@@ -16,24 +18,63 @@ pub struct RepairReport {
     pub cleaned: Vec<String>,
     /// Guests that could not be looked after, with the reason.
     pub failed: Vec<String>,
+    /// Empty cgroups of stopped guests, removed: `NAME (ctx N)`.
+    pub empty_cgroups: Vec<String>,
     pub network: crate::ops::network::CheckReport,
 }
 
 pub fn repair(host: &Host) -> Result<RepairReport> {
     let mut report = RepairReport::default();
+    let mut any_running = false;
     for name in store::names(&host.paths)? {
-        let st = status::status(&host.paths, &name);
-        if !st.is_orphaned() && !st.stale {
+        let Ok(_guest) = lock::guest(&host.paths, &name) else {
+            report
+                .failed
+                .push(format!("{name}: busy (another hangar command holds it)"));
             continue;
+        };
+        let st = status::status(&host.paths, &name);
+        if st.is_orphaned() || st.stale {
+            match adopt::adopt(host, &name) {
+                Ok(Adopted::Running(pid)) => {
+                    report.adopted.push(format!("{name} (init pid {pid})"))
+                }
+                Ok(Adopted::Gone) => report.cleaned.push(name.to_string()),
+                Ok(Adopted::Watched) => {}
+                Err(e) => report.failed.push(format!("{name}: {e}")),
+            }
         }
-        let outcome = lock::guest(&host.paths, &name).and_then(|_guest| adopt::adopt(host, &name));
-        match outcome {
-            Ok(Adopted::Running(pid)) => report.adopted.push(format!("{name} (init pid {pid})")),
-            Ok(Adopted::Gone) => report.cleaned.push(name.to_string()),
-            Ok(Adopted::Watched) => {}
-            Err(e) => report.failed.push(format!("{name}: {e}")),
+        let st = status::status(&host.paths, &name);
+        any_running |= st.is_active();
+        if !st.is_active()
+            && let Some(ctx) = remove_empty_cgroup(host, &name)
+        {
+            report.empty_cgroups.push(format!("{name} (ctx {ctx})"));
         }
+    }
+    if any_running && let Err(e) = crate::lxcfs::ensure(host) {
+        report.failed.push(format!("lxcfs: {e}"));
     }
     report.network = crate::ops::network::check(host, true)?;
     Ok(report)
+}
+
+/// Remove the cgroup of stopped guest `name` if it exists and holds no live process
+/// (one with processes is `start`'s to refuse, with their pids); its context id then.
+fn remove_empty_cgroup(host: &Host, name: &hangar_model::GuestName) -> Option<u16> {
+    let cfg = store::load(&host.paths, name).ok()?;
+    let cgroup = host.guest_cgroup(&cfg).ok()?;
+    if !cgroup.exists() {
+        return None;
+    }
+    let live = cgroup
+        .pids()
+        .unwrap_or_default()
+        .into_iter()
+        .any(|p| hangar_container::procstat::look(p).is_some_and(|s| !s.zombie));
+    if live {
+        return None;
+    }
+    cgroup.remove().ok()?;
+    Some(cfg.context.get())
 }

@@ -42,6 +42,9 @@ pub fn run(mountpoint: &str, run_dir: &str, mut ready: std::fs::File) -> Res<()>
         let _ = writeln!(ready, "error: {e}");
         return Err(e);
     }
+    // Guests may run already: their binds of a dead lxcfs (a keeper killed with it)
+    // answer nothing until they are bound again.
+    k.reinject();
     let _ = writeln!(ready, "ok");
     drop(ready);
     loop {
@@ -80,6 +83,7 @@ pub fn run(mountpoint: &str, run_dir: &str, mut ready: std::fs::File) -> Res<()>
 
 impl Keeper {
     fn start_lxcfs(&mut self) -> Res<()> {
+        self.end_orphaned_lxcfs();
         // A mount left by a dead lxcfs answers ENOTCONN, even to mkdir: take it away first.
         let _ = nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH);
         std::fs::create_dir_all(&self.mountpoint)
@@ -124,6 +128,36 @@ impl Keeper {
         }
         self.save();
         Ok(())
+    }
+
+    /// An lxcfs of this mount point left by a keeper that was killed (lxcfs outlives
+    /// the SIGTERM its keeper's death sends it) holds the pid file, so a new one would
+    /// not start: end it first. The guests' binds are renewed once the new one runs.
+    fn end_orphaned_lxcfs(&self) {
+        let pidfile = self.run_dir.join("lxcfs.pid");
+        let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        else {
+            return;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let ours = cmdline
+            .split(|&b| b == 0)
+            .any(|arg| arg == self.mountpoint.as_os_str().as_encoded_bytes());
+        if !ours || pid == self.lxcfs_pid {
+            return;
+        }
+        eprintln!("hangar-monitor: ending lxcfs {pid}, left without a keeper");
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| !s.contains(") Z "))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     fn save(&self) {
