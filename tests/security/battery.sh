@@ -29,6 +29,7 @@ failed=0
 skipped=0
 scratch=
 mounted=
+only_try_unmask=
 
 usage() {
     echo "usage: [HOST_PID=pid] [HOST_DISK_MAJMIN=maj:min] [PROBE=path] sh battery.sh" >&2
@@ -41,6 +42,8 @@ for arg in "$@"; do
             # shellcheck disable=SC2163 # exports NAME=VALUE, as intended
             export "$arg"
             ;;
+        # Internal: the masks check runs the script again in a new mount namespace.
+        --try-unmask) only_try_unmask=1 ;;
         *) usage ;;
     esac
 done
@@ -109,10 +112,15 @@ check_userns() {
         skip userns "/proc/self/uid_map unreadable"
         return
     fi
+    # The map shows ids of the parent user namespace. The host's own namespace maps
+    # every id to itself ("0 0 4294967295"); a guest's maps a slice, either of the host
+    # (uid 0 is host uid $2) or, nested, of a namespace that is itself such a slice.
     # shellcheck disable=SC2046
     set -- $(sed -n 1p /proc/self/uid_map)
-    if [ "$1" = 0 ] && [ "$2" = 0 ]; then
+    if [ "$1" = 0 ] && [ "$2" = 0 ] && [ "$3" = 4294967295 ]; then
         fail userns "root is the host's root (uid_map: $*)"
+    elif [ "$2" = 0 ]; then
+        pass userns "uid 0 is root of a parent user namespace of $3 ids, not the host's (uid_map: $*)"
     else
         pass userns "uid 0 is host uid $2 (uid_map: $*)"
     fi
@@ -341,6 +349,49 @@ check_sys_firmware() {
     fi
 }
 
+# Every mask and read-only mount the runtime made must stay: not removable, nor
+# remountable read-write, neither here nor from a new mount namespace of the guest's
+# own (where root holds every right over its copies of the mounts unless the kernel
+# locked them).
+masked_mounts="/proc/keys /proc/timer_list /proc/kmsg /proc/kallsyms /proc/sched_debug \
+/proc/acpi /proc/scsi /proc/sys /proc/irq /proc/bus /proc/fs /proc/sysrq-trigger \
+/sys/firmware /sys/devices/virtual/powercap /proc/meminfo /proc/uptime"
+
+try_unmask() {
+    for m in $masked_mounts; do
+        [ -e "$m" ] || continue
+        grep -q " $m " /proc/self/mountinfo || continue
+        if umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; then
+            echo "unmounted $m"
+            return
+        fi
+    done
+    if mount -o remount,rw /proc/sys 2>/dev/null && [ -w /proc/sys/kernel/hostname ]; then
+        echo "remounted /proc/sys read-write"
+    fi
+}
+
+check_masks_locked() {
+    here=$(try_unmask)
+    if [ -n "$here" ]; then
+        fail masks_locked "in the guest's own mount namespace: $here"
+        return
+    fi
+    if ! command -v unshare >/dev/null 2>&1; then
+        skip masks_locked "no unshare to make a new mount namespace with"
+        return
+    fi
+    # This script again, inside the new namespace, doing only that.
+    inner=$(unshare -m sh "$0" --try-unmask 2>&1)
+    if [ "$?" -ne 0 ] && [ -z "$inner" ]; then
+        skip masks_locked "unshare -m refused: a new mount namespace could not be made"
+    elif echo "$inner" | grep -q "^unmounted\|^remounted"; then
+        fail masks_locked "from a new mount namespace: $(firstline "$inner")"
+    else
+        pass masks_locked "no mask removable, here or from a new mount namespace"
+    fi
+}
+
 check_kcore() {
     if [ ! -e /proc/kcore ]; then
         pass kcore "absent"
@@ -541,6 +592,11 @@ check_chroot() {
 }
 
 make_scratch
+if [ -n "${only_try_unmask:-}" ]; then
+    try_unmask
+    exit 0
+fi
+
 check_userns
 check_mknod_disk
 check_dev_nodes
@@ -550,6 +606,7 @@ check_proc_sysctl
 check_sysrq
 check_proc_fresh
 check_sys_firmware
+check_masks_locked
 check_kcore
 check_release_agent
 check_cgroupfs

@@ -37,8 +37,9 @@ fn link(target: &str, at: &Path) -> Result<(), ContainerError> {
     symlink(target, at).map_err(|e| ContainerError::path("symlinking", at, e))
 }
 
-/// Build the guest's /dev at `dev` (a directory inside the future root).
-pub fn populate(dev: &Path) -> Result<(), ContainerError> {
+/// Build the guest's /dev at `dev` (a directory inside the future root), with the
+/// guest's mqueue filesystem (made in its ipc namespace) at /dev/mqueue.
+pub fn populate(dev: &Path, mqueue: Option<&OwnedFd>) -> Result<(), ContainerError> {
     mkdir(dev)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_STRICTATIME;
     mnt(
@@ -77,15 +78,11 @@ pub fn populate(dev: &Path) -> Result<(), ContainerError> {
     )?;
     let mq = dev.join("mqueue");
     mkdir(&mq)?;
-    // The mqueue filesystem belongs to the ipc namespace; failing here only loses POSIX
-    // message queues, which few guests use.
-    let _ = mount(
-        Some("mqueue"),
-        &mq,
-        Some("mqueue"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        NONE,
-    );
+    // The mqueue filesystem belongs to the ipc namespace; without it only POSIX message
+    // queues are lost, which few guests use.
+    if let Some(mqueue) = mqueue {
+        let _ = hangar_sys::move_mount_to(mqueue.as_fd(), &mq);
+    }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),

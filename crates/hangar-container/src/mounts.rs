@@ -1,11 +1,14 @@
 //! The guest's mount namespace: its root filesystem, /proc, /sys, /dev, and pivot_root.
 //!
-//! Runs in the freshly forked guest process, already inside its new mount, pid, user and
-//! network namespaces, before init is exec'd.
+//! Runs before init is exec'd, in the mount namespace the guest's own is copied from
+//! (see `launch.rs`): every mount made here reaches the guest locked, so no mask can be
+//! removed from inside, even from a new mount namespace of the guest's own. The
+//! filesystems tied to the guest's namespaces (proc, sysfs, mqueue) are made by a
+//! process inside those namespaces ([`Superblocks::make`]) and attached here.
 
 use crate::{ContainerError, devices};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 const NONE: Option<&str> = None;
@@ -29,6 +32,43 @@ const READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus", "fs"];
 /// (ACPI tables, DMI, the memory map) and RAPL energy counters (a known side channel);
 /// other runtimes mask the same.
 const MASKED_SYS_DIRS: &[&str] = &["firmware", "devices/virtual/powercap"];
+
+/// Filesystems that belong to the guest's own namespaces, made by a process inside them
+/// and handed over as detached mounts.
+pub struct Superblocks {
+    /// proc of the guest's pid namespace.
+    pub proc: OwnedFd,
+    /// sysfs of the guest's network namespace (None where the kernel refuses one: a
+    /// privileged guest then gets the host's /sys read-only).
+    pub sys: Option<OwnedFd>,
+    /// mqueue of the guest's ipc namespace (None: no POSIX message queues).
+    pub mqueue: Option<OwnedFd>,
+}
+
+impl Superblocks {
+    /// Made by a process in the guest's pid, network and ipc namespaces, with
+    /// CAP_SYS_ADMIN over its own mount namespace (fsopen asks for it).
+    pub fn make() -> Result<Superblocks, ContainerError> {
+        let base = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+        Ok(Superblocks {
+            proc: hangar_sys::fs_mount(c"proc", base)?,
+            sys: hangar_sys::fs_mount(c"sysfs", base | libc::MOUNT_ATTR_RDONLY).ok(),
+            mqueue: hangar_sys::fs_mount(c"mqueue", base).ok(),
+        })
+    }
+
+    /// As a list of descriptors, to pass over a socket: proc, then sysfs and mqueue
+    /// where made.
+    pub fn fds(&self) -> [Option<&OwnedFd>; 3] {
+        [Some(&self.proc), self.sys.as_ref(), self.mqueue.as_ref()]
+    }
+}
+
+fn attach(tree: &OwnedFd, target: &Path) -> Result<(), ContainerError> {
+    ensure_dir(target)?;
+    hangar_sys::move_mount_to(tree.as_fd(), target)
+        .map_err(|e| ContainerError::Child(format!("attaching at {}: {e}", target.display())))
+}
 
 fn mnt(
     src: Option<&str>,
@@ -87,32 +127,48 @@ pub fn enter_root(rootfs: &Path) -> Result<(), ContainerError> {
 
 /// Set up every mount of the guest inside the root entered by [`enter_root`], then make
 /// it the root. Returns the console pty (master, peer), from the guest's own devpts.
-/// `cgroup2`: mount the guest's own cgroup2 tree at /sys/fs/cgroup (see [`mount_sys`]).
+/// `cgroup2`: /sys/fs/cgroup is left for [`mount_cgroup2`], else an empty tmpfs.
 pub fn setup(
     userns: bool,
     cgroup2: bool,
     lxcfs: Option<&OwnedFd>,
+    supers: &Superblocks,
 ) -> Result<(OwnedFd, OwnedFd), ContainerError> {
-    mount_proc(Path::new("proc"))?;
-    mount_sys(Path::new("sys"), userns, cgroup2)?;
+    mount_proc(Path::new("proc"), &supers.proc)?;
+    mount_sys(Path::new("sys"), supers.sys.as_ref(), userns, cgroup2)?;
     if let Some(fd) = lxcfs {
         crate::lxcfs::bind(fd)?;
     }
-    devices::populate(Path::new("dev"))?;
+    devices::populate(Path::new("dev"), supers.mqueue.as_ref())?;
     let console = devices::console(Path::new("dev"))?;
     mount_run(Path::new("run"))?;
     pivot()?;
     Ok(console)
 }
 
+/// The guest's own cgroup2 tree at /sys/fs/cgroup, for an init that manages cgroups
+/// (systemd): mounted by init-to-be after it unshared its cgroup namespace, so its
+/// root is the guest's own cgroup, which the host delegated to guest root, and nothing
+/// above it is reachable. The limits stay in force from outside (on a v1 host they
+/// live in hierarchies the guest never sees).
+pub fn mount_cgroup2() -> Result<(), ContainerError> {
+    let rw = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mnt(
+        Some("cgroup2"),
+        Path::new("/sys/fs/cgroup"),
+        Some("cgroup2"),
+        rw,
+        NONE,
+    )
+}
+
 fn ensure_dir(p: &Path) -> Result<(), ContainerError> {
     std::fs::create_dir_all(p).map_err(|e| ContainerError::path("creating", p, e))
 }
 
-fn mount_proc(proc_dir: &Path) -> Result<(), ContainerError> {
-    ensure_dir(proc_dir)?;
+fn mount_proc(proc_dir: &Path, proc: &OwnedFd) -> Result<(), ContainerError> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mnt(Some("proc"), proc_dir, Some("proc"), flags, NONE)?;
+    attach(proc, proc_dir)?;
     for f in MASKED_FILES {
         let p = proc_dir.join(f);
         if p.exists() {
@@ -141,17 +197,23 @@ fn mount_proc(proc_dir: &Path) -> Result<(), ContainerError> {
 }
 
 /// A fresh read-only sysfs. Its /sys/fs/cgroup is either empty (a read-only tmpfs) or,
-/// for an init that manages cgroups, a cgroup2 mount made after the guest unshared its
-/// cgroup namespace: its root is the guest's own cgroup, which the host delegated to
-/// guest root, and nothing above it is reachable. The limits stay in force from
-/// outside (on a v1 host they live in hierarchies the guest never sees).
-fn mount_sys(sys_dir: &Path, userns: bool, cgroup2: bool) -> Result<(), ContainerError> {
+/// for an init that manages cgroups, left for [`mount_cgroup2`].
+fn mount_sys(
+    sys_dir: &Path,
+    sys: Option<&OwnedFd>,
+    userns: bool,
+    cgroup2: bool,
+) -> Result<(), ContainerError> {
     ensure_dir(sys_dir)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
     // A new sysfs shows this network namespace's interfaces only. The kernel allows it in a
     // user namespace that owns the network namespace, which ours does.
-    let fresh = mnt(Some("sysfs"), sys_dir, Some("sysfs"), flags, NONE);
-    if fresh.is_err() && !userns {
+    let Some(sys) = sys else {
+        if userns {
+            return Err(ContainerError::Child(
+                "the kernel refused a sysfs for the guest's network namespace".into(),
+            ));
+        }
         mnt(
             Some("/sys"),
             sys_dir,
@@ -167,8 +229,8 @@ fn mount_sys(sys_dir: &Path, userns: bool, cgroup2: bool) -> Result<(), Containe
             NONE,
         )?;
         return Ok(());
-    }
-    fresh?;
+    };
+    attach(sys, sys_dir)?;
     for d in MASKED_SYS_DIRS {
         let p = sys_dir.join(d);
         if p.is_dir() {
@@ -182,11 +244,7 @@ fn mount_sys(sys_dir: &Path, userns: bool, cgroup2: bool) -> Result<(), Containe
         }
     }
     let cg = sys_dir.join("fs/cgroup");
-    if cgroup2 {
-        let rw = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        return mnt(Some("cgroup2"), &cg, Some("cgroup2"), rw, NONE);
-    }
-    if cg.is_dir() {
+    if !cgroup2 && cg.is_dir() {
         mnt(
             Some("tmpfs"),
             &cg,

@@ -724,6 +724,10 @@ impl Rate {
         if !v.is_finite() || v < 1000.0 {
             return Err(field("rate", format!("{s:?}: at least 8kbit")));
         }
+        // Displayed in bits: far below u64::MAX / 8 bytes per second.
+        if v > 1e15 / 8.0 {
+            return Err(field("rate", format!("{s:?}: at most 1000000gbit")));
+        }
         Ok(Rate(v.round() as u64))
     }
 }
@@ -808,6 +812,15 @@ mod tests {
         assert_eq!(Rate::parse("10mbit").unwrap().0, 1_250_000);
         assert_eq!(Rate::parse("1gbit").unwrap().to_string(), "1gbit");
         assert!(Rate::parse("fast").is_err());
+    }
+
+    #[test]
+    fn rates_too_high_to_display_in_bits_are_refused() {
+        // Found by fuzz/ (net_values): its display multiplied 2^64 - 1 by 8.
+        let e = Rate::parse("6666666666660Gbit").unwrap_err().to_string();
+        assert!(e.contains("at most 1000000gbit"), "{e}");
+        let top = Rate::parse("1000000gbit").unwrap();
+        assert_eq!(top.to_string(), "1000000gbit");
     }
 
     #[test]

@@ -30,6 +30,14 @@ impl Size {
         if num.is_empty() || num.starts_with(['-', '+']) {
             return Err(err());
         }
+        // Whole numbers exactly (above 2^53 an f64 would round them), fractions as f64.
+        if let Ok(n) = num.parse::<u64>() {
+            return n
+                .checked_mul(mult)
+                .filter(|&bytes| bytes <= 1 << 62)
+                .map(Size)
+                .ok_or_else(err);
+        }
         let v: f64 = num.parse().map_err(|_| err())?;
         let bytes = v * mult as f64;
         if !bytes.is_finite() || bytes > (1u64 << 62) as f64 {
@@ -70,10 +78,12 @@ impl<'de> Deserialize<'de> for Size {
             N(u64),
             S(String),
         }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Size(n)),
-            Raw::S(s) => Size::parse(&s).map_err(serde::de::Error::custom),
-        }
+        // A number is checked as the same number written as a string would be.
+        let s = match Raw::deserialize(d)? {
+            Raw::N(n) => n.to_string(),
+            Raw::S(s) => s,
+        };
+        Size::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -103,6 +113,25 @@ mod tests {
         for s in ["", "M", "-1G", "12X", "abc", "1e30G"] {
             assert!(Size::parse(s).is_err(), "{s}");
         }
+    }
+
+    #[test]
+    fn whole_numbers_are_exact_and_bounded_as_strings_and_as_toml_integers() {
+        // Found by fuzz/ (guest_config): `memory.max = 9007199254740993` came back from
+        // the saved config one byte smaller, and `memory.max = 9223372036854775807`
+        // was accepted but its saved config was refused.
+        #[derive(Debug, Deserialize)]
+        struct T {
+            s: Size,
+        }
+        let odd = (1u64 << 53) + 1;
+        assert_eq!(Size::parse(&odd.to_string()).unwrap().0, odd);
+        assert_eq!(toml::from_str::<T>(&format!("s = {odd}")).unwrap().s.0, odd);
+        assert_eq!(Size::parse("4194304T").unwrap().0, 1 << 62);
+        for too_big in ["4194305T", "9223372036854775807", "18446744073709551616"] {
+            assert!(Size::parse(too_big).is_err(), "{too_big}");
+        }
+        assert!(toml::from_str::<T>("s = 9223372036854775807").is_err());
     }
 
     #[test]

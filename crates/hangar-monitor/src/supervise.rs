@@ -84,9 +84,19 @@ pub fn run(spec_path: &str, mut ready: std::fs::File, adopt: bool) -> Res<()> {
             return Err(e);
         }
     };
+    // Bound before `hangar start` hears that init runs: its next command finds it.
+    let listener = match bind_control(&mon.spec) {
+        Ok(l) => l,
+        Err(e) => {
+            mon.signal_init(libc::SIGKILL);
+            mon.finish();
+            let _ = writeln!(ready, "error: {e}");
+            return Err(e);
+        }
+    };
     mon.ready = Some(ready);
     mon.settle();
-    let result = mon.serve();
+    let result = mon.serve(listener);
     mon.finish();
     // Told only now, once the guest's cgroup and NICs are gone: a start tried again
     // at once finds nothing of this one.
@@ -112,11 +122,30 @@ fn adopt_and_serve(spec: LaunchSpec, mut ready: std::fs::File) -> Res<()> {
         let _ = writeln!(ready, "gone");
         return Ok(());
     };
+    let listener = match bind_control(&mon.spec) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = writeln!(ready, "error: {e}");
+            return Err(e);
+        }
+    };
     let _ = writeln!(ready, "adopted {pid}");
     drop(ready);
-    let result = mon.serve();
+    let result = mon.serve(listener);
     mon.finish();
     result
+}
+
+/// The guest's control socket, listening (non-blocking).
+fn bind_control(spec: &LaunchSpec) -> Res<UnixListener> {
+    let sock = spec.socket_path();
+    let _ = std::fs::remove_file(&sock);
+    let listener =
+        UnixListener::bind(&sock).map_err(|e| format!("binding {}: {e}", sock.display()))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("socket: {e}"))?;
+    Ok(listener)
 }
 
 fn now() -> u64 {
@@ -350,20 +379,13 @@ impl Monitor {
         }
     }
 
-    fn serve(&mut self) -> Res<()> {
+    fn serve(&mut self, listener: UnixListener) -> Res<()> {
         let mut mask = SigSet::empty();
         for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
             mask.add(s);
         }
         let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| format!("signalfd: {e}"))?;
-        let sock = self.spec.socket_path();
-        let _ = std::fs::remove_file(&sock);
-        let listener =
-            UnixListener::bind(&sock).map_err(|e| format!("binding {}: {e}", sock.display()))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| format!("socket: {e}"))?;
         let mut buf = [0u8; 4096];
         while self.state.init_pid.is_some() {
             let timeout = match self.kill_at {

@@ -516,3 +516,50 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> Result<(), SysError
     }
     Ok(())
 }
+
+/// A new filesystem of type `fstype`, created by this process and returned as a
+/// detached mount (fsopen, `FSCONFIG_CMD_CREATE`, fsmount) with mount attributes
+/// `attrs` (`libc::MOUNT_ATTR_*`), to be attached with [`move_mount_to`], possibly by
+/// another process in another mount namespace. The superblock belongs to the
+/// caller's namespaces: proc to its pid namespace, sysfs to its network namespace,
+/// mqueue to its ipc namespace.
+pub fn fs_mount(fstype: &std::ffi::CStr, attrs: u64) -> Result<OwnedFd, SysError> {
+    // SAFETY: `fstype` is NUL-terminated and outlives the call; the kernel returns a
+    // new descriptor or -1.
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) };
+    if fs < 0 {
+        return Err(last("fsopen"));
+    }
+    // SAFETY: the kernel just returned this descriptor; nobody else owns it.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux; null pointers are what
+    // the kernel expects for them.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(last("fsconfig"));
+    }
+    // SAFETY: fsmount takes the filesystem descriptor we own and two integers; it
+    // returns a new descriptor or -1.
+    let m = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attrs,
+        )
+    };
+    if m < 0 {
+        return Err(last("fsmount"));
+    }
+    // SAFETY: the kernel just returned this descriptor; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(m as RawFd) })
+}
