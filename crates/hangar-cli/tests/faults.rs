@@ -217,3 +217,50 @@ fn two_roots_never_share_a_context_id_or_host_uids() {
         (ca * 65536) as u32
     );
 }
+
+#[test]
+fn damaged_files_are_named_in_errors_and_repair_loses_no_data() {
+    require_root!();
+    let h = TestHost::new("damaged");
+    h.build_busybox("a");
+    h.build_busybox("b");
+    let init = h.started("a");
+    let (fa, fb) = (h.config_file("a"), h.config_file("b"));
+    let (good_a, good_b) = (std::fs::read(&fa).unwrap(), std::fs::read(&fb).unwrap());
+    // As after a power loss: one config cut short, the other garbage.
+    std::fs::write(&fa, &good_a[..good_a.len() / 2]).unwrap();
+    std::fs::write(&fb, b"\x00\x17garbage[[[").unwrap();
+    let out = h.run(&["list"]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&fa.display().to_string()), "{said}");
+    assert!(
+        said.contains(&format!("it is running (init pid {init})")),
+        "{said}"
+    );
+    assert!(said.contains(&fb.display().to_string()), "{said}");
+    let err = h.fails(&["start", "b"]);
+    assert!(err.contains(&fb.display().to_string()), "{err}");
+    let out = h.run(&["repair"]);
+    assert!(
+        !out.status.success(),
+        "repair cannot mend a config and says so"
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&fa.display().to_string()), "{said}");
+    // Nothing of the guests was lost, and the running one still runs.
+    assert!(h.rootfs("a").join("sbin/init").exists() && h.rootfs("b").join("sbin/init").exists());
+    assert!(alive(init));
+    std::fs::write(&fa, &good_a).unwrap();
+    std::fs::write(&fb, &good_b).unwrap();
+    assert_eq!(h.info("a")["state"], "running");
+    assert_eq!(h.info("b")["state"], "stopped");
+    // A damaged host defaults file stops every command, naming it.
+    let defaults = h.root.join("etc/hangar/defaults.toml");
+    let good_defaults = std::fs::read(&defaults).unwrap();
+    std::fs::write(&defaults, b"network = [").unwrap();
+    let err = h.fails(&["list"]);
+    assert!(err.contains(&defaults.display().to_string()), "{err}");
+    std::fs::write(&defaults, good_defaults).unwrap();
+    h.ok(&["stop", "a", "-t", "1"]);
+}

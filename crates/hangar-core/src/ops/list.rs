@@ -68,7 +68,15 @@ pub fn list(host: &Host) -> Result<Vec<GuestInfo>> {
     for (name, r) in rows.into_iter().flatten() {
         match r {
             Ok(i) => out.push(i),
-            Err(e) => eprintln!("hangar: skipping {name}: {e}"),
+            Err(e) => {
+                // Its config is unreadable, but the guest may still run: say which.
+                let st = status::status(&host.paths, &name);
+                let running = match st.init_pid() {
+                    Some(pid) => format!("; it is {} (init pid {pid})", st.state),
+                    None => String::new(),
+                };
+                eprintln!("hangar: {name} not listed: {e}{running}")
+            }
         }
     }
     Ok(out)

@@ -33,6 +33,10 @@ pub fn repair(host: &Host) -> Result<RepairReport> {
                 .push(format!("{name}: busy (another hangar command holds it)"));
             continue;
         };
+        if let Err(e) = store::load(&host.paths, &name) {
+            // Not ours to rewrite: its data stays as it is, and the user hears which file.
+            report.failed.push(format!("{name}: {e}"));
+        }
         let st = status::status(&host.paths, &name);
         if st.is_orphaned() || st.stale {
             match adopt::adopt(host, &name) {
