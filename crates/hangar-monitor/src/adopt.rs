@@ -64,30 +64,49 @@ pub fn death_reason(pid: i32) -> Option<String> {
         .custom_flags(libc::O_NONBLOCK)
         .open("/dev/kmsg")
         .ok()?;
-    let needle = format!("Killed process {pid} (");
+    let mut records = Vec::new();
     let mut record = vec![0u8; 8192];
-    let mut found = None;
     loop {
         match kmsg.read(&mut record) {
             Ok(0) => break,
-            Ok(n) => {
-                let text = String::from_utf8_lossy(&record[..n]);
-                if text.contains(&needle) {
-                    let msg = text.split_once(';').map_or(&*text, |(_, m)| m);
-                    found = Some(format!("the kernel's OOM killer: {}", msg.trim()));
-                }
-            }
+            Ok(n) => records.push(String::from_utf8_lossy(&record[..n]).into_owned()),
             // EPIPE: records overwritten while we read; the next read goes on.
             Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
             Err(_) => break,
         }
     }
-    found
+    oom_kill_of(pid, records.iter().map(String::as_str))
+}
+
+/// The last kernel log record (`/dev/kmsg` format: `PRIO,SEQ,TIME,FLAGS;MESSAGE`) that
+/// says the OOM killer killed `pid`, as a reason.
+fn oom_kill_of<'a>(pid: i32, records: impl Iterator<Item = &'a str>) -> Option<String> {
+    let needle = format!("Killed process {pid} (");
+    records.filter(|r| r.contains(&needle)).last().map(|r| {
+        let msg = r.split_once(';').map_or(r, |(_, m)| m);
+        format!("the kernel's OOM killer: {}", msg.trim())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oom_kill_in_the_kernel_log_is_the_reason() {
+        let log = [
+            "6,100,5000,-;eth0: link up",
+            "3,101,6000,-;Out of memory: Killed process 4242 (hangar-monitor) total-vm:8000kB",
+            "3,102,7000,-;Out of memory: Killed process 42 (other) total-vm:1kB",
+        ];
+        let r = oom_kill_of(4242, log.into_iter()).unwrap();
+        assert!(
+            r.starts_with("the kernel's OOM killer: Out of memory: Killed process 4242"),
+            "{r}"
+        );
+        assert_eq!(oom_kill_of(424, log.into_iter()), None);
+        assert_eq!(oom_kill_of(7, log.into_iter()), None);
+    }
 
     #[test]
     fn wait_statuses_read_as_the_monitor_reports_them() {
