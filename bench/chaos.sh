@@ -22,5 +22,8 @@ export HANGAR_CHAOS_STEPS=${steps}
 log "building the test binaries"
 cargo build --quiet --workspace
 log "running ${steps} chaos steps"
-cargo test --quiet -p hangar-cli --test chaos -- --nocapture 2>&1 | grep -E '^chaos:|^step|panicked|seed' || true
-test "${PIPESTATUS[0]}" -eq 0
+set +e
+cargo test --quiet -p hangar-cli --test chaos -- --nocapture 2>&1 | grep -E '^chaos:|^step|panicked|seed'
+status=${PIPESTATUS[0]}
+set -e
+exit "${status}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a Debian 12 host for hangar: the packages it needs at run time, in
-# its tests and in bench/start.sh. Idempotent: when everything is already
-# installed it touches nothing (no apt-get update, no network).
+# its tests and in bench/start.sh, and cargo-fuzz for scripts/fuzz.sh.
+# Idempotent: when everything is already installed it touches nothing (no
+# apt-get update, no cargo install, no network).
 #
 # Usage (as root): scripts/setup-host.sh
 set -euo pipefail
@@ -85,6 +86,23 @@ else
     run_apt install --no-install-recommends "${missing[@]}"
     rm -f "${apt_log}"
     log "installed ${#missing[@]} packages"
+fi
+
+# cargo-fuzz, for scripts/fuzz.sh (the fuzz step of scripts/test.sh): from crates.io,
+# the version whose flags scripts/fuzz.sh was written against, only when missing.
+cargo_fuzz_version=0.13.2
+if cargo fuzz --version >/dev/null 2>&1; then
+    log "$(cargo fuzz --version) present"
+else
+    log "installing cargo-fuzz ${cargo_fuzz_version}"
+    cargo_log=$(mktemp /tmp/setup-host.XXXXXX.log)
+    if ! cargo install --locked cargo-fuzz --version "${cargo_fuzz_version}" >"${cargo_log}" 2>&1; then
+        cat "${cargo_log}" >&2
+        log "cargo install cargo-fuzz failed (log above, kept in ${cargo_log})" >&2
+        exit 1
+    fi
+    rm -f "${cargo_log}"
+    log "installed $(cargo fuzz --version)"
 fi
 
 # Facts that decide which code paths the tests exercise; printed, not fixed.

@@ -72,12 +72,27 @@ impl HostDefaults {
                 });
             }
         }
+        // The defaults every guest without a limit of its own gets: checked as a
+        // guest's own limits are.
+        d.limits.validate()?;
         Ok(d)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn default_limits_are_checked_as_a_guests_are() {
+        let e = super::HostDefaults::from_toml("[limits]\nmemory.max = \"1M\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at least 4M"), "{e}");
+        let e = super::HostDefaults::from_toml("[limits.rlimits]\nnofilez = 10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not an rlimit"), "{e}");
+    }
+
     use super::*;
 
     #[test]

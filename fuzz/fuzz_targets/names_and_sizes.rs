@@ -1,0 +1,50 @@
+//! The small values of the CLI and of config files: `GuestName::new`, `Size::parse`,
+//! `ContextId` (from an integer, as `--context N` gives it) and `Signal::parse`, each on
+//! the whole input.
+//!
+//! Checks: no input panics; every value that parses is displayed as text that parses
+//! again to the same value; a name is kept as written and is safe as a path component;
+//! a size is at most 2^62 bytes; a context is 2 to 32767 and its id range fits in u32;
+//! a signal is 1 to 64.
+#![no_main]
+
+use hangar_model::{ContextId, GuestName, Signal, Size};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(name) = GuestName::new(s) {
+        assert_eq!(name.as_str(), s);
+        assert!(
+            !s.is_empty() && s.len() <= 63 && !s.contains(['/', '.', '\0']),
+            "{s:?}"
+        );
+        assert_eq!(GuestName::new(&name.to_string()).ok(), Some(name));
+    }
+    if let Ok(size) = Size::parse(s) {
+        assert!(size.0 <= 1 << 62, "{s:?}: {size:?}");
+        assert_eq!(Size::parse(&size.to_string()).ok(), Some(size), "{s:?}");
+    }
+    if let Ok(n) = s.trim().parse::<i64>() {
+        let parsed = s.parse::<ContextId>().ok();
+        match ContextId::new(n) {
+            Ok(ctx) => {
+                assert!((2..=32767).contains(&n) && i64::from(ctx.get()) == n);
+                assert!(ctx.id_base().checked_add(65535).is_some());
+                assert_eq!(parsed, Some(ctx), "{s:?}");
+                assert_eq!(ctx.to_string().parse::<ContextId>().ok(), Some(ctx));
+            }
+            Err(_) => assert_eq!(parsed, None, "{s:?}"),
+        }
+    }
+    if let Ok(signal) = Signal::parse(s) {
+        assert!((1..=64).contains(&signal.number()), "{s:?}: {signal}");
+        assert_eq!(
+            Signal::parse(&signal.to_string()).ok(),
+            Some(signal),
+            "{s:?}"
+        );
+    }
+});
