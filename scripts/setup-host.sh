@@ -19,6 +19,7 @@ runtime_pkgs=(
     nftables       # guest firewalling and NAT
     dnsmasq-base   # the DNS service of each hangar network
     lxcfs          # virtualised /proc (meminfo, uptime, cpuinfo, ...) inside guests
+    btrfs-progs    # btrfs storage pools (mkfs.btrfs, subvolumes, qgroups)
     procps         # kill (stopping dnsmasq), ps/pgrep in tests
     psmisc         # fuser/killall in tests
     util-linux     # unshare, nsenter, mount, losetup

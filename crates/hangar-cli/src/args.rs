@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Cmd {
     /// Build a new guest (vserver NAME build)
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Start a guest; returns once its init runs
     Start(NameArg),
     /// Shut a guest down cleanly (its init's own signal), killing it after a timeout
@@ -56,6 +56,43 @@ pub enum Cmd {
     /// After crashes: adopt guests whose monitor died, clean up after guests that
     /// ended unwatched, repair the networks
     Repair(RepairArgs),
+    /// Manage storage pools (where guests' root filesystems live)
+    #[command(subcommand)]
+    Pool(PoolCmd),
+    /// Every guest's disk use against its limit (disk.size)
+    Df(RepairArgs),
+}
+
+#[derive(Subcommand)]
+pub enum PoolCmd {
+    /// Make a btrfs pool: on an image file of --size, or on the block device --source
+    /// (formatted: what it holds is lost)
+    Create(PoolCreateArgs),
+    /// Show every pool: driver, source, size, free space, guests
+    List(RepairArgs),
+    /// One pool, as JSON
+    Show(PoolNameArg),
+    /// Remove a pool that holds no guest (its image file goes with it)
+    Delete(PoolNameArg),
+}
+
+#[derive(Args)]
+pub struct PoolNameArg {
+    pub name: String,
+}
+
+#[derive(Args)]
+pub struct PoolCreateArgs {
+    pub name: String,
+    /// The driver; btrfs is the one a new pool can have (the built-in pool is dir)
+    #[arg(long, default_value = "btrfs")]
+    pub driver: String,
+    /// Size of the image file hangar makes for the pool (e.g. 20G)
+    #[arg(long, conflicts_with = "source", required_unless_present = "source")]
+    pub size: Option<String>,
+    /// A block device to format for the pool instead
+    #[arg(long)]
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -96,6 +133,13 @@ pub struct BuildArgs {
     /// Network for the guest's eth0 (default: the `default` NAT network; `none`: only lo)
     #[arg(long, value_name = "NETWORK")]
     pub network: Option<String>,
+    /// The storage pool to build in (default: the host defaults' pool, else the
+    /// built-in dir pool)
+    #[arg(long, value_name = "POOL")]
+    pub pool: Option<String>,
+    /// Limit the guest's disk (disk.size), where its pool can (btrfs)
+    #[arg(long, value_name = "SIZE")]
+    pub disk_size: Option<String>,
     /// A NIC: network=NAME ip=auto|ADDR/LEN ip6=.. mode=bridged|routed mac=.. vlan=N
     /// mtu=N egress=10mbit ingress=10mbit gateway=ADDR|none gateway6=ADDR|none name=eth1
     /// (comma-separated; repeatable)

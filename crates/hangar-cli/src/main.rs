@@ -46,7 +46,7 @@ fn run(cli: Cli) -> Result<i32> {
 
 fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
     match command {
-        Cmd::Build(b) => build(host, b)?,
+        Cmd::Build(b) => build(host, *b)?,
         Cmd::Start(a) => {
             let guest = name(&a.name)?;
             if hangar_core::store::load(&host.paths, &guest).is_ok_and(|c| c.security.privileged) {
@@ -133,6 +133,14 @@ fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
         }
         Cmd::Detach(a) => ops::attach::detach(host, &name(&a.name)?, &a.ifname)?,
         Cmd::Logs(a) => logs(host, &name(&a.name)?, a.follow)?,
+        Cmd::Pool(c) => pool(host, c)?,
+        Cmd::Df(a) => {
+            let rows = ops::pool::df(host)?;
+            match a.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+                Format::Table => print!("{}", table::df(&rows)),
+            }
+        }
         Cmd::Repair(a) => {
             let r = ops::repair::repair(host)?;
             if a.format == Format::Json {
@@ -253,6 +261,16 @@ fn build(host: &Host, b: args::BuildArgs) -> Result<()> {
             .map(|n| NicRequest::parse(std::slice::from_ref(n)))
             .collect::<Result<_, _>>()?,
     };
+    let pool = b
+        .pool
+        .as_deref()
+        .map(hangar_model::pool::PoolName::new)
+        .transpose()?;
+    let disk_size = b
+        .disk_size
+        .as_deref()
+        .map(hangar_model::Size::parse)
+        .transpose()?;
     let req = ops::build::BuildRequest {
         name: guest,
         method,
@@ -260,6 +278,8 @@ fn build(host: &Host, b: args::BuildArgs) -> Result<()> {
         context,
         privileged: b.privileged,
         nics,
+        pool,
+        disk_size,
     };
     let bar = std::io::stderr().is_terminal().then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
@@ -365,6 +385,44 @@ fn network(host: &Host, c: args::NetworkCmd) -> Result<()> {
                 print_network_check(&r);
             }
         }
+    }
+    Ok(())
+}
+
+fn pool(host: &Host, c: args::PoolCmd) -> Result<()> {
+    use args::PoolCmd as P;
+    use hangar_model::pool::{PoolName, PoolSource};
+    match c {
+        P::Create(a) => {
+            if a.driver != "btrfs" {
+                bail!(
+                    "unknown pool driver {:?}: a new pool is btrfs (the built-in pool is the \
+                     dir one)",
+                    a.driver
+                );
+            }
+            let source = match (a.size, a.source) {
+                (Some(s), None) => PoolSource::Image {
+                    size: hangar_model::Size::parse(&s)?,
+                },
+                (None, Some(dev)) => PoolSource::Device { path: dev },
+                _ => bail!("give --size SIZE (an image file) or --source DEVICE"),
+            };
+            ops::pool::create(host, &PoolName::new(&a.name)?, source)?;
+            quiet_note(&format!("created pool {}", a.name));
+        }
+        P::List(a) => {
+            let pools = ops::pool::list(host)?;
+            match a.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&pools)?),
+                Format::Table => print!("{}", table::pools(&pools)),
+            }
+        }
+        P::Show(a) => println!(
+            "{}",
+            serde_json::to_string_pretty(&ops::pool::show(host, &PoolName::new(&a.name)?)?)?
+        ),
+        P::Delete(a) => ops::pool::delete(host, &PoolName::new(&a.name)?)?,
     }
     Ok(())
 }

@@ -97,6 +97,56 @@ fn bytes(b: u64) -> String {
     size(b / 1024)
 }
 
+/// `hangar df`: NAME POOL USED LIMIT USE%.
+pub fn df(rows: &[hangar_core::ops::pool::DiskUse]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<20} {:<12} {:>9} {:>9} {:>5}",
+        "NAME", "POOL", "USED", "LIMIT", "USE%"
+    );
+    for r in rows {
+        let limit = r.limit.map(bytes).unwrap_or_else(|| "-".into());
+        let pct = r
+            .percent
+            .map(|p| format!("{p:.0}%"))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:<20} {:<12} {:>9} {:>9} {:>5}",
+            r.name,
+            r.pool,
+            bytes(r.used),
+            limit,
+            pct
+        );
+    }
+    out
+}
+
+/// `hangar pool list`: NAME DRIVER SIZE FREE GUESTS SOURCE.
+pub fn pools(rows: &[hangar_core::ops::pool::PoolInfo]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<12} {:<6} {:>9} {:>9} {:>6}  SOURCE",
+        "NAME", "DRIVER", "SIZE", "FREE", "GUESTS"
+    );
+    for p in rows {
+        let _ = writeln!(
+            out,
+            "{:<12} {:<6} {:>9} {:>9} {:>6}  {}",
+            p.name,
+            p.driver,
+            bytes(p.size),
+            bytes(p.free),
+            p.guests.len(),
+            p.source
+        );
+    }
+    out
+}
+
 /// `hangar limits`: RESOURCE CURRENT PEAK LIMIT HITS, sizes human, CPU time in seconds.
 pub fn limits(r: &hangar_core::ops::limits::Report) -> String {
     let mut out = String::new();

@@ -92,7 +92,7 @@ fn spec_for_adoption(host: &Host, cfg: &GuestConfig) -> Result<std::path::PathBu
     if readable {
         return Ok(path);
     }
-    let rootfs = host.paths.rootfs(&cfg.name, &cfg.rootfs);
+    let rootfs = host.rootfs(cfg)?;
     let init_system = crate::build::init::init_system_of(&rootfs, cfg.init[0].as_ref());
     let cgroup = host.guest_cgroup(cfg)?;
     let spec = crate::ops::start::launch_spec(host, cfg, cgroup.dirs().to_vec(), init_system)?;

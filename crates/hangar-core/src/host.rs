@@ -42,6 +42,16 @@ impl Host {
             .unwrap_or_default()
     }
 
+    /// Guest `cfg`'s root filesystem on the host: in its pool's volume (mounted if it
+    /// was not), or where an absolute `rootfs` in its config says.
+    pub fn rootfs(&self, cfg: &GuestConfig) -> Result<PathBuf> {
+        if cfg.rootfs.is_absolute() {
+            return Ok(cfg.rootfs.clone());
+        }
+        let pool = crate::pools::Pool::of(self, cfg)?;
+        Ok(pool.volume(&cfg.name).join(&cfg.rootfs))
+    }
+
     /// The cgroup every guest's cgroup lives under.
     pub fn cgroup_parent(&self) -> String {
         self.defaults

@@ -18,6 +18,7 @@ pub mod lxcfs;
 pub mod net;
 pub mod ops;
 pub mod paths;
+pub mod pools;
 pub mod spawn;
 pub mod status;
 pub mod store;

@@ -69,6 +69,17 @@ impl Paths {
     pub fn console_log(&self, name: &GuestName) -> PathBuf {
         self.log_dir(name).join("console.log")
     }
+    /// Storage pool configs (`hangar pool create`).
+    pub fn pools_dir(&self) -> PathBuf {
+        self.at("etc/hangar/pools")
+    }
+    /// Where a pool's filesystem is mounted (and, beside it, its image file).
+    pub fn pool_mount(&self, name: &hangar_model::pool::PoolName) -> PathBuf {
+        self.at("var/lib/hangar/pools").join(name.as_str())
+    }
+    pub fn pool_image(&self, name: &hangar_model::pool::PoolName) -> PathBuf {
+        self.at("var/lib/hangar/pools").join(format!("{name}.img"))
+    }
     pub fn cache_dir(&self) -> PathBuf {
         std::env::var_os("HANGAR_CACHE_DIR")
             .map(PathBuf::from)
@@ -87,14 +98,5 @@ impl Paths {
             h = (h ^ u64::from(*b)).wrapping_mul(0x100000001b3);
         }
         format!("hangar-{:08x}", h as u32)
-    }
-
-    /// Resolve a guest's rootfs setting (relative paths live in its data dir).
-    pub fn rootfs(&self, name: &GuestName, configured: &Path) -> PathBuf {
-        if configured.is_absolute() {
-            configured.to_path_buf()
-        } else {
-            self.data_dir(name).join(configured)
-        }
     }
 }

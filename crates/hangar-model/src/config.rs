@@ -44,6 +44,10 @@ pub struct GuestConfig {
     pub autostart: Autostart,
     #[serde(default)]
     pub security: Security,
+    /// The storage pool its root filesystem lives in; none: the built-in `default`
+    /// (plain directories), as for every guest built before pools existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<crate::pool::PoolName>,
     /// Network interfaces besides lo (`[[nic]]` tables).
     #[serde(default, rename = "nic", skip_serializing_if = "Vec::is_empty")]
     pub nics: Vec<crate::net::Nic>,

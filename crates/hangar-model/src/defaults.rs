@@ -26,6 +26,9 @@ pub struct HostDefaults {
     /// Debian suite for `build -m debootstrap`.
     #[serde(default = "default_suite")]
     pub suite: String,
+    /// The pool new guests are built in (unset: the built-in `default` dir pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<crate::pool::PoolName>,
 }
 
 fn default_limits() -> Limits {
@@ -52,6 +55,7 @@ impl Default for HostDefaults {
             mirror: default_mirror(),
             suite: default_suite(),
             network: default_network(),
+            pool: None,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod init;
 pub mod limits;
 pub mod name;
 pub mod net;
+pub mod pool;
 pub mod signal;
 pub mod spec;
 pub mod state;

@@ -356,6 +356,16 @@ pub struct CpuLimits {
     pub pin: Option<CpuList>,
 }
 
+/// The guest's disk, where its pool's driver can limit it (btrfs: a qgroup on its
+/// subvolume; the `dir` driver has no limit and refuses one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskLimits {
+    /// Bytes the guest's files may take (`disk.size`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Bound<Size>>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PidsLimits {
@@ -394,6 +404,8 @@ pub struct Limits {
     pub pids: PidsLimits,
     #[serde(default, skip_serializing_if = "is_default")]
     pub io: IoLimits,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub disk: DiskLimits,
     /// Per-process limits of setrlimit(2) (`nofile = 4096`, `core = "0:max"`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rlimits: BTreeMap<String, Rlimit>,
@@ -420,6 +432,7 @@ pub const KEYS: &[&str] = &[
     "io.write_bps",
     "io.read_iops",
     "io.write_iops",
+    "disk.size",
     "rlimit.NAME",
 ];
 
@@ -503,6 +516,9 @@ impl Limits {
             pids: PidsLimits {
                 max: self.pids.max.or(d.pids.max),
             },
+            disk: DiskLimits {
+                size: self.disk.size.or(d.disk.size),
+            },
             io: IoLimits {
                 weight: self.io.weight.or(d.io.weight),
                 read_bps: map_or(&self.io.read_bps, &d.io.read_bps),
@@ -547,6 +563,7 @@ impl Limits {
                 }
             }
             "pids.max" => self.pids.max = bound(v, |s| count("pids.max", s))?,
+            "disk.size" => self.disk.size = bound(v, Size::parse)?,
             "io.weight" => self.io.weight = weight("io.weight", v)?,
             "io.read_bps" | "io.write_bps" => {
                 let field = if key == "io.read_bps" {

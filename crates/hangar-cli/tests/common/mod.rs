@@ -406,6 +406,18 @@ impl Drop for TestHost {
         }
         self.stop_lxcfs();
         self.kill_strays();
+        // Storage pools a test left mounted (their loop devices go with the mounts).
+        let root = format!("{}/", self.root.display());
+        let mut points: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|p| p.starts_with(&root))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
         let parent = self.cgroup_parent();
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
             for e in rd.flatten() {

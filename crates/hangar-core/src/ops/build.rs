@@ -6,8 +6,10 @@
 //! directory that the next build or delete of that name removes.
 
 use crate::build::{BuildContext, Method, populate};
+use crate::pools::Pool;
 use crate::{CoreError, Host, Result, lock, store};
 use hangar_model::config::{Autostart, validate_hostname};
+use hangar_model::pool::PoolDriver;
 use hangar_model::{ContextId, GuestConfig, GuestKind, GuestName, Limits, Security, StopPolicy};
 
 pub struct BuildRequest {
@@ -18,6 +20,10 @@ pub struct BuildRequest {
     pub privileged: bool,
     /// NICs to give the guest (empty: none, only lo).
     pub nics: Vec<crate::net::nic::NicRequest>,
+    /// The pool to build in (None: the host defaults' pool, else the built-in one).
+    pub pool: Option<hangar_model::pool::PoolName>,
+    /// `disk.size`, where the pool can limit it.
+    pub disk_size: Option<hangar_model::Size>,
 }
 
 pub fn build(
@@ -31,6 +37,11 @@ pub fn build(
     let _guest = lock::guest(&host.paths, name)?;
     if store::exists(&host.paths, name) {
         return Err(CoreError::Exists(name.to_string()));
+    }
+    let pool_name = req.pool.clone().or_else(|| host.defaults.pool.clone());
+    let pool = Pool::open(host, pool_name.as_ref())?;
+    if req.disk_size.is_some() && pool.driver() == hangar_model::pool::PoolDriver::Dir {
+        pool.set_size(&pool.guests_dir(), req.disk_size)?;
     }
     remove_leftovers(host, name)?;
     let build_dir = host.paths.build_dir(name);
@@ -46,7 +57,7 @@ pub fn build(
             nics.push(nic);
         }
         hangar_model::net::validate_nics(&nics)?;
-        std::fs::create_dir_all(build_dir.join("rootfs"))
+        std::fs::create_dir_all(&build_dir)
             .map_err(|e| CoreError::io("creating", &build_dir, e))?;
         std::fs::write(build_dir.join("context"), ctx.to_string())
             .map_err(|e| CoreError::io("writing", &build_dir, e))?;
@@ -57,10 +68,11 @@ pub fn build(
         (ctx, nics)
     };
     let (context, nics) = context;
-    let result = finish(host, &req, &hostname, context, nics, progress);
+    let result = finish(host, &req, &pool, &hostname, context, nics, progress);
     if result.is_err() {
+        let _ = pool.remove_volume(&pool.build_volume(name));
         let _ = std::fs::remove_dir_all(&build_dir);
-        let _ = std::fs::remove_dir_all(host.paths.data_dir(name));
+        let _ = pool.remove_volume(&pool.volume(name));
     }
     result
 }
@@ -68,13 +80,27 @@ pub fn build(
 fn finish(
     host: &Host,
     req: &BuildRequest,
+    pool: &Pool,
     hostname: &str,
     context: ContextId,
     nics: Vec<hangar_model::net::Nic>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<GuestConfig> {
-    let build_dir = host.paths.build_dir(&req.name);
-    let rootfs = build_dir.join("rootfs");
+    // The volume: in the built-in pool the build dir itself, else a subvolume of the
+    // pool, limited before anything is written to it.
+    let volume = pool.build_volume(&req.name);
+    pool.create_volume(&volume)?;
+    let mut limits = Limits::default();
+    if let Some(size) = req.disk_size {
+        limits.disk.size = Some(hangar_model::limits::Bound::At(size));
+    }
+    let size = match limits.or(&host.defaults.limits).disk.size {
+        Some(hangar_model::limits::Bound::At(s)) if pool.driver() != PoolDriver::Dir => Some(s),
+        _ => None,
+    };
+    pool.set_size(&volume, size)?;
+    let rootfs = volume.join("rootfs");
+    std::fs::create_dir_all(&rootfs).map_err(|e| CoreError::io("creating", &rootfs, e))?;
     let cache = host.paths.cache_dir();
     let mut cx = BuildContext {
         hostname,
@@ -87,20 +113,25 @@ fn finish(
         let range = hangar_model::ctx::ID_RANGE;
         hangar_container::idshift::shift_to(&rootfs, context.id_base(), range)?;
     }
+    let data_dir = pool.volume(&req.name);
+    std::fs::rename(&volume, &data_dir)
+        .map_err(|e| CoreError::io("moving the build into", &data_dir, e))?;
+    // The reservations (context id, NIC addresses) until the config takes them over:
+    // gone with the rename in the built-in pool, whose build dir is the volume.
+    let build_dir = host.paths.build_dir(&req.name);
     let _ = std::fs::remove_file(build_dir.join("context"));
     let _ = std::fs::remove_file(build_dir.join("nics.json"));
-    let data_dir = host.paths.data_dir(&req.name);
-    std::fs::rename(&build_dir, &data_dir)
-        .map_err(|e| CoreError::io("moving the build into", &data_dir, e))?;
+    let _ = std::fs::remove_dir(&build_dir);
     let cfg = GuestConfig {
         name: req.name.clone(),
         kind: GuestKind::Container,
         context,
         hostname: hostname.to_string(),
         rootfs: "rootfs".into(),
+        pool: Some(pool.name()).filter(|p| !p.is_default()),
         init: outcome.init,
         stop: StopPolicy::default(),
-        limits: Limits::default(),
+        limits,
         autostart: Autostart::default(),
         security: Security {
             privileged: req.privileged,
@@ -121,10 +152,21 @@ fn finish(
 /// Remove what an interrupted build or delete of `name` left (we hold its lock, so
 /// nobody is working on it).
 pub(crate) fn remove_leftovers(host: &Host, name: &GuestName) -> Result<()> {
+    if store::exists(&host.paths, name) {
+        return Ok(());
+    }
     for dir in [host.paths.build_dir(name), host.paths.data_dir(name)] {
-        if dir.exists() && !store::exists(&host.paths, name) {
+        if dir.exists() {
             std::fs::remove_dir_all(&dir)
                 .map_err(|e| CoreError::io("removing leftover", &dir, e))?;
+        }
+    }
+    // Volumes in the other pools (a pool that cannot be mounted now has nothing to
+    // remove that could be in the way).
+    for p in crate::pools::names(&host.paths)? {
+        if let Ok(pool) = Pool::open(host, Some(&p)) {
+            pool.remove_volume(&pool.build_volume(name))?;
+            pool.remove_volume(&pool.volume(name))?;
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ pub mod forward;
 pub mod limits;
 pub mod list;
 pub mod network;
+pub mod pool;
 pub mod repair;
 pub mod set;
 pub mod start;

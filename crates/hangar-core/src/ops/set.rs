@@ -38,16 +38,47 @@ pub fn set(host: &Host, name: &GuestName, items: &[String]) -> Result<SetOutcome
         set_nic(&mut new, item)?;
     }
     new.validate()?;
+    // The disk limit belongs to the guest's volume, running or not: applied first, and
+    // put back if anything after it is refused.
+    let (old_disk, new_disk) = (disk_size(host, &old), disk_size(host, &new));
+    let pool = crate::pools::Pool::of(host, &new)?;
+    let volume = pool.volume(name);
+    if new_disk != old_disk {
+        pool.set_size(&volume, new_disk)?;
+    }
     let live = status::status(&host.paths, name).is_active();
-    if live {
+    let applied = if live {
         apply_live(host, &new).inspect_err(|_| {
             let _ = apply_live(host, &old);
-        })?;
+        })
     } else if new.limits != old.limits {
-        host.trial_limits(&new)?;
+        host.trial_limits(&new)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = applied.and_then(|()| store::save(&host.paths, &new)) {
+        if new_disk != old_disk {
+            let _ = pool.set_size(&volume, old_disk);
+        }
+        return Err(e);
     }
-    store::save(&host.paths, &new)?;
     Ok(SetOutcome { live })
+}
+
+/// The `disk.size` in force for `cfg`: its own, else the host default's where its pool
+/// can limit a disk (a default is no reason to refuse the built-in dir pool's guests).
+fn disk_size(host: &Host, cfg: &hangar_model::GuestConfig) -> Option<hangar_model::Size> {
+    use hangar_model::limits::Bound;
+    let own = cfg.limits.disk.size;
+    let limit = match (own, cfg.pool.as_ref().filter(|p| !p.is_default())) {
+        (Some(b), _) => Some(b),
+        (None, Some(_)) => host.defaults.limits.disk.size,
+        (None, None) => None,
+    };
+    match limit {
+        Some(Bound::At(s)) => Some(s),
+        _ => None,
+    }
 }
 
 /// `nic.NAME.egress=10mbit` / `nic.NAME.ingress=max`: a NIC's rate limits;

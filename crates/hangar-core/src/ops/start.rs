@@ -28,7 +28,7 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
     {
         host.notice(warning);
     }
-    let rootfs = host.paths.rootfs(name, &cfg.rootfs);
+    let rootfs = host.rootfs(&cfg)?;
     check_rootfs(&cfg, &rootfs)?;
     ensure_ownership(&cfg, &rootfs)?;
     networks_up(host, &cfg)?;
@@ -70,7 +70,7 @@ pub(crate) fn launch_spec(
     init_system: hangar_model::InitSystem,
 ) -> Result<LaunchSpec> {
     let name = &cfg.name;
-    let rootfs = host.paths.rootfs(name, &cfg.rootfs);
+    let rootfs = host.rootfs(cfg)?;
     let resolvers = crate::net::up::resolvers(host, cfg)?;
     Ok(LaunchSpec {
         name: name.to_string(),

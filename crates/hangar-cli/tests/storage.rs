@@ -1,0 +1,143 @@
+//! Storage pools end to end: a btrfs pool on a loop-backed image the test makes, guests
+//! in it with disk limits, `hangar df`, and what is refused. Needs root.
+
+mod common;
+use common::TestHost;
+
+fn df(h: &TestHost) -> Vec<serde_json::Value> {
+    serde_json::from_str(&h.ok(&["df", "--format", "json"])).unwrap()
+}
+
+fn row<'a>(rows: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    rows.iter().find(|r| r["name"] == name).unwrap()
+}
+
+/// Loop devices whose backing file is under this root.
+fn loops(h: &TestHost) -> usize {
+    let out = std::process::Command::new("losetup")
+        .args(["-n", "-O", "BACK-FILE", "-l"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.trim().starts_with(&*h.root.to_string_lossy()))
+        .count()
+}
+
+#[test]
+fn a_btrfs_pool_limits_each_guest_and_the_others_are_unaffected() {
+    require_root!();
+    let h = TestHost::new("btrfs");
+    h.ok(&["pool", "create", "fast", "--size", "512M"]);
+    h.ok(&[
+        "build",
+        "a",
+        "-m",
+        "busybox",
+        "--pool",
+        "fast",
+        "--disk-size",
+        "64M",
+    ]);
+    h.ok(&["build", "b", "-m", "busybox", "--pool", "fast"]);
+    h.build_busybox("c");
+    assert!(h.ok(&["config", "show", "a"]).contains("pool = \"fast\""));
+    h.started("a");
+    h.started("b");
+    // a fills its disk: the write stops at its limit.
+    let (code, _) = h.sh("a", "dd if=/dev/zero of=/big bs=1M count=200 2>/dev/null");
+    assert_ne!(code, 0, "a wrote 200M into a 64M disk");
+    let big: u64 = h.sh("a", "stat -c %s /big").1.trim().parse().unwrap();
+    assert!(big <= 64 << 20, "a's file grew to {big} bytes");
+    // b, in the same pool, still writes; so does the host.
+    assert_eq!(
+        h.sh(
+            "b",
+            "dd if=/dev/zero of=/f bs=1M count=32 2>/dev/null && echo ok"
+        )
+        .1
+        .trim(),
+        "ok"
+    );
+    let rows = df(&h);
+    let a = row(&rows, "a");
+    assert_eq!(a["pool"], "fast");
+    assert_eq!(a["limit"], 64u64 << 20);
+    assert!(a["used"].as_u64().unwrap() > 60 << 20, "{a}");
+    assert!(a["percent"].as_f64().unwrap() > 90.0, "{a}");
+    assert_eq!(row(&rows, "b")["limit"], serde_json::Value::Null);
+    assert_eq!(row(&rows, "c")["pool"], "default");
+    assert!(h.ok(&["df"]).lines().next().unwrap().contains("USE%"));
+    // Below its use: refused, nothing changed. Grown live: a writes on.
+    let err = h.fails(&["set", "a", "disk.size=1M"]);
+    assert!(err.contains("below what the guest uses"), "{err}");
+    assert!(h.ok(&["config", "show", "a"]).contains("size = \"64M\""));
+    h.ok(&["set", "a", "disk.size=128M"]);
+    assert_eq!(row(&df(&h), "a")["limit"], 128u64 << 20);
+    assert_eq!(
+        h.sh(
+            "a",
+            "dd if=/dev/zero of=/more bs=1M count=32 2>/dev/null && echo ok"
+        )
+        .1
+        .trim(),
+        "ok"
+    );
+    // The built-in dir pool cannot limit a disk, and says what to do.
+    let err = h.fails(&["set", "c", "disk.size=100M"]);
+    assert!(err.contains("hangar pool create"), "{err}");
+    // A pool holding guests is not deleted; once they are gone, nothing is left.
+    let err = h.fails(&["pool", "delete", "fast"]);
+    assert!(err.contains("holds guests a, b"), "{err}");
+    h.ok(&["delete", "a", "--force"]);
+    h.ok(&["delete", "b", "--force"]);
+    let subvols = std::process::Command::new("btrfs")
+        .args(["subvolume", "list", "-o"])
+        .arg(h.root.join("var/lib/hangar/pools/fast/guests"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&subvols.stdout).trim(),
+        "",
+        "subvolumes left"
+    );
+    h.ok(&["pool", "delete", "fast"]);
+    assert!(!h.root.join("var/lib/hangar/pools/fast.img").exists());
+    assert_eq!(loops(&h), 0, "a loop device is left");
+    let pools: Vec<serde_json::Value> =
+        serde_json::from_str(&h.ok(&["pool", "list", "--format", "json"])).unwrap();
+    assert_eq!(pools.len(), 1, "{pools:?}");
+}
+
+#[test]
+fn bad_pool_input_is_refused_and_changes_nothing() {
+    require_root!();
+    let h = TestHost::new("badpool");
+    let err = h.fails(&["build", "g", "-m", "busybox", "--pool", "nope"]);
+    assert!(err.contains("no pool named nope"), "{err}");
+    assert!(h.list().is_empty());
+    assert!(!h.root.join("var/lib/hangar/guests/g").exists());
+    let err = h.fails(&["pool", "create", "tiny", "--size", "1M"]);
+    assert!(err.contains("at least 128M"), "{err}");
+    let err = h.fails(&["pool", "create", "x", "--source", "/etc/passwd"]);
+    assert!(err.contains("not a block device"), "{err}");
+    let err = h.fails(&["pool", "create", "default", "--size", "1G"]);
+    assert!(err.contains("built-in"), "{err}");
+    let err = h.fails(&["pool", "create", "Bad/Name", "--size", "1G"]);
+    assert!(err.contains("pool name"), "{err}");
+    assert!(h.fails(&["pool", "delete", "default"]).contains("built-in"));
+    assert!(h.fails(&["pool", "show", "nope"]).contains("no pool named"));
+    // Nothing was made for any of them.
+    assert!(
+        !h.root.join("var/lib/hangar/pools").exists()
+            || std::fs::read_dir(h.root.join("var/lib/hangar/pools"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    assert_eq!(loops(&h), 0);
+    // A disk limit asked of the built-in pool at build: refused before anything is made.
+    let err = h.fails(&["build", "g", "-m", "busybox", "--disk-size", "64M"]);
+    assert!(err.contains("hangar pool create"), "{err}");
+    assert!(h.list().is_empty());
+}

@@ -1,0 +1,242 @@
+//! Storage pools: where guests' root filesystems live.
+//!
+//! Every guest's data directory (`rootfs/` and what goes with it) is a *volume* of its
+//! pool: a plain directory in the built-in `default` pool (`var/lib/hangar/guests/NAME`,
+//! where guests always lived), a btrfs subvolume in a btrfs pool
+//! (`var/lib/hangar/pools/POOL/guests/NAME`), which a qgroup can limit (`disk.size`).
+//! A build makes its volume as `.build-NAME` and renames it into place when complete;
+//! the reservations of a build in progress (context id, NIC addresses) stay in
+//! `var/lib/hangar/guests/.build-NAME` whatever the pool, where the allocators look.
+//! A pool is mounted again whenever it is used (after a host reboot nothing is).
+
+pub mod btrfs;
+
+use crate::paths::Paths;
+use crate::{CoreError, Host, Result};
+use hangar_model::pool::{PoolConfig, PoolDriver, PoolName, PoolSource};
+use hangar_model::{GuestConfig, GuestName, Size};
+use std::path::PathBuf;
+
+/// A pool, ready to use.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    /// The built-in pool: plain directories under `var/lib/hangar/guests`.
+    Dir { guests: PathBuf },
+    /// A btrfs filesystem mounted at `mount`.
+    Btrfs { cfg: PoolConfig, mount: PathBuf },
+}
+
+/// A guest volume's use of its pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub used: u64,
+    pub limit: Option<u64>,
+}
+
+fn file(paths: &Paths, name: &PoolName) -> PathBuf {
+    paths.pools_dir().join(format!("{name}.toml"))
+}
+
+/// The config of pool `name` (not the built-in one, which has none).
+pub fn load(paths: &Paths, name: &PoolName) -> Result<PoolConfig> {
+    let f = file(paths, name);
+    let text = match std::fs::read_to_string(&f) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CoreError::Invalid(format!(
+                "no pool named {name}: see `hangar pool list`"
+            )));
+        }
+        r => r.map_err(|e| CoreError::io("reading", &f, e))?,
+    };
+    PoolConfig::from_toml(&text).map_err(|source| CoreError::Config { file: f, source })
+}
+
+pub fn save(paths: &Paths, cfg: &PoolConfig) -> Result<()> {
+    let dir = paths.pools_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| CoreError::io("creating", &dir, e))?;
+    let f = file(paths, &cfg.name);
+    hangar_sys::write_atomic(&f, cfg.to_toml().as_bytes(), true)
+        .map_err(|e| CoreError::io("writing", &f, e))
+}
+
+/// Names of the pools with a config, sorted (the built-in one not among them).
+pub fn names(paths: &Paths) -> Result<Vec<PoolName>> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(paths.pools_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let n = e.file_name();
+        if let Some(stem) = n.to_str().and_then(|n| n.strip_suffix(".toml"))
+            && let Ok(name) = PoolName::new(stem)
+        {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Pool {
+    /// Pool `name` (`default`, or None: the built-in one), mounted if it was not.
+    pub fn open(host: &Host, name: Option<&PoolName>) -> Result<Pool> {
+        let Some(name) = name.filter(|n| !n.is_default()) else {
+            return Ok(Pool::Dir {
+                guests: host.paths.data_root(),
+            });
+        };
+        let cfg = load(&host.paths, name)?;
+        let mount = host.paths.pool_mount(name);
+        let pool = Pool::Btrfs { cfg, mount };
+        pool.ensure_mounted(&host.paths)?;
+        Ok(pool)
+    }
+
+    /// The pool guest `cfg` lives in.
+    pub fn of(host: &Host, cfg: &GuestConfig) -> Result<Pool> {
+        Pool::open(host, cfg.pool.as_ref())
+    }
+
+    pub fn name(&self) -> PoolName {
+        match self {
+            Pool::Dir { .. } => PoolName::default_pool(),
+            Pool::Btrfs { cfg, .. } => cfg.name.clone(),
+        }
+    }
+
+    pub fn driver(&self) -> PoolDriver {
+        match self {
+            Pool::Dir { .. } => PoolDriver::Dir,
+            Pool::Btrfs { .. } => PoolDriver::Btrfs,
+        }
+    }
+
+    fn ensure_mounted(&self, paths: &Paths) -> Result<()> {
+        let Pool::Btrfs { cfg, mount } = self else {
+            return Ok(());
+        };
+        if btrfs::mounted(mount) {
+            return Ok(());
+        }
+        match &cfg.source {
+            PoolSource::Image { .. } => btrfs::mount(&paths.pool_image(&cfg.name), mount, true)?,
+            PoolSource::Device { path } => btrfs::mount(path, mount, false)?,
+        }
+        let guests = mount.join("guests");
+        std::fs::create_dir_all(&guests).map_err(|e| CoreError::io("creating", &guests, e))
+    }
+
+    /// Where the pool keeps its guests' volumes.
+    pub fn guests_dir(&self) -> PathBuf {
+        match self {
+            Pool::Dir { guests } => guests.clone(),
+            Pool::Btrfs { mount, .. } => mount.join("guests"),
+        }
+    }
+
+    /// Guest `name`'s volume (its data directory, with `rootfs/`).
+    pub fn volume(&self, name: &GuestName) -> PathBuf {
+        self.guests_dir().join(name.as_str())
+    }
+
+    /// Where a build of `name` makes its volume until it is complete.
+    pub fn build_volume(&self, name: &GuestName) -> PathBuf {
+        self.guests_dir().join(format!(".build-{name}"))
+    }
+
+    /// Make an empty volume at `path` (a directory; a subvolume on btrfs).
+    pub fn create_volume(&self, path: &std::path::Path) -> Result<()> {
+        match self {
+            Pool::Dir { .. } => {
+                std::fs::create_dir_all(path).map_err(|e| CoreError::io("creating", path, e))
+            }
+            Pool::Btrfs { .. } => btrfs::subvolume_create(path),
+        }
+    }
+
+    /// Remove the volume at `path` and everything in it (nothing when it is not there).
+    pub fn remove_volume(&self, path: &std::path::Path) -> Result<()> {
+        if std::fs::symlink_metadata(path).is_err() {
+            return Ok(());
+        }
+        match self {
+            Pool::Dir { .. } => {
+                std::fs::remove_dir_all(path).map_err(|e| CoreError::io("removing", path, e))
+            }
+            Pool::Btrfs { .. } => btrfs::subvolume_delete(path),
+        }
+    }
+
+    /// Limit the volume at `path` to `size` (None: no limit). The `dir` pool has no
+    /// limits and refuses one; a size below what the guest uses is refused (the kernel
+    /// would only stop its next write).
+    pub fn set_size(&self, path: &std::path::Path, size: Option<Size>) -> Result<()> {
+        match self {
+            Pool::Dir { .. } if size.is_none() => Ok(()),
+            Pool::Dir { .. } => Err(CoreError::Invalid(
+                "disk.size needs a pool that can limit a guest's disk: the built-in dir pool \
+                 cannot (make one with `hangar pool create NAME --size 20G` and build the \
+                 guest with `--pool NAME`)"
+                    .into(),
+            )),
+            Pool::Btrfs { .. } => {
+                if let Some(s) = size {
+                    let used = btrfs::usage(path)?.0;
+                    if s.0 < used {
+                        return Err(CoreError::Invalid(format!(
+                            "disk.size {s} is below what the guest uses now ({}): free space \
+                             in it first",
+                            Size(used)
+                        )));
+                    }
+                }
+                btrfs::limit(path, size)
+            }
+        }
+    }
+
+    /// What the volume at `path` uses, and its limit. The dir pool counts the blocks of
+    /// every file (a walk of the tree).
+    pub fn usage(&self, path: &std::path::Path) -> Result<Usage> {
+        match self {
+            Pool::Dir { .. } => Ok(Usage {
+                used: tree_bytes(path),
+                limit: None,
+            }),
+            Pool::Btrfs { .. } => {
+                let (used, limit) = btrfs::usage(path)?;
+                Ok(Usage { used, limit })
+            }
+        }
+    }
+}
+
+/// Bytes allocated to the files under `path` (hard links counted once), without
+/// following symlinks or leaving its filesystem.
+fn tree_bytes(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(top) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let dev = top.dev();
+    let mut seen = std::collections::HashSet::new();
+    let mut total = top.blocks() * 512;
+    let mut dirs = vec![path.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.dev() != dev {
+                continue;
+            }
+            if m.nlink() > 1 && !m.is_dir() && !seen.insert(m.ino()) {
+                continue;
+            }
+            total += m.blocks() * 512;
+            if m.is_dir() {
+                dirs.push(e.path());
+            }
+        }
+    }
+    total
+}
