@@ -61,6 +61,38 @@ pub enum Cmd {
     Pool(PoolCmd),
     /// Every guest's disk use against its limit (disk.size)
     Df(RepairArgs),
+    /// Snapshots of a guest's files (consistent while it runs: frozen for the moment)
+    #[command(subcommand)]
+    Snapshot(SnapshotCmd),
+    /// Freeze every process of a running guest (xm pause)
+    Pause(NameArg),
+    /// Let a paused guest run again (xm unpause)
+    Unpause(NameArg),
+}
+
+#[derive(Subcommand)]
+pub enum SnapshotCmd {
+    /// Take a snapshot (SNAP defaults to snap-UNIXTIME)
+    Create(SnapshotArgs),
+    /// A guest's snapshots, oldest first
+    List(SnapshotListArgs),
+    /// Make a stopped guest's files those of a snapshot
+    Restore(SnapshotArgs),
+    /// Remove a snapshot
+    Delete(SnapshotArgs),
+}
+
+#[derive(Args)]
+pub struct SnapshotArgs {
+    pub name: String,
+    pub snapshot: Option<String>,
+}
+
+#[derive(Args)]
+pub struct SnapshotListArgs {
+    pub name: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Subcommand)]

@@ -134,6 +134,9 @@ fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
         Cmd::Detach(a) => ops::attach::detach(host, &name(&a.name)?, &a.ifname)?,
         Cmd::Logs(a) => logs(host, &name(&a.name)?, a.follow)?,
         Cmd::Pool(c) => pool(host, c)?,
+        Cmd::Snapshot(c) => snapshot(host, c)?,
+        Cmd::Pause(a) => ops::snapshot::pause(host, &name(&a.name)?, true)?,
+        Cmd::Unpause(a) => ops::snapshot::pause(host, &name(&a.name)?, false)?,
         Cmd::Df(a) => {
             let rows = ops::pool::df(host)?;
             match a.format {
@@ -385,6 +388,40 @@ fn network(host: &Host, c: args::NetworkCmd) -> Result<()> {
                 print_network_check(&r);
             }
         }
+    }
+    Ok(())
+}
+
+fn snapshot(host: &Host, c: args::SnapshotCmd) -> Result<()> {
+    use args::SnapshotCmd as S;
+    use hangar_model::pool::SnapshotName;
+    let named = |a: &args::SnapshotArgs| -> Result<SnapshotName> {
+        let s = a
+            .snapshot
+            .as_deref()
+            .context("name the snapshot: hangar snapshot ... GUEST SNAPSHOT")?;
+        Ok(SnapshotName::new(s)?)
+    };
+    match c {
+        S::Create(a) => {
+            let snap = a.snapshot.as_deref().map(SnapshotName::new).transpose()?;
+            let made = ops::snapshot::create(host, &name(&a.name)?, snap)?;
+            println!("{made}");
+        }
+        S::List(a) => {
+            let snaps = ops::snapshot::list(host, &name(&a.name)?)?;
+            match a.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&snaps)?),
+                Format::Table => {
+                    println!("{:<30} CREATED", "SNAPSHOT");
+                    for s in snaps {
+                        println!("{:<30} {}", s.name, s.created);
+                    }
+                }
+            }
+        }
+        S::Restore(a) => ops::snapshot::restore(host, &name(&a.name)?, &named(&a)?)?,
+        S::Delete(a) => ops::snapshot::delete(host, &name(&a.name)?, &named(&a)?)?,
     }
     Ok(())
 }

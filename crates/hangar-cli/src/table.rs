@@ -47,7 +47,9 @@ pub fn render(rows: &[GuestInfo]) -> String {
     let mut unwatched = false;
     for r in rows {
         let running = r.state.is_active();
-        let state = if running && !r.monitor {
+        let state = if running && r.paused {
+            "paused".to_string()
+        } else if running && !r.monitor {
             unwatched = true;
             format!("{}*", r.state)
         } else {

@@ -141,3 +141,101 @@ fn bad_pool_input_is_refused_and_changes_nothing() {
     assert!(err.contains("hangar pool create"), "{err}");
     assert!(h.list().is_empty());
 }
+
+/// Snapshot a running guest, change it, restore after a stop: on both drivers.
+fn snapshot_round_trip(h: &TestHost, guest: &str) {
+    h.started(guest);
+    h.sh(guest, "echo before > /etc/marker; sync");
+    assert_eq!(
+        h.ok(&["snapshot", "create", guest, "first"]).trim(),
+        "first"
+    );
+    // The guest ran on, unfrozen.
+    assert_eq!(h.info(guest)["paused"], false);
+    h.sh(guest, "echo after > /etc/marker; rm -f /bin/ls");
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&h.ok(&["snapshot", "list", guest, "--format", "json"])).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["name"], "first");
+    let err = h.fails(&["snapshot", "create", guest, "first"]);
+    assert!(err.contains("already"), "{err}");
+    let err = h.fails(&["snapshot", "restore", guest, "first"]);
+    assert!(err.contains("stop it first"), "{err}");
+    h.ok(&["kill", guest]);
+    h.ok(&["snapshot", "restore", guest, "first"]);
+    h.started(guest);
+    assert_eq!(h.sh(guest, "cat /etc/marker").1.trim(), "before");
+    assert_eq!(h.sh(guest, "test -e /bin/ls && echo back").1.trim(), "back");
+    // The snapshot itself stays as it was: restored once more, same files.
+    let err = h.fails(&["snapshot", "delete", guest, "nope"]);
+    assert!(err.contains("no snapshot named nope"), "{err}");
+    h.ok(&["snapshot", "delete", guest, "first"]);
+    assert!(h.ok(&["snapshot", "list", guest]).lines().count() == 1);
+}
+
+#[test]
+fn snapshots_restore_a_guests_files_in_the_dir_pool_and_a_btrfs_pool() {
+    require_root!();
+    let h = TestHost::new("snap");
+    h.build_busybox("plain");
+    snapshot_round_trip(&h, "plain");
+    h.ok(&["pool", "create", "fast", "--size", "256M"]);
+    h.ok(&[
+        "build",
+        "sub",
+        "-m",
+        "busybox",
+        "--pool",
+        "fast",
+        "--disk-size",
+        "100M",
+    ]);
+    snapshot_round_trip(&h, "sub");
+    // The restored volume kept its disk limit.
+    let rows = df(&h);
+    assert_eq!(row(&rows, "sub")["limit"], 100u64 << 20);
+    // A guest's snapshots go with it.
+    h.ok(&["snapshot", "create", "sub", "last"]);
+    h.ok(&["snapshot", "create", "plain", "last"]);
+    h.ok(&["delete", "sub", "--force"]);
+    h.ok(&["delete", "plain", "--force"]);
+    assert!(
+        !h.root
+            .join("var/lib/hangar/pools/fast/snapshots/sub/last")
+            .exists()
+    );
+    assert!(!h.root.join("var/lib/hangar/snapshots/plain/last").exists());
+    h.ok(&["pool", "delete", "fast"]);
+}
+
+#[test]
+fn a_paused_guest_uses_no_cpu_and_runs_on_when_unpaused() {
+    require_root!();
+    let h = TestHost::new("pause");
+    h.build_busybox("g");
+    h.started("g");
+    h.sh(
+        "g",
+        "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; done) >/dev/null 2>&1 &",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    h.ok(&["pause", "g"]);
+    assert_eq!(h.info("g")["paused"], true);
+    assert!(h.ok(&["list"]).contains("paused"));
+    // CPU time charged to the guest's cgroup: it stands still while frozen.
+    let cpu = |h: &TestHost| {
+        h.info("g")["user_time_ms"].as_u64().unwrap() + h.info("g")["sys_time_ms"].as_u64().unwrap()
+    };
+    let frozen_at = cpu(&h);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(cpu(&h), frozen_at, "a paused guest used CPU");
+    h.ok(&["unpause", "g"]);
+    assert_eq!(h.info("g")["paused"], false);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(cpu(&h) > frozen_at, "the guest did not run on");
+    // A paused guest still stops (thawed first).
+    h.ok(&["pause", "g"]);
+    h.ok(&["stop", "g", "-t", "2"]);
+    assert_eq!(h.state("g"), "stopped");
+    assert!(h.fails(&["pause", "g"]).contains("not running"));
+}

@@ -160,3 +160,30 @@ mod tests {
         );
     }
 }
+
+/// A snapshot's name: the rules of guest names (`hangar snapshot create web before-upgrade`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SnapshotName(String);
+
+impl SnapshotName {
+    pub fn new(s: &str) -> Result<Self, ModelError> {
+        crate::GuestName::new(s)
+            .map(|n| SnapshotName(n.as_str().to_string()))
+            .map_err(|_| ModelError::Field {
+                field: "snapshot",
+                why: format!(
+                    "{s:?}: a snapshot name is 1-63 of a-z, 0-9 and -, not starting with -"
+                ),
+            })
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SnapshotName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -22,6 +22,7 @@ pub fn delete(host: &Host, name: &GuestName, force: bool) -> Result<Vec<Removed>
     let cfg_file = host.paths.config_file(name);
     std::fs::remove_file(&cfg_file).map_err(|e| CoreError::io("removing", &cfg_file, e))?;
     pool.remove_volume(&pool.volume(name))?;
+    crate::ops::snapshot::delete_all(&pool, name)?;
     for dir in [
         host.paths.data_dir(name),
         host.paths.run_dir(name),

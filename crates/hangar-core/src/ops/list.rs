@@ -14,6 +14,8 @@ pub struct GuestInfo {
     /// A monitor watches it. A running guest without one lost its monitor: the next
     /// command on it, or `hangar repair`, has a new monitor adopt it.
     pub monitor: bool,
+    /// Frozen by `hangar pause` (it keeps its memory and uses no CPU).
+    pub paused: bool,
     pub hostname: String,
     pub init_pid: Option<i32>,
     /// Processes in the guest.
@@ -95,6 +97,7 @@ fn row(host: &Host, cgroups: &hangar_cgroup::Cgroups, name: &GuestName) -> Resul
         context: cfg.context.get(),
         state: st.state,
         monitor: st.monitor,
+        paused: false,
         hostname: cfg.hostname.clone(),
         init_pid: st.init_pid(),
         procs: 0,
@@ -114,6 +117,7 @@ fn row(host: &Host, cgroups: &hangar_cgroup::Cgroups, name: &GuestName) -> Resul
     };
     if st.is_active() {
         let cg = cgroups.guest(&host.cgroup_parent(), &cfg.context.to_string());
+        info.paused = cg.frozen();
         if let Ok(s) = cg.stats() {
             info.procs = u64::try_from(s.pids.len()).unwrap_or(u64::MAX);
             info.vsz_kib = s.pids.iter().map(|&p| vsize_kib(p)).sum();

@@ -12,5 +12,6 @@ pub mod network;
 pub mod pool;
 pub mod repair;
 pub mod set;
+pub mod snapshot;
 pub mod start;
 pub mod stop;

@@ -18,6 +18,7 @@ fn stop_locked(host: &Host, name: &GuestName, timeout: Option<u32>) -> Result<()
     if !status::status(&host.paths, name).is_active() {
         return Err(CoreError::NotRunning(name.to_string()));
     }
+    thaw(host, &cfg);
     let timeout = timeout.unwrap_or(cfg.stop.timeout);
     status::request(&host.paths, name, &Request::Stop { timeout })?;
     status::wait_stopped(
@@ -38,7 +39,20 @@ pub fn kill(host: &Host, name: &GuestName) -> Result<()> {
     kill_locked(host, name)
 }
 
+/// A paused guest is thawed first: frozen, it would heed no stop signal (and on cgroup
+/// v1 not even SIGKILL).
+fn thaw(host: &Host, cfg: &hangar_model::GuestConfig) {
+    if let Ok(cg) = host.guest_cgroup(cfg)
+        && cg.frozen()
+    {
+        let _ = cg.set_frozen(false);
+    }
+}
+
 pub(crate) fn kill_locked(host: &Host, name: &GuestName) -> Result<()> {
+    if let Ok(cfg) = store::load(&host.paths, name) {
+        thaw(host, &cfg);
+    }
     status::request(&host.paths, name, &Request::Kill)?;
     status::wait_stopped(&host.paths, name, Duration::from_secs(10))
 }

@@ -114,6 +114,21 @@ fn subvolume_id(path: &Path) -> Result<u64> {
         .ok_or_else(|| CoreError::Invalid(format!("no subvolume id for {}", path.display())))
 }
 
+/// A snapshot of subvolume `src` at `dst`, read-only or writable.
+pub fn snapshot(src: &Path, dst: &Path, read_only: bool) -> Result<()> {
+    let mut args = vec![os("subvolume"), os("snapshot")];
+    if read_only {
+        args.push(os("-r"));
+    }
+    args.extend([src.as_os_str(), dst.as_os_str()]);
+    run("btrfs", &args).map(drop)
+}
+
+/// Write out what is cached for the filesystem holding `path`.
+pub fn sync(path: &Path) -> Result<()> {
+    run("btrfs", &[os("filesystem"), os("sync"), path.as_os_str()]).map(drop)
+}
+
 /// Limit the subvolume at `path` to `size` bytes (referenced), or lift its limit.
 pub fn limit(path: &Path, size: Option<Size>) -> Result<()> {
     let value = size.map_or_else(|| "none".to_string(), |s| s.0.to_string());

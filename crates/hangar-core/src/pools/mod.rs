@@ -168,6 +168,87 @@ impl Pool {
         }
     }
 
+    /// Where guest `name`'s snapshots are kept (one entry per snapshot).
+    pub fn snapshots_dir(&self, name: &GuestName) -> PathBuf {
+        match self {
+            Pool::Dir { guests } => guests
+                .parent()
+                .unwrap_or(guests)
+                .join("snapshots")
+                .join(name.as_str()),
+            Pool::Btrfs { mount, .. } => mount.join("snapshots").join(name.as_str()),
+        }
+    }
+
+    /// A point-in-time copy of the volume `src` at `dst` (which must not exist): a
+    /// read-only subvolume snapshot on btrfs (instant, shares every block), a copy of
+    /// the tree on the dir pool (`cp -a`, reflinks where the filesystem has them).
+    pub fn snapshot(&self, src: &std::path::Path, dst: &std::path::Path) -> Result<()> {
+        if let Some(dir) = dst.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| CoreError::io("creating", dir, e))?;
+        }
+        match self {
+            Pool::Btrfs { .. } => {
+                btrfs::sync(src)?;
+                btrfs::snapshot(src, dst, true)
+            }
+            Pool::Dir { .. } => {
+                let tmp = dst.with_extension("partial");
+                let _ = std::fs::remove_dir_all(&tmp);
+                let copied = btrfs::run(
+                    "cp",
+                    &[
+                        "-a".as_ref(),
+                        "--reflink=auto".as_ref(),
+                        src.as_os_str(),
+                        tmp.as_os_str(),
+                    ],
+                )
+                .and_then(|_| {
+                    std::fs::rename(&tmp, dst).map_err(|e| CoreError::io("renaming", &tmp, e))
+                });
+                if copied.is_err() {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                }
+                copied
+            }
+        }
+    }
+
+    /// Make volume `volume` what snapshot `snap` holds: a new volume is made from the
+    /// snapshot beside it, then swapped in, and the old one removed; a failure before
+    /// the swap leaves the volume as it was. Its `disk.size` is given again by the
+    /// caller (a new subvolume has a new quota group).
+    pub fn restore(&self, snap: &std::path::Path, volume: &std::path::Path) -> Result<()> {
+        let fresh = volume.with_extension("restoring");
+        let old = volume.with_extension("replaced");
+        let _ = self.remove_volume(&fresh);
+        let _ = self.remove_volume(&old);
+        let made = match self {
+            Pool::Btrfs { .. } => btrfs::snapshot(snap, &fresh, false),
+            Pool::Dir { .. } => btrfs::run(
+                "cp",
+                &[
+                    "-a".as_ref(),
+                    "--reflink=auto".as_ref(),
+                    snap.as_os_str(),
+                    fresh.as_os_str(),
+                ],
+            )
+            .map(drop),
+        };
+        if let Err(e) = made {
+            let _ = self.remove_volume(&fresh);
+            return Err(e);
+        }
+        std::fs::rename(volume, &old).map_err(|e| CoreError::io("moving aside", volume, e))?;
+        if let Err(e) = std::fs::rename(&fresh, volume) {
+            let _ = std::fs::rename(&old, volume);
+            return Err(CoreError::io("moving into place", &fresh, e));
+        }
+        self.remove_volume(&old)
+    }
+
     /// Limit the volume at `path` to `size` (None: no limit). The `dir` pool has no
     /// limits and refuses one; a size below what the guest uses is refused (the kernel
     /// would only stop its next write).
