@@ -64,10 +64,22 @@ pub enum Cmd {
     /// Snapshots of a guest's files (consistent while it runs: frozen for the moment)
     #[command(subcommand)]
     Snapshot(SnapshotCmd),
+    /// A new guest from another's files, with its own identity (context, uids,
+    /// hostname, machine id, MACs, addresses); instant on btrfs
+    Clone(CloneArgs),
     /// Freeze every process of a running guest (xm pause)
     Pause(NameArg),
     /// Let a paused guest run again (xm unpause)
     Unpause(NameArg),
+}
+
+#[derive(Args)]
+pub struct CloneArgs {
+    pub source: String,
+    pub name: String,
+    /// Hostname of the clone (default: its name)
+    #[arg(long)]
+    pub hostname: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -135,6 +135,13 @@ fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
         Cmd::Logs(a) => logs(host, &name(&a.name)?, a.follow)?,
         Cmd::Pool(c) => pool(host, c)?,
         Cmd::Snapshot(c) => snapshot(host, c)?,
+        Cmd::Clone(a) => {
+            let cfg = ops::clone::clone(host, &name(&a.source)?, &name(&a.name)?, a.hostname)?;
+            quiet_note(&format!(
+                "cloned {} into {} (context {})",
+                a.source, a.name, cfg.context
+            ));
+        }
         Cmd::Pause(a) => ops::snapshot::pause(host, &name(&a.name)?, true)?,
         Cmd::Unpause(a) => ops::snapshot::pause(host, &name(&a.name)?, false)?,
         Cmd::Df(a) => {

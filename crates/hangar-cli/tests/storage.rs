@@ -239,3 +239,76 @@ fn a_paused_guest_uses_no_cpu_and_runs_on_when_unpaused() {
     assert_eq!(h.state("g"), "stopped");
     assert!(h.fails(&["pause", "g"]).contains("not running"));
 }
+
+#[test]
+fn a_clone_of_a_running_guest_starts_with_its_own_identity_on_both_drivers() {
+    require_root!();
+    let h = TestHost::new("clone");
+    h.ok(&["network", "create", "lan", "--ipv4", "10.240.93.1/24"]);
+    h.ok(&["build", "web", "-m", "busybox", "--network", "lan"]);
+    h.started("web");
+    h.sh("web", "mkdir -p /srv && echo payload > /srv/data && sync");
+    h.ok(&["clone", "web", "web2"]);
+    // The source ran on, not left frozen.
+    assert_eq!(h.info("web")["state"], "running");
+    assert_eq!(h.info("web")["paused"], false);
+    let (a, b) = (h.info("web"), h.info("web2"));
+    assert_ne!(a["context"], b["context"]);
+    assert_eq!(b["hostname"], "web2");
+    let cfg = |g: &str| -> toml::Value { toml::from_str(&h.ok(&["config", "show", g])).unwrap() };
+    let (ca, cb) = (cfg("web"), cfg("web2"));
+    assert_ne!(ca["nic"][0]["ipv4"], cb["nic"][0]["ipv4"]);
+    assert_ne!(ca["nic"][0]["mac"], cb["nic"][0]["mac"]);
+    assert_eq!(cb["nic"][0]["network"].as_str(), Some("lan"));
+    let pid = h.started("web2");
+    assert_eq!(
+        common::host_uid_of(pid),
+        b["context"].as_u64().unwrap() as u32 * 65536,
+        "the clone runs as its own host uids"
+    );
+    assert_eq!(h.sh("web2", "cat /srv/data; hostname").1, "payload\nweb2\n");
+    let ip_a = h.nic_address("web", "eth0");
+    assert_eq!(
+        h.sh(
+            "web2",
+            &format!("ping -c1 -W2 {ip_a} >/dev/null && echo ok")
+        )
+        .1
+        .trim(),
+        "ok"
+    );
+    // Refused: an existing name, an unknown source.
+    assert!(
+        h.fails(&["clone", "web", "web2"])
+            .contains("already exists")
+    );
+    assert!(h.fails(&["clone", "nope", "x"]).contains("nope"));
+    // On btrfs: a writable snapshot, with the source's disk limit.
+    h.ok(&["pool", "create", "fast", "--size", "256M"]);
+    h.ok(&[
+        "build",
+        "b",
+        "-m",
+        "busybox",
+        "--pool",
+        "fast",
+        "--disk-size",
+        "100M",
+        "--network",
+        "none",
+    ]);
+    h.started("b");
+    h.sh("b", "echo in-b > /etc/marker");
+    h.ok(&["clone", "b", "b2"]);
+    assert_eq!(row(&df(&h), "b2")["limit"], 100u64 << 20);
+    h.started("b2");
+    assert_eq!(h.sh("b2", "cat /etc/marker").1.trim(), "in-b");
+    // A write in the clone leaves the source as it was.
+    h.sh("b2", "echo changed > /etc/marker");
+    assert_eq!(h.sh("b", "cat /etc/marker").1.trim(), "in-b");
+    for g in ["web", "web2", "b", "b2"] {
+        h.ok(&["delete", g, "--force"]);
+    }
+    h.ok(&["pool", "delete", "fast"]);
+    h.ok(&["network", "delete", "lan"]);
+}

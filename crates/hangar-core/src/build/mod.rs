@@ -18,7 +18,7 @@ pub(crate) mod init;
 mod rsync;
 mod skeleton;
 mod tarball;
-mod util;
+pub(crate) mod util;
 
 pub use debootstrap::DEFAULT_PACKAGES;
 pub use init::detect_init;

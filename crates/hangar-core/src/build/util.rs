@@ -105,7 +105,7 @@ pub(super) fn clear_dir(dir: &Path) -> Result<(), BuildError> {
 
 /// Gives the guest a machine id of its own (systemd, D-Bus and journald key on it):
 /// 128 random bits from the kernel, as 32 hex digits.
-pub(super) fn write_machine_id(rootfs: &Path) -> Result<(), BuildError> {
+pub(crate) fn write_machine_id(rootfs: &Path) -> Result<(), BuildError> {
     let uuid = Path::new("/proc/sys/kernel/random/uuid");
     let id: String = fs::read_to_string(uuid)
         .map_err(io_err("read", uuid))?

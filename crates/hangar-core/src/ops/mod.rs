@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod build;
+pub mod clone;
 pub mod config;
 pub mod delete;
 pub mod exec;

@@ -1,0 +1,162 @@
+//! `hangar clone SRC DST`: a new guest from another's files, with an identity of its
+//! own: context id (and so host uid range), hostname, machine id, MACs and addresses
+//! on the same networks. On a btrfs pool the files are a writable snapshot (instant
+//! whatever their size; the ownership shift then rewrites metadata only); on the dir
+//! pool a copy. A running source is frozen for the moment its files are taken. Like a
+//! build, the clone is made as `.build-DST` and only the config, written last, makes
+//! it a guest.
+
+use crate::net::nic::{AddrReq, NicRequest};
+use crate::pools::Pool;
+use crate::{CoreError, Host, Result, lock, status, store};
+use hangar_model::config::validate_hostname;
+use hangar_model::limits::Bound;
+use hangar_model::pool::PoolDriver;
+use hangar_model::{GuestConfig, GuestName};
+
+/// What a clone of `nic` asks for: the same network, mode, VLAN, MTU, rates and
+/// gateways; new addresses (the next free ones) and a new MAC.
+fn request_like(nic: &hangar_model::net::Nic) -> NicRequest {
+    NicRequest {
+        name: Some(nic.name.clone()),
+        network: nic.network.clone(),
+        mode: nic.mode,
+        ipv4: nic.ipv4.map(|_| AddrReq::Auto),
+        ipv6: nic.ipv6.map(|_| AddrReq::Auto),
+        mac: None,
+        vlan: nic.vlan,
+        mtu: nic.mtu,
+        egress: nic.egress,
+        ingress: nic.ingress,
+        gateway: nic.gateway,
+        gateway6: nic.gateway6,
+    }
+}
+
+pub fn clone(
+    host: &Host,
+    src: &GuestName,
+    dst: &GuestName,
+    hostname: Option<String>,
+) -> Result<GuestConfig> {
+    let hostname = hostname.unwrap_or_else(|| dst.to_string());
+    validate_hostname(&hostname)?;
+    // Both locks, in name order, so two clones between the same guests never deadlock.
+    let (first, second) = if src < dst { (src, dst) } else { (dst, src) };
+    let _a = lock::guest(&host.paths, first)?;
+    let _b = lock::guest(&host.paths, second)?;
+    let from = store::load(&host.paths, src)?;
+    if store::exists(&host.paths, dst) {
+        return Err(CoreError::Exists(dst.to_string()));
+    }
+    crate::adopt::ensure(host, src)?;
+    crate::ops::build::remove_leftovers(host, dst)?;
+    let pool = Pool::of(host, &from)?;
+    let build_dir = host.paths.build_dir(dst);
+    // Reserve the new identity as a build does: context id and NICs.
+    let (context, nics) = {
+        let _host_lock = lock::host(&host.paths)?;
+        let registry = crate::ids::Registry::host();
+        let ids = registry.lock()?;
+        let ctx = store::allocate_context(&host.paths, None, dst, &ids)?;
+        let mut nics = vec![];
+        for n in &from.nics {
+            let nic = crate::net::nic::allocate(host, dst.as_str(), &nics, &request_like(n))?;
+            nics.push(nic);
+        }
+        hangar_model::net::validate_nics(&nics)?;
+        std::fs::create_dir_all(&build_dir)
+            .map_err(|e| CoreError::io("creating", &build_dir, e))?;
+        std::fs::write(build_dir.join("context"), ctx.to_string())
+            .map_err(|e| CoreError::io("writing", &build_dir, e))?;
+        let reserved = serde_json::to_vec(&nics).expect("nics serialise");
+        std::fs::write(build_dir.join("nics.json"), reserved)
+            .map_err(|e| CoreError::io("writing", &build_dir, e))?;
+        (ctx, nics)
+    };
+    let made = (|| -> Result<GuestConfig> {
+        // On the dir pool the volume is the reservation dir itself (it exists).
+        let volume = pool.build_volume(dst);
+        let src_volume = pool.volume(src);
+        let running = status::status(&host.paths, src).is_active();
+        let cgroup = host.guest_cgroup(&from)?;
+        let freeze = running && !cgroup.frozen();
+        if freeze {
+            cgroup.set_frozen(true)?;
+        }
+        let taken = match &pool {
+            Pool::Btrfs { .. } => crate::pools::btrfs::sync(&src_volume)
+                .and_then(|()| crate::pools::btrfs::snapshot(&src_volume, &volume, false)),
+            Pool::Dir { .. } => crate::pools::btrfs::run(
+                "cp",
+                &[
+                    "-a".as_ref(),
+                    "--reflink=auto".as_ref(),
+                    src_volume.join(".").as_os_str(),
+                    volume.as_os_str(),
+                ],
+            )
+            .map(drop),
+        };
+        if freeze {
+            cgroup.set_frozen(false)?;
+        }
+        taken?;
+        let rootfs = volume.join(&from.rootfs);
+        if !from.security.privileged {
+            hangar_container::idshift::shift_to(
+                &rootfs,
+                context.id_base(),
+                hangar_model::ctx::ID_RANGE,
+            )?;
+        }
+        // Its own machine id (systemd, D-Bus and journald key on it) and hostname.
+        if rootfs.join("etc/machine-id").exists() {
+            crate::build::util::write_machine_id(&rootfs)?;
+        }
+        if std::fs::read_to_string(rootfs.join("etc/hostname")).is_ok() {
+            let p = rootfs.join("etc/hostname");
+            std::fs::write(&p, format!("{hostname}\n"))
+                .map_err(|e| CoreError::io("writing", &p, e))?;
+        }
+        let size = match host.limits(&from).disk.size {
+            Some(Bound::At(s)) if pool.driver() != PoolDriver::Dir => Some(s),
+            _ => None,
+        };
+        if size.is_some() {
+            pool.set_size(&volume, size)?;
+        }
+        let data_dir = pool.volume(dst);
+        std::fs::rename(&volume, &data_dir)
+            .map_err(|e| CoreError::io("moving the clone into", &data_dir, e))?;
+        for reservation in ["context", "nics.json"] {
+            let _ = std::fs::remove_file(data_dir.join(reservation));
+        }
+        let cfg = GuestConfig {
+            name: dst.clone(),
+            context,
+            hostname: hostname.clone(),
+            nics: nics.clone(),
+            ..from.clone()
+        };
+        cfg.validate()?;
+        let _ = std::fs::remove_dir_all(&build_dir);
+        {
+            let _host_lock = lock::host(&host.paths)?;
+            store::save(&host.paths, &cfg)?;
+        }
+        Ok(cfg)
+    })();
+    match made {
+        Ok(cfg) => {
+            crate::ops::attach::refresh_networks(host, &cfg.nics);
+            Ok(cfg)
+        }
+        Err(e) => {
+            let _ = pool.remove_volume(&pool.build_volume(dst));
+            let _ = pool.remove_volume(&pool.volume(dst));
+            let _ = std::fs::remove_dir_all(&build_dir);
+            Err(e)
+        }
+    }
+}
