@@ -1,5 +1,7 @@
 //! Chaos: a long random sequence of operations (build, start, stop, kill, restart, set,
-//! attach, detach, exec, delete) over a dozen guests on two networks, while CLIs,
+//! attach, detach, exec, delete, pause, unpause, snapshot create/restore/delete,
+//! clone) over a dozen guests on two networks and two pools (the dir one and a btrfs
+//! one), while CLIs,
 //! monitors, keepers and dnsmasq are SIGKILLed at random. After every step:
 //! - every guest is where `list` says (a running guest's init is alive in its cgroup; a
 //!   stopped guest's cgroup holds no live process), and no guest is lost (a config
@@ -237,12 +239,13 @@ fn check_leaks(h: &TestHost, rows: &[serde_json::Value]) -> Vec<String> {
     }
     let root = h.root.to_string_lossy().to_string();
     let lxcfs = format!("{root}/var/lib/hangar/lxcfs");
+    let pool = format!("{root}/var/lib/hangar/pools/fast");
     for line in std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
     {
         let point = line.split(' ').nth(4).unwrap_or_default();
-        if point.starts_with(&format!("{root}/")) && point != lxcfs {
+        if point.starts_with(&format!("{root}/")) && point != lxcfs && point != pool {
             bad.push(format!("mount {point}"));
         }
     }
@@ -318,6 +321,8 @@ fn random_operations_and_kills_break_no_invariant() {
         a.extend_from_slice(args);
         h.ok(&a);
     }
+    // A btrfs pool for some of the guests (snapshots and clones take its fast path).
+    h.ok(&["pool", "create", "fast", "--size", "2G"]);
     let mut rng = Rng(seed);
     let mut t = Tally::default();
     let started = Instant::now();
@@ -328,14 +333,41 @@ fn random_operations_and_kills_break_no_invariant() {
         let name = format!("g{}", rng.below(GUESTS));
         let nic = format!("eth{}", 1 + rng.below(2));
         let net = NETWORKS[rng.below(2)].0;
-        let (kind, args): (&'static str, Vec<String>) = match rng.below(100) {
+        let snap = format!("s{}", rng.below(2));
+        let other = format!("g{}", rng.below(GUESTS));
+        let (kind, args): (&'static str, Vec<String>) = match rng.below(120) {
             _ if !exists(&name) => {
                 let mut a = vec!["build".into(), name.clone(), "-m".into(), "busybox".into()];
                 if rng.chance(70) {
                     a.extend(["--network".into(), net.into()]);
                 }
+                if rng.chance(40) {
+                    a.extend([
+                        "--pool".into(),
+                        "fast".into(),
+                        "--disk-size".into(),
+                        "256M".into(),
+                    ]);
+                }
                 ("build", a)
             }
+            100..=104 => {
+                let verb = if rng.chance(50) { "pause" } else { "unpause" };
+                (verb, vec![verb.into(), name.clone()])
+            }
+            105..=109 => (
+                "snapshot",
+                vec!["snapshot".into(), "create".into(), name.clone(), snap],
+            ),
+            110..=112 => (
+                "restore",
+                vec!["snapshot".into(), "restore".into(), name.clone(), snap],
+            ),
+            113..=115 => (
+                "unsnapshot",
+                vec!["snapshot".into(), "delete".into(), name.clone(), snap],
+            ),
+            116..=119 => ("clone", vec!["clone".into(), name.clone(), other]),
             0..=19 => ("start", vec!["start".into(), name.clone()]),
             20..=27 => (
                 "stop",
@@ -479,6 +511,7 @@ fn random_operations_and_kills_break_no_invariant() {
     for (net, _) in NETWORKS {
         h.ok(&["network", "delete", net]);
     }
+    h.ok(&["pool", "delete", "fast"]);
     let left = leftovers(&h);
     println!(
         "chaos: {steps} steps in {:.1} s ({:.0} ms a step); ops {:?}; failed (refused) ops {}; \

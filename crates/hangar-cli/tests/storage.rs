@@ -222,6 +222,8 @@ fn a_paused_guest_uses_no_cpu_and_runs_on_when_unpaused() {
     h.ok(&["pause", "g"]);
     assert_eq!(h.info("g")["paused"], true);
     assert!(h.ok(&["list"]).contains("paused"));
+    // A command would stop at once in the frozen guest: refused, saying why.
+    assert!(h.fails(&["exec", "g", "--", "true"]).contains("unpause"));
     // CPU time charged to the guest's cgroup: it stands still while frozen.
     let cpu = |h: &TestHost| {
         h.info("g")["user_time_ms"].as_u64().unwrap() + h.info("g")["sys_time_ms"].as_u64().unwrap()

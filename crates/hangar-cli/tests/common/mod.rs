@@ -138,9 +138,21 @@ impl TestHost {
         serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
     }
 
+    /// Guest `name`'s root filesystem on the host: in the built-in pool, or in the
+    /// btrfs pool its config names.
     pub fn rootfs(&self, name: &str) -> PathBuf {
-        self.root
-            .join(format!("var/lib/hangar/guests/{name}/rootfs"))
+        let pool = std::fs::read_to_string(self.config_file(name))
+            .ok()
+            .and_then(|t| toml::from_str::<toml::Value>(&t).ok())
+            .and_then(|v| v.get("pool").and_then(|p| p.as_str()).map(str::to_string));
+        match pool {
+            Some(p) => self
+                .root
+                .join(format!("var/lib/hangar/pools/{p}/guests/{name}/rootfs")),
+            None => self
+                .root
+                .join(format!("var/lib/hangar/guests/{name}/rootfs")),
+        }
     }
 
     pub fn config_file(&self, name: &str) -> PathBuf {

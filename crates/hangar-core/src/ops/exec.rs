@@ -15,6 +15,12 @@ pub fn target(host: &Host, name: &GuestName) -> Result<(Target, Option<u32>)> {
         .init_pid()
         .ok_or_else(|| CoreError::NotRunning(name.to_string()))?;
     let cgroup = host.guest_cgroup(&cfg)?;
+    if cgroup.frozen() {
+        // A command would join the frozen cgroup and stop at once.
+        return Err(CoreError::Invalid(format!(
+            "guest {name} is paused: `hangar unpause {name}` first"
+        )));
+    }
     let userns = !cfg.security.privileged;
     let mut cgroup_dirs = cgroup.dirs().to_vec();
     if let Some(top) = cgroup.delegated_dir() {
