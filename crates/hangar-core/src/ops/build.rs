@@ -113,15 +113,6 @@ fn finish(
         let range = hangar_model::ctx::ID_RANGE;
         hangar_container::idshift::shift_to(&rootfs, context.id_base(), range)?;
     }
-    let data_dir = pool.volume(&req.name);
-    std::fs::rename(&volume, &data_dir)
-        .map_err(|e| CoreError::io("moving the build into", &data_dir, e))?;
-    // The reservations (context id, NIC addresses) until the config takes them over:
-    // gone with the rename in the built-in pool, whose build dir is the volume.
-    let build_dir = host.paths.build_dir(&req.name);
-    let _ = std::fs::remove_file(build_dir.join("context"));
-    let _ = std::fs::remove_file(build_dir.join("nics.json"));
-    let _ = std::fs::remove_dir(&build_dir);
     let cfg = GuestConfig {
         name: req.name.clone(),
         kind: GuestKind::Container,
@@ -140,13 +131,35 @@ fn finish(
         nics,
     };
     cfg.validate()?;
-    {
-        // Saving the config is what takes over the NICs' reservation.
-        let _host_lock = lock::host(&host.paths)?;
-        store::save(&host.paths, &cfg)?;
-    }
+    commit(host, pool, &volume, &cfg)?;
     crate::ops::attach::refresh_networks(host, &cfg.nics);
     Ok(cfg)
+}
+
+/// Make the build (or clone) of `cfg` in `volume` a guest: move the volume into place,
+/// drop the build's reservations and write the config, the commit point. Under the
+/// host lock and the host-wide context registry's: the reservations (a context id, NIC
+/// addresses) and the config that takes them over are never both missing for another
+/// allocation to see (in the built-in pool the reservations live in the volume itself,
+/// and go with its rename).
+pub(crate) fn commit(
+    host: &Host,
+    pool: &Pool,
+    volume: &std::path::Path,
+    cfg: &GuestConfig,
+) -> Result<()> {
+    let _host_lock = lock::host(&host.paths)?;
+    let registry = crate::ids::Registry::host();
+    let _ids = registry.lock()?;
+    let data_dir = pool.volume(&cfg.name);
+    std::fs::rename(volume, &data_dir)
+        .map_err(|e| CoreError::io("moving the build into", &data_dir, e))?;
+    for dir in [host.paths.build_dir(&cfg.name), data_dir] {
+        let _ = std::fs::remove_file(dir.join("context"));
+        let _ = std::fs::remove_file(dir.join("nics.json"));
+    }
+    let _ = std::fs::remove_dir(host.paths.build_dir(&cfg.name));
+    store::save(&host.paths, cfg)
 }
 
 /// Remove what an interrupted build or delete of `name` left (we hold its lock, so

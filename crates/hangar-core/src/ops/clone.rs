@@ -126,12 +126,6 @@ pub fn clone(
         if size.is_some() {
             pool.set_size(&volume, size)?;
         }
-        let data_dir = pool.volume(dst);
-        std::fs::rename(&volume, &data_dir)
-            .map_err(|e| CoreError::io("moving the clone into", &data_dir, e))?;
-        for reservation in ["context", "nics.json"] {
-            let _ = std::fs::remove_file(data_dir.join(reservation));
-        }
         let cfg = GuestConfig {
             name: dst.clone(),
             context,
@@ -140,11 +134,7 @@ pub fn clone(
             ..from.clone()
         };
         cfg.validate()?;
-        let _ = std::fs::remove_dir_all(&build_dir);
-        {
-            let _host_lock = lock::host(&host.paths)?;
-            store::save(&host.paths, &cfg)?;
-        }
+        crate::ops::build::commit(host, &pool, &volume, &cfg)?;
         Ok(cfg)
     })();
     match made {
