@@ -155,19 +155,25 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// What every monitor does first: block the signals its signalfd reads, and open the
+/// guest's console log for appending.
+fn prepare(spec: &LaunchSpec) -> Res<std::fs::File> {
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
+        mask.add(s);
+    }
+    mask.thread_block()
+        .map_err(|e| format!("blocking signals: {e}"))?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.console_log)
+        .map_err(|e| format!("opening {}: {e}", spec.console_log.display()))
+}
+
 impl Monitor {
     fn start(spec: LaunchSpec) -> Res<Monitor> {
-        let mut mask = SigSet::empty();
-        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
-            mask.add(s);
-        }
-        mask.thread_block()
-            .map_err(|e| format!("blocking signals: {e}"))?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.console_log)
-            .map_err(|e| format!("opening {}: {e}", spec.console_log.display()))?;
+        let log = prepare(&spec)?;
         let state = RuntimeState {
             state: GuestState::Starting,
             init_pid: None,
@@ -201,17 +207,7 @@ impl Monitor {
     /// monitor can). Its init is found from the old state file or the guest's cgroup
     /// and pinned with a pidfd; `state.init_pid` is None when it is gone as well.
     fn adopt(spec: LaunchSpec) -> Res<Monitor> {
-        let mut mask = SigSet::empty();
-        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
-            mask.add(s);
-        }
-        mask.thread_block()
-            .map_err(|e| format!("blocking signals: {e}"))?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.console_log)
-            .map_err(|e| format!("opening {}: {e}", spec.console_log.display()))?;
+        let log = prepare(&spec)?;
         let old: Option<RuntimeState> = std::fs::read(spec.state_path())
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());

@@ -45,29 +45,7 @@ pub fn build(
     }
     remove_leftovers(host, name)?;
     let build_dir = host.paths.build_dir(name);
-    let context = {
-        let _host_lock = lock::host(&host.paths)?;
-        let registry = crate::ids::Registry::host();
-        // Held until the build dir names the id: another root sees it reserved then.
-        let ids = registry.lock()?;
-        let ctx = store::allocate_context(&host.paths, req.context, name, &ids)?;
-        let mut nics = vec![];
-        for r in &req.nics {
-            let nic = crate::net::nic::allocate(host, name.as_str(), &nics, r)?;
-            nics.push(nic);
-        }
-        hangar_model::net::validate_nics(&nics)?;
-        std::fs::create_dir_all(&build_dir)
-            .map_err(|e| CoreError::io("creating", &build_dir, e))?;
-        std::fs::write(build_dir.join("context"), ctx.to_string())
-            .map_err(|e| CoreError::io("writing", &build_dir, e))?;
-        // Reserve the NICs' addresses and MACs until the config takes them over.
-        let reserved = serde_json::to_vec(&nics).expect("nics serialise");
-        std::fs::write(build_dir.join("nics.json"), reserved)
-            .map_err(|e| CoreError::io("writing", &build_dir, e))?;
-        (ctx, nics)
-    };
-    let (context, nics) = context;
+    let (context, nics) = reserve(host, name, req.context, &req.nics)?;
     let result = finish(host, &req, &pool, &hostname, context, nics, progress);
     if result.is_err() {
         let _ = pool.remove_volume(&pool.build_volume(name));
@@ -134,6 +112,36 @@ fn finish(
     commit(host, pool, &volume, &cfg)?;
     crate::ops::attach::refresh_networks(host, &cfg.nics);
     Ok(cfg)
+}
+
+/// Allocate and reserve a new guest's identity (a context id, free in this root and on
+/// the host, and its NICs' addresses and MACs) in its build dir, where allocators look
+/// until the config takes them over ([`commit`]).
+pub(crate) fn reserve(
+    host: &Host,
+    name: &GuestName,
+    context: Option<ContextId>,
+    requests: &[crate::net::nic::NicRequest],
+) -> Result<(ContextId, Vec<hangar_model::net::Nic>)> {
+    let build_dir = host.paths.build_dir(name);
+    let _host_lock = lock::host(&host.paths)?;
+    let registry = crate::ids::Registry::host();
+    // Held until the build dir names the id: another root sees it reserved then.
+    let ids = registry.lock()?;
+    let ctx = store::allocate_context(&host.paths, context, name, &ids)?;
+    let mut nics = vec![];
+    for r in requests {
+        let nic = crate::net::nic::allocate(host, name.as_str(), &nics, r)?;
+        nics.push(nic);
+    }
+    hangar_model::net::validate_nics(&nics)?;
+    std::fs::create_dir_all(&build_dir).map_err(|e| CoreError::io("creating", &build_dir, e))?;
+    std::fs::write(build_dir.join("context"), ctx.to_string())
+        .map_err(|e| CoreError::io("writing", &build_dir, e))?;
+    let reserved = serde_json::to_vec(&nics).expect("nics serialise");
+    std::fs::write(build_dir.join("nics.json"), reserved)
+        .map_err(|e| CoreError::io("writing", &build_dir, e))?;
+    Ok((ctx, nics))
 }
 
 /// Make the build (or clone) of `cfg` in `volume` a guest: move the volume into place,

@@ -53,27 +53,9 @@ pub fn clone(
     crate::ops::build::remove_leftovers(host, dst)?;
     let pool = Pool::of(host, &from)?;
     let build_dir = host.paths.build_dir(dst);
-    // Reserve the new identity as a build does: context id and NICs.
-    let (context, nics) = {
-        let _host_lock = lock::host(&host.paths)?;
-        let registry = crate::ids::Registry::host();
-        let ids = registry.lock()?;
-        let ctx = store::allocate_context(&host.paths, None, dst, &ids)?;
-        let mut nics = vec![];
-        for n in &from.nics {
-            let nic = crate::net::nic::allocate(host, dst.as_str(), &nics, &request_like(n))?;
-            nics.push(nic);
-        }
-        hangar_model::net::validate_nics(&nics)?;
-        std::fs::create_dir_all(&build_dir)
-            .map_err(|e| CoreError::io("creating", &build_dir, e))?;
-        std::fs::write(build_dir.join("context"), ctx.to_string())
-            .map_err(|e| CoreError::io("writing", &build_dir, e))?;
-        let reserved = serde_json::to_vec(&nics).expect("nics serialise");
-        std::fs::write(build_dir.join("nics.json"), reserved)
-            .map_err(|e| CoreError::io("writing", &build_dir, e))?;
-        (ctx, nics)
-    };
+    // A new identity, reserved as a build's is.
+    let requests: Vec<NicRequest> = from.nics.iter().map(request_like).collect();
+    let (context, nics) = crate::ops::build::reserve(host, dst, None, &requests)?;
     let made = (|| -> Result<GuestConfig> {
         // On the dir pool the volume is the reservation dir itself (it exists).
         let volume = pool.build_volume(dst);
