@@ -2,7 +2,8 @@
 //! in it with disk limits, `hangar df`, and what is refused. Needs root.
 
 mod common;
-use common::TestHost;
+use common::{TestHost, wait_for};
+use std::time::Duration;
 
 fn df(h: &TestHost) -> Vec<serde_json::Value> {
     serde_json::from_str(&h.ok(&["df", "--format", "json"])).unwrap()
@@ -218,23 +219,30 @@ fn a_paused_guest_uses_no_cpu_and_runs_on_when_unpaused() {
         "g",
         "(i=0; while true; do i=$((i+1)); echo $i > /tmp/count; done) >/dev/null 2>&1 &",
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // CPU time charged to the guest's cgroup (in ticks of 10 ms): the loop makes it
+    // grow, and it stands still while the guest is frozen.
+    let cpu = |h: &TestHost| {
+        h.info("g")["user_time_ms"].as_u64().unwrap() + h.info("g")["sys_time_ms"].as_u64().unwrap()
+    };
+    let before = cpu(&h);
+    assert!(
+        wait_for(Duration::from_secs(10), || cpu(&h) > before),
+        "the guest's loop never ran"
+    );
     h.ok(&["pause", "g"]);
     assert_eq!(h.info("g")["paused"], true);
     assert!(h.ok(&["list"]).contains("paused"));
     // A command would stop at once in the frozen guest: refused, saying why.
     assert!(h.fails(&["exec", "g", "--", "true"]).contains("unpause"));
-    // CPU time charged to the guest's cgroup: it stands still while frozen.
-    let cpu = |h: &TestHost| {
-        h.info("g")["user_time_ms"].as_u64().unwrap() + h.info("g")["sys_time_ms"].as_u64().unwrap()
-    };
     let frozen_at = cpu(&h);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(500));
     assert_eq!(cpu(&h), frozen_at, "a paused guest used CPU");
     h.ok(&["unpause", "g"]);
     assert_eq!(h.info("g")["paused"], false);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(cpu(&h) > frozen_at, "the guest did not run on");
+    assert!(
+        wait_for(Duration::from_secs(10), || cpu(&h) > frozen_at),
+        "the guest did not run on"
+    );
     // A paused guest still stops (thawed first).
     h.ok(&["pause", "g"]);
     h.ok(&["stop", "g", "-t", "2"]);
