@@ -193,7 +193,16 @@ fn check_leaks(h: &TestHost, rows: &[serde_json::Value]) -> Vec<String> {
     let active_names: Vec<&str> = active.iter().filter_map(|r| r["name"].as_str()).collect();
     for ctx in cgroup_dirs(h) {
         if !active_ctx.contains(&ctx) {
-            bad.push(format!("cgroup {ctx} of a stopped guest"));
+            let who = rows.iter().find(|r| r["context"] == ctx);
+            let name = who.and_then(|r| r["name"].as_str()).unwrap_or("?");
+            let log =
+                std::fs::read_to_string(h.root.join(format!("var/log/hangar/{name}/monitor.log")))
+                    .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(3).collect();
+            bad.push(format!(
+                "cgroup {ctx} of stopped guest {name} (last exit {}; monitor log ends {tail:?})",
+                who.map_or(serde_json::Value::Null, |r| r["last_exit"].clone())
+            ));
         }
     }
     let hash = h.cgroup_parent().replace("hangar-", "");

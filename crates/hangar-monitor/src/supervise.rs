@@ -678,12 +678,41 @@ fn remove_cgroup_dir(dir: &std::path::Path) {
             remove_cgroup_dir(&entry.path());
         }
     }
-    for _ in 0..200 {
+    for attempt in 0..400 {
         match std::fs::remove_dir(dir) {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                // The guest is over: whatever is still in its cgroup after a moment
+                // (a process that joined it from outside the guest's pid namespace,
+                // such as a killed `hangar exec`'s helper) goes too.
+                if attempt == 20 {
+                    kill_leftovers(dir);
+                }
                 std::thread::sleep(Duration::from_millis(5))
             }
-            _ => return,
+            Err(e) => {
+                eprintln!("hangar-monitor: removing {}: {e}", dir.display());
+                return;
+            }
+            Ok(()) => return,
         }
+    }
+    eprintln!(
+        "hangar-monitor: {} stayed busy; `hangar repair` removes it once it empties",
+        dir.display()
+    );
+}
+
+/// SIGKILL every process still listed in the cgroup `dir`.
+fn kill_leftovers(dir: &std::path::Path) {
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+    {
+        eprintln!(
+            "hangar-monitor: killing process {pid}, left in {} after the guest ended",
+            dir.display()
+        );
+        let _ = hangar_sys::kill_signal(pid, libc::SIGKILL);
     }
 }

@@ -33,6 +33,23 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
     ensure_ownership(&cfg, &rootfs)?;
     networks_up(host, &cfg)?;
     let init_system = crate::build::init::init_system_of(&rootfs, cfg.init[0].as_ref());
+    // Everything that may fail without the cgroup first, so a failure leaves none.
+    let spec = launch_spec(
+        host,
+        &cfg,
+        host.guest_cgroup(&cfg)?.dirs().to_vec(),
+        init_system,
+    )?;
+    if cfg.security.privileged {
+        log_weakened(
+            host,
+            name,
+            "started privileged: no user namespace, guest root is host root",
+        )?;
+    }
+    if !cfg.security.seccomp {
+        log_weakened(host, name, "started without the default seccomp filter")?;
+    }
     let cgroup = host.cgroups()?.create(
         &host.cgroup_parent(),
         &cfg.context.to_string(),
@@ -43,17 +60,6 @@ pub(crate) fn start_locked(host: &Host, name: &GuestName) -> Result<i32> {
     {
         let _ = cgroup.remove();
         return Err(e.into());
-    }
-    let spec = launch_spec(host, &cfg, cgroup.dirs().to_vec(), init_system)?;
-    if cfg.security.privileged {
-        log_weakened(
-            host,
-            name,
-            "started privileged: no user namespace, guest root is host root",
-        )?;
-    }
-    if !cfg.security.seccomp {
-        log_weakened(host, name, "started without the default seccomp filter")?;
     }
     let result = spawn_monitor(host, name, &spec);
     if result.is_err() && !status::monitor_alive(&host.paths, name) {
