@@ -199,8 +199,24 @@ fn check_leaks(h: &TestHost, rows: &[serde_json::Value]) -> Vec<String> {
                 std::fs::read_to_string(h.root.join(format!("var/log/hangar/{name}/monitor.log")))
                     .unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(3).collect();
+            let parent = h.cgroup_parent();
+            let held: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let d = e.path().join(&parent).join(ctx.to_string());
+                    let procs = std::fs::read_to_string(d.join("cgroup.procs")).ok()?;
+                    Some(format!(
+                        "{}: [{}]",
+                        e.file_name().to_string_lossy(),
+                        procs.trim()
+                    ))
+                })
+                .collect();
             bad.push(format!(
-                "cgroup {ctx} of stopped guest {name} (last exit {}; monitor log ends {tail:?})",
+                "cgroup {ctx} of stopped guest {name} (last exit {}; monitor log ends {tail:?}; \
+                 in it: {held:?})",
                 who.map_or(serde_json::Value::Null, |r| r["last_exit"].clone())
             ));
         }
