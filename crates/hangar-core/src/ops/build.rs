@@ -9,7 +9,6 @@ use crate::build::{BuildContext, Method, populate};
 use crate::pools::Pool;
 use crate::{CoreError, Host, Result, lock, store};
 use hangar_model::config::{Autostart, validate_hostname};
-use hangar_model::pool::PoolDriver;
 use hangar_model::{ContextId, GuestConfig, GuestKind, GuestName, Limits, Security, StopPolicy};
 
 pub struct BuildRequest {
@@ -72,11 +71,7 @@ fn finish(
     if let Some(size) = req.disk_size {
         limits.disk.size = Some(hangar_model::limits::Bound::At(size));
     }
-    let size = match limits.or(&host.defaults.limits).disk.size {
-        Some(hangar_model::limits::Bound::At(s)) if pool.driver() != PoolDriver::Dir => Some(s),
-        _ => None,
-    };
-    pool.set_size(&volume, size)?;
+    pool.apply_disk_limit(&volume, &limits.or(&host.defaults.limits))?;
     let rootfs = volume.join("rootfs");
     std::fs::create_dir_all(&rootfs).map_err(|e| CoreError::io("creating", &rootfs, e))?;
     let cache = host.paths.cache_dir();

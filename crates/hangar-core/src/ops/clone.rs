@@ -8,10 +8,8 @@
 
 use crate::net::nic::{AddrReq, NicRequest};
 use crate::pools::Pool;
-use crate::{CoreError, Host, Result, lock, status, store};
+use crate::{CoreError, Host, Result, lock, store};
 use hangar_model::config::validate_hostname;
-use hangar_model::limits::Bound;
-use hangar_model::pool::PoolDriver;
 use hangar_model::{GuestConfig, GuestName};
 
 /// What a clone of `nic` asks for: the same network, mode, VLAN, MTU, rates and
@@ -60,30 +58,7 @@ pub fn clone(
         // On the dir pool the volume is the reservation dir itself (it exists).
         let volume = pool.build_volume(dst);
         let src_volume = pool.volume(src);
-        let running = status::status(&host.paths, src).is_active();
-        let cgroup = host.guest_cgroup(&from)?;
-        let freeze = running && !cgroup.frozen();
-        if freeze {
-            cgroup.set_frozen(true)?;
-        }
-        let taken = match &pool {
-            Pool::Btrfs { .. } => crate::pools::btrfs::sync(&src_volume)
-                .and_then(|()| crate::pools::btrfs::snapshot(&src_volume, &volume, false)),
-            Pool::Dir { .. } => crate::pools::btrfs::run(
-                "cp",
-                &[
-                    "-a".as_ref(),
-                    "--reflink=auto".as_ref(),
-                    src_volume.join(".").as_os_str(),
-                    volume.as_os_str(),
-                ],
-            )
-            .map(drop),
-        };
-        if freeze {
-            cgroup.set_frozen(false)?;
-        }
-        taken?;
+        crate::ops::snapshot::frozen_while(host, src, || pool.copy(&src_volume, &volume, false))?;
         let rootfs = volume.join(&from.rootfs);
         if !from.security.privileged {
             hangar_container::idshift::shift_to(
@@ -101,13 +76,7 @@ pub fn clone(
             std::fs::write(&p, format!("{hostname}\n"))
                 .map_err(|e| CoreError::io("writing", &p, e))?;
         }
-        let size = match host.limits(&from).disk.size {
-            Some(Bound::At(s)) if pool.driver() != PoolDriver::Dir => Some(s),
-            _ => None,
-        };
-        if size.is_some() {
-            pool.set_size(&volume, size)?;
-        }
+        pool.apply_disk_limit(&volume, &host.limits(&from))?;
         let cfg = GuestConfig {
             name: dst.clone(),
             context,

@@ -25,8 +25,13 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Freeze running guest `name` for the length of `f` (nothing for a stopped one).
-fn frozen_while<T>(host: &Host, name: &GuestName, f: impl FnOnce() -> Result<T>) -> Result<T> {
+/// Freeze running guest `name` for the length of `f` (nothing for a stopped or an
+/// already paused one).
+pub(crate) fn frozen_while<T>(
+    host: &Host,
+    name: &GuestName,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     let cfg = store::load(&host.paths, name)?;
     if !status::status(&host.paths, name).is_active() {
         return f();
@@ -115,18 +120,7 @@ pub fn restore(host: &Host, name: &GuestName, snap: &SnapshotName) -> Result<()>
     let volume = pool.volume(name);
     pool.restore(&path, &volume)?;
     // The new volume has no limit yet: give it the guest's.
-    let size = match host.limits(&cfg).disk.size {
-        Some(hangar_model::limits::Bound::At(s))
-            if pool.driver() != hangar_model::pool::PoolDriver::Dir =>
-        {
-            Some(s)
-        }
-        _ => None,
-    };
-    if size.is_some() {
-        pool.set_size(&volume, size)?;
-    }
-    Ok(())
+    pool.apply_disk_limit(&volume, &host.limits(&cfg))
 }
 
 /// `hangar snapshot delete NAME SNAP`.

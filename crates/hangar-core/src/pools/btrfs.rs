@@ -4,32 +4,10 @@
 //! loop device): Debian's own tools for the job; the ioctls behind them have no
 //! maintained crate.
 
+use super::run;
 use crate::{CoreError, Result};
 use hangar_model::Size;
 use std::path::Path;
-use std::process::Command;
-
-/// Run `program args...`; its stdout, or an error naming the command and its stderr.
-pub(crate) fn run(program: &str, args: &[&std::ffi::OsStr]) -> Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| {
-            CoreError::Invalid(format!(
-                "cannot run {program} ({e}): install btrfs-progs (scripts/setup-host.sh does)"
-            ))
-        })?;
-    if !out.status.success() {
-        let line: Vec<String> = args.iter().map(|a| a.to_string_lossy().into()).collect();
-        return Err(CoreError::Invalid(format!(
-            "{program} {} failed: {}",
-            line.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 fn os(s: &str) -> &std::ffi::OsStr {
     s.as_ref()

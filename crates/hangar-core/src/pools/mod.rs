@@ -33,6 +33,44 @@ pub struct Usage {
     pub limit: Option<u64>,
 }
 
+/// Run a tool (`program args...`); its stdout, or an error naming the command and its stderr.
+pub(crate) fn run(program: &str, args: &[&std::ffi::OsStr]) -> Result<String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            CoreError::Invalid(format!(
+                "cannot run {program} ({e}): scripts/setup-host.sh installs what hangar uses"
+            ))
+        })?;
+    if !out.status.success() {
+        let line: Vec<String> = args.iter().map(|a| a.to_string_lossy().into()).collect();
+        return Err(CoreError::Invalid(format!(
+            "{program} {} failed: {}",
+            line.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Copy the tree `src` into `dst` (made if missing): `cp -a`, with reflinks where the
+/// filesystem has them.
+fn copy_tree(src: &std::path::Path, dst: &std::path::Path) -> Result<()> {
+    let from = src.join(".");
+    run(
+        "cp",
+        &[
+            "-a".as_ref(),
+            "--reflink=auto".as_ref(),
+            from.as_os_str(),
+            dst.as_os_str(),
+        ],
+    )
+    .map(drop)
+}
+
 fn file(paths: &Paths, name: &PoolName) -> PathBuf {
     paths.pools_dir().join(format!("{name}.toml"))
 }
@@ -188,23 +226,12 @@ impl Pool {
             std::fs::create_dir_all(dir).map_err(|e| CoreError::io("creating", dir, e))?;
         }
         match self {
-            Pool::Btrfs { .. } => {
-                btrfs::sync(src)?;
-                btrfs::snapshot(src, dst, true)
-            }
+            Pool::Btrfs { .. } => self.copy(src, dst, true),
             Pool::Dir { .. } => {
+                // A copy takes time: made beside, complete or not there at all.
                 let tmp = dst.with_extension("partial");
                 let _ = std::fs::remove_dir_all(&tmp);
-                let copied = btrfs::run(
-                    "cp",
-                    &[
-                        "-a".as_ref(),
-                        "--reflink=auto".as_ref(),
-                        src.as_os_str(),
-                        tmp.as_os_str(),
-                    ],
-                )
-                .and_then(|_| {
+                let copied = self.copy(src, &tmp, true).and_then(|()| {
                     std::fs::rename(&tmp, dst).map_err(|e| CoreError::io("renaming", &tmp, e))
                 });
                 if copied.is_err() {
@@ -212,6 +239,40 @@ impl Pool {
                 }
                 copied
             }
+        }
+    }
+
+    /// The volume `src` as it is now, at `dst`: a subvolume snapshot on btrfs (after
+    /// writing out what is cached; read-only or writable), a copy of the tree on the dir
+    /// pool (into `dst`, made if missing).
+    pub fn copy(
+        &self,
+        src: &std::path::Path,
+        dst: &std::path::Path,
+        read_only: bool,
+    ) -> Result<()> {
+        match self {
+            Pool::Btrfs { .. } => {
+                btrfs::sync(src)?;
+                btrfs::snapshot(src, dst, read_only)
+            }
+            Pool::Dir { .. } => copy_tree(src, dst),
+        }
+    }
+
+    /// Give the volume at `path` the disk limit of `limits` (a guest's limits with the
+    /// host defaults filled in), where this pool can limit one (a default is no reason
+    /// to refuse the dir pool's guests).
+    pub fn apply_disk_limit(
+        &self,
+        path: &std::path::Path,
+        limits: &hangar_model::Limits,
+    ) -> Result<()> {
+        match limits.disk.size {
+            Some(hangar_model::limits::Bound::At(s)) if self.driver() != PoolDriver::Dir => {
+                self.set_size(path, Some(s))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -224,20 +285,7 @@ impl Pool {
         let old = volume.with_extension("replaced");
         let _ = self.remove_volume(&fresh);
         let _ = self.remove_volume(&old);
-        let made = match self {
-            Pool::Btrfs { .. } => btrfs::snapshot(snap, &fresh, false),
-            Pool::Dir { .. } => btrfs::run(
-                "cp",
-                &[
-                    "-a".as_ref(),
-                    "--reflink=auto".as_ref(),
-                    snap.as_os_str(),
-                    fresh.as_os_str(),
-                ],
-            )
-            .map(drop),
-        };
-        if let Err(e) = made {
+        if let Err(e) = self.copy(snap, &fresh, false) {
             let _ = self.remove_volume(&fresh);
             return Err(e);
         }
