@@ -739,7 +739,10 @@ fn a_guest_with_a_nic_reboots_again_and_again_with_its_network() {
         h.sh("g", "reboot");
         assert!(
             common::wait_for(Duration::from_secs(20), || {
+                // The state file names the new init before its NICs are plugged (so a
+                // monitor dying then leaves it adoptable): wait until it runs.
                 h.runtime("g")["reboots"].as_u64() == Some(round)
+                    && h.runtime("g")["state"] == "running"
                     && h.runtime("g")["init_pid"]
                         .as_i64()
                         .is_some_and(|p| Some(p) != before)
