@@ -146,6 +146,48 @@ fn a_guest_that_ended_unwatched_is_cleaned_up_by_repair() {
     assert_eq!(h.state("g"), "running");
 }
 
+/// A monitor killed while it cleans up after its ended guest (it has recorded the
+/// exit and says `stopping` with no init until its cgroups are gone) leaves a guest
+/// that is listed stopped with that exit, and that repair cleans up after.
+#[test]
+fn a_monitor_killed_while_cleaning_up_leaves_nothing_repair_cannot_finish() {
+    require_root!();
+    let h = TestHost::new("midclean");
+    h.build_busybox("g");
+    let init = h.started("g");
+    let mut state = h.runtime("g");
+    kill_monitor(&h, "g");
+    sigkill(init as i32);
+    assert!(wait_for(Duration::from_secs(5), || !alive(init)));
+    // What the state file holds while a monitor is in the middle of cleaning up.
+    state["state"] = "stopping".into();
+    state["init_pid"] = serde_json::Value::Null;
+    state["init_start"] = serde_json::Value::Null;
+    state["last_exit"] = serde_json::json!({"signaled": 9});
+    let file = h.root.join("run/hangar/guests/g/state.json");
+    std::fs::write(&file, serde_json::to_vec(&state).unwrap()).unwrap();
+    let row = h.info("g");
+    assert_eq!(row["state"], "stopped", "{row}");
+    assert_eq!(
+        row["last_exit"],
+        serde_json::json!({"signaled": 9}),
+        "{row}"
+    );
+    assert!(h.guest_cgroup_exists("g"), "nothing cleaned up yet");
+    let report: serde_json::Value =
+        serde_json::from_str(&h.ok(&["repair", "--format", "json"])).unwrap();
+    assert_eq!(report["cleaned"], serde_json::json!(["g"]), "{report}");
+    assert!(!h.guest_cgroup_exists("g"), "its cgroup is still there");
+    // The exit its monitor had recorded is kept.
+    let row = h.info("g");
+    assert_eq!(
+        row["last_exit"],
+        serde_json::json!({"signaled": 9}),
+        "{row}"
+    );
+    h.started("g");
+}
+
 #[test]
 fn a_guest_whose_state_file_is_lost_is_found_from_its_cgroup_and_not_started_twice() {
     require_root!();

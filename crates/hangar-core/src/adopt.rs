@@ -44,9 +44,17 @@ pub fn adopt(host: &Host, name: &GuestName) -> Result<Adopted> {
     }
     let cfg = store::load(&host.paths, name)?;
     let spec_path = spec_for_adoption(host, &cfg)?;
-    let lost = match status::status(&host.paths, name).runtime {
+    let before = status::status(&host.paths, name).runtime;
+    let lost = match &before {
         Some(r) => format!("its monitor, pid {}, had died", r.monitor_pid),
         None => "its monitor had died and its state file is lost".to_string(),
+    };
+    // Known when its monitor died cleaning up after it.
+    let how = match before.and_then(|r| r.last_exit) {
+        Some(e) if e != hangar_model::state::ExitReason::MonitorLost => {
+            format!("its init {e}; its monitor died before cleaning up after it")
+        }
+        _ => "how it ended is not known".to_string(),
     };
     let log = host.paths.log_dir(name).join("monitor.log");
     let reply = crate::spawn::detached(&["--adopt".as_ref(), spec_path.as_os_str()], &log)?;
@@ -62,8 +70,8 @@ pub fn adopt(host: &Host, name: &GuestName) -> Result<Adopted> {
         Adopted::Running(pid)
     } else if reply == "gone" {
         host.notice(format!(
-            "guest {name} had stopped while no monitor watched it (how it ended is not \
-             known); what it left behind was cleaned up"
+            "guest {name} had stopped while no monitor watched it ({how}); what it left \
+             behind was cleaned up"
         ));
         Adopted::Gone
     } else if status::monitor_alive(&host.paths, name) {

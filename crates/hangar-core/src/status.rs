@@ -86,8 +86,12 @@ pub fn status(paths: &Paths, name: &GuestName) -> Status {
     let runtime = runtime.map(|mut r| {
         if r.state.is_active() {
             r.state = GuestState::Stopped;
+            // Unknown, unless its monitor recorded the end of init before it died
+            // cleaning up (it says `stopping` with no init then).
+            if r.init_pid.is_some() || r.last_exit.is_none() {
+                r.last_exit = Some(ExitReason::MonitorLost);
+            }
             r.init_pid = None;
-            r.last_exit = Some(ExitReason::MonitorLost);
         }
         r
     });

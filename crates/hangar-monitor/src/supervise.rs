@@ -77,9 +77,13 @@ pub fn run(spec_path: &str, mut ready: std::fs::File, adopt: bool) -> Res<()> {
     if adopt {
         return adopt_and_serve(spec, ready);
     }
-    let mut mon = match Monitor::start(spec) {
+    let mut mon = match Monitor::start(spec.clone()) {
         Ok(m) => m,
         Err(e) => {
+            // `hangar start` made the cgroups; it cannot tell when we are gone, so
+            // they go before it hears of the failure.
+            reap_orphans();
+            remove_cgroups(&spec);
             let _ = writeln!(ready, "error: {e}");
             return Err(e);
         }
@@ -278,8 +282,11 @@ impl Monitor {
                 );
             }
             None => {
+                // A monitor that died cleaning up after its guest had recorded the exit.
+                if mon.state.init_pid.is_some() || mon.state.last_exit.is_none() {
+                    mon.state.last_exit = Some(ExitReason::MonitorLost);
+                }
                 mon.state.init_pid = None;
-                mon.state.last_exit = Some(ExitReason::MonitorLost);
                 eprintln!(
                     "hangar-monitor: guest {} had stopped while no monitor watched it ({was} \
                      had died: {why}); cleaning up after it",
@@ -587,14 +594,16 @@ impl Monitor {
         }
     }
 
+    /// The guest is over: release what it held, then say it stopped. Until its cgroups
+    /// and its NICs' guards are gone the state file says `stopping` with no init, so a
+    /// `list` meanwhile does not show a stopped guest that still holds them, and a
+    /// monitor killed half-way leaves a guest that the next command (or `hangar
+    /// repair`) sees ended unwatched and cleans up after, keeping the exit recorded.
     fn finish(&mut self) {
-        self.state.state = GuestState::Stopped;
+        self.state.state = GuestState::Stopping;
         self.state.init_pid = None;
         self.state.init_start = None;
-        self.state.started_at = None;
-        self.state.adopted = None;
         self.save();
-        let _ = std::fs::remove_file(self.spec.socket_path());
         // The veths went with the guest's network namespace; its guards and IFBs did not.
         for nic in &self.spec.nics {
             if let Err(e) =
@@ -608,9 +617,19 @@ impl Monitor {
             }
         }
         reap_orphans();
-        for dir in self.spec.cgroup_dirs.iter().rev() {
-            remove_cgroup_dir(dir);
-        }
+        remove_cgroups(&self.spec);
+        let _ = std::fs::remove_file(self.spec.socket_path());
+        self.state.state = GuestState::Stopped;
+        self.state.started_at = None;
+        self.state.adopted = None;
+        self.save();
+    }
+}
+
+/// Remove the guest's cgroup directories, innermost hierarchy last made first.
+fn remove_cgroups(spec: &LaunchSpec) {
+    for dir in spec.cgroup_dirs.iter().rev() {
+        remove_cgroup_dir(dir);
     }
 }
 
