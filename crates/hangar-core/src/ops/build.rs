@@ -171,13 +171,6 @@ pub(crate) fn remove_leftovers(host: &Host, name: &GuestName) -> Result<()> {
     if store::exists(&host.paths, name) {
         return Ok(());
     }
-    // What looks left over may be a guest's files half-way through a rename.
-    if let Some((old, new)) = crate::ops::rename::pending(&host.paths, [name]) {
-        return Err(CoreError::Invalid(format!(
-            "the rename of {old} to {new} was interrupted and is not finished yet: run \
-             `hangar repair`, then try again"
-        )));
-    }
     for dir in [host.paths.build_dir(name), host.paths.data_dir(name)] {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)

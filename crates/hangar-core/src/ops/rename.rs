@@ -114,12 +114,6 @@ pub fn rename(host: &Host, old: &GuestName, new: &GuestName) -> Result<GuestConf
     if store::exists(&host.paths, new) {
         return Err(CoreError::Exists(new.to_string()));
     }
-    if let Some((a, b)) = pending(&host.paths, [old, new]) {
-        return Err(CoreError::Invalid(format!(
-            "the rename of {a} to {b} was interrupted and is not finished yet: run `hangar \
-             repair`, then try again"
-        )));
-    }
     crate::adopt::ensure(host, old)?;
     if status::status(&host.paths, old).is_active() {
         return Err(CoreError::Invalid(format!(
