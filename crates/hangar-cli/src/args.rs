@@ -67,6 +67,9 @@ pub enum Cmd {
     /// A new guest from another's files, with its own identity (context, uids,
     /// hostname, machine id, MACs, addresses); instant on btrfs
     Clone(CloneArgs),
+    /// Give a stopped guest another name: its config, files, snapshots, logs, DNS name,
+    /// port forwards and (when it was its name) hostname, all or nothing
+    Rename(RenameArgs),
     /// Freeze every process of a running guest (xm pause)
     Pause(NameArg),
     /// Let a paused guest run again (xm unpause)
@@ -80,6 +83,12 @@ pub struct CloneArgs {
     /// Hostname of the clone (default: its name)
     #[arg(long)]
     pub hostname: Option<String>,
+}
+
+#[derive(Args)]
+pub struct RenameArgs {
+    pub old: String,
+    pub new: String,
 }
 
 #[derive(Subcommand)]

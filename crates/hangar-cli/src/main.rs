@@ -142,6 +142,13 @@ fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
                 a.source, a.name, cfg.context
             ));
         }
+        Cmd::Rename(a) => {
+            let cfg = ops::rename::rename(host, &name(&a.old)?, &name(&a.new)?)?;
+            quiet_note(&format!(
+                "renamed {} to {} (hostname {})",
+                a.old, a.new, cfg.hostname
+            ));
+        }
         Cmd::Pause(a) => ops::snapshot::pause(host, &name(&a.name)?, true)?,
         Cmd::Unpause(a) => ops::snapshot::pause(host, &name(&a.name)?, false)?,
         Cmd::Df(a) => {
@@ -164,6 +171,10 @@ fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
                 println!(
                     "empty cgroups of stopped guests removed: {}",
                     or_none(&r.empty_cgroups)
+                );
+                println!(
+                    "interrupted renames finished or undone: {}",
+                    or_none(&r.renames)
                 );
                 println!("guests that could not be repaired: {}", or_none(&r.failed));
                 print_network_check(&r.network);

@@ -277,6 +277,11 @@ fn a_clone_of_a_running_guest_starts_with_its_own_identity_on_both_drivers() {
         "the clone runs as its own host uids"
     );
     assert_eq!(h.sh("web2", "cat /srv/data; hostname").1, "payload\nweb2\n");
+    assert!(
+        h.sh("web2", "cat /etc/hosts")
+            .1
+            .contains("127.0.1.1\tweb2\n")
+    );
     let ip_a = h.nic_address("web", "eth0");
     assert_eq!(
         h.sh(

@@ -43,6 +43,16 @@ pub enum CoreError {
     Net(#[from] hangar_net::NetError),
     #[error("guest {name}: {message}")]
     Monitor { name: String, message: String },
+    #[error(
+        "renaming {old} to {new} failed at its {step} step, and was undone: {old} is as it was"
+    )]
+    Rename {
+        old: String,
+        new: String,
+        step: &'static str,
+        #[source]
+        source: Box<CoreError>,
+    },
     #[error("{0}")]
     Invalid(String),
 }

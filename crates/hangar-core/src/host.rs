@@ -16,15 +16,22 @@ pub struct Host {
 }
 
 impl Host {
-    /// Open the host rooted at `root` (or `HANGAR_ROOT`, or `/`).
+    /// Open the host rooted at `root` (or `HANGAR_ROOT`, or `/`). A rename that a crash
+    /// interrupted is finished or rolled back first (a guest's files must not stay
+    /// split between two names for the next operation to trip on): said in a notice.
     pub fn open(root: Option<PathBuf>) -> Result<Host> {
         let paths = Paths::from_env(root);
         let defaults = store::load_defaults(&paths)?;
-        Ok(Host {
+        let host = Host {
             paths,
             defaults,
             notices: Default::default(),
-        })
+        };
+        let (done, failed) = crate::ops::rename::recover(&host);
+        for n in done.into_iter().chain(failed) {
+            host.notice(n);
+        }
+        Ok(host)
     }
 
     /// Record a notice for the front end (see [`Host::take_notices`]).

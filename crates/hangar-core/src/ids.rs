@@ -185,6 +185,32 @@ impl Locked<'_> {
         }))
     }
 
+    /// Record `ctx` as guest `to`'s of `paths`, where it was `from`'s (a rename; undone
+    /// the other way round). Either name of this root may be recorded now (a rename
+    /// interrupted half-way is finished or undone by calling this again); another
+    /// guest of the host holding `ctx` is refused.
+    pub fn hand_over(
+        &self,
+        ctx: ContextId,
+        paths: &Paths,
+        from: &GuestName,
+        to: &GuestName,
+    ) -> Result<()> {
+        let entry = std::fs::read(self.entry_path(ctx))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Entry>(&b).ok());
+        let ours = |e: &Entry| {
+            e.root == root_of(paths) && (e.guest == from.as_str() || e.guest == to.as_str())
+        };
+        if let Some(e) = entry.filter(|e| !ours(e) && holds(e, ctx)) {
+            return Err(CoreError::ContextTaken {
+                ctx: ctx.get(),
+                by: e.describe(),
+            });
+        }
+        self.write(ctx, paths, to)
+    }
+
     /// Forget `ctx` if guest `name` of `paths` holds it (at delete, or after a change
     /// of context id).
     pub fn release(&self, ctx: ContextId, paths: &Paths, name: &GuestName) {
@@ -270,6 +296,32 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    #[test]
+    fn a_context_is_handed_over_between_two_names_of_its_root_only() {
+        let tmp = Scratch::new("handover");
+        let reg = registry(tmp.path());
+        let reg = reg.lock().unwrap();
+        let a = root_with_guest(tmp.path(), "a", 5);
+        let (old, new) = (GuestName::new("a").unwrap(), GuestName::new("b").unwrap());
+        let five = ContextId::new(5).unwrap();
+        reg.claim(five, &a, &old).unwrap();
+        reg.hand_over(five, &a, &old, &new).unwrap();
+        let entry = std::fs::read_to_string(tmp.path().join("contexts/5")).unwrap();
+        assert!(entry.contains("\"guest\":\"b\""), "{entry}");
+        // Again (a rename finished twice), and back (undone).
+        reg.hand_over(five, &a, &old, &new).unwrap();
+        reg.hand_over(five, &a, &new, &old).unwrap();
+        let entry = std::fs::read_to_string(tmp.path().join("contexts/5")).unwrap();
+        assert!(entry.contains("\"guest\":\"a\""), "{entry}");
+        // Another root's guest holding it keeps it.
+        let other = root_with_guest(tmp.path(), "c", 6);
+        let c = GuestName::new("c").unwrap();
+        let six = ContextId::new(6).unwrap();
+        reg.claim(six, &other, &c).unwrap();
+        let err = reg.hand_over(six, &a, &old, &new).unwrap_err().to_string();
+        assert!(err.contains("c of hangar root"), "{err}");
     }
 
     #[test]

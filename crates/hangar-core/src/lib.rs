@@ -11,6 +11,7 @@
 pub mod adopt;
 pub mod build;
 pub mod error;
+mod fault;
 pub mod host;
 pub mod ids;
 pub mod lock;

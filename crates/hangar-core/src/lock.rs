@@ -42,10 +42,21 @@ fn take(path: &Path, wait: Duration) -> Result<Option<Lock>> {
     }
 }
 
-/// Lock guest `name` for a mutation.
+/// Lock guest `name` for a mutation. Refused while a rename of it that a crash cut
+/// short is not finished or undone (its files are split between two names; the next
+/// command's start sees to it, see `ops/rename.rs`): a command that was waiting for
+/// the lock when the rename died must not act on half of the guest.
 pub fn guest(paths: &Paths, name: &GuestName) -> Result<Lock> {
     let p = paths.locks_dir().join(format!("{name}.lock"));
-    take(&p, Duration::from_secs(10))?.ok_or_else(|| CoreError::Busy(name.to_string()))
+    let lock =
+        take(&p, Duration::from_secs(10))?.ok_or_else(|| CoreError::Busy(name.to_string()))?;
+    if let Some((old, new)) = crate::ops::rename::pending(paths, [name]) {
+        return Err(CoreError::Invalid(format!(
+            "the rename of {old} to {new} was interrupted and is not finished yet: run \
+             `hangar repair`, then try again"
+        )));
+    }
+    Ok(lock)
 }
 
 /// Lock guest `name` only if nobody holds it (used to tell stale builds from live ones).

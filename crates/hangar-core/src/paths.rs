@@ -9,6 +9,7 @@
 //! | locks | `var/lib/hangar/locks/` |
 //! | runtime state, control sockets | `run/hangar/guests/NAME/` |
 //! | console and monitor logs | `var/log/hangar/NAME/` |
+//! | journals of renames in progress | `var/lib/hangar/renames/OLD.json` |
 //! | download caches | `var/cache/hangar/` (or `HANGAR_CACHE_DIR`) |
 
 use hangar_model::GuestName;
@@ -56,6 +57,13 @@ impl Paths {
     /// Where a build in progress lives until it is complete.
     pub fn build_dir(&self, name: &GuestName) -> PathBuf {
         self.data_root().join(format!(".build-{name}"))
+    }
+    /// Journals of renames in progress (`ops/rename.rs`), one per guest being renamed.
+    pub fn renames_dir(&self) -> PathBuf {
+        self.at("var/lib/hangar/renames")
+    }
+    pub fn rename_journal(&self, old: &GuestName) -> PathBuf {
+        self.renames_dir().join(format!("{old}.json"))
     }
     pub fn locks_dir(&self) -> PathBuf {
         self.at("var/lib/hangar/locks")

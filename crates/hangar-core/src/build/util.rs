@@ -128,6 +128,89 @@ pub(super) fn write_identity(rootfs: &Path, hostname: &str) -> Result<(), BuildE
     write_file(rootfs, "etc/hosts", &hosts, 0o644)
 }
 
+/// The files of a guest that name its host, as the guest sees them: /etc/hostname and
+/// /etc/hosts (None: missing, not a regular file, or not text). Read and written from
+/// the host into a stopped guest's (or a fresh clone's) root filesystem: each path is
+/// resolved inside the rootfs ([`super::init::resolve_in_root`]), so a symlink never
+/// leads out of it, and a file is rewritten in place, keeping its owner and mode.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct HostFiles {
+    pub hostname: Option<String>,
+    pub hosts: Option<String>,
+}
+
+const HOSTNAME_FILE: &str = "/etc/hostname";
+const HOSTS_FILE: &str = "/etc/hosts";
+
+/// `rootfs`'s regular file at guest path `path`, symlinks resolved inside the rootfs.
+fn guest_file(rootfs: &Path, path: &str) -> Option<PathBuf> {
+    let rel = super::init::resolve_in_root(rootfs, Path::new(path))?;
+    let host = rootfs.join(rel);
+    fs::symlink_metadata(&host)
+        .is_ok_and(|m| m.is_file())
+        .then_some(host)
+}
+
+impl HostFiles {
+    pub(crate) fn read(rootfs: &Path) -> HostFiles {
+        let text = |p| guest_file(rootfs, p).and_then(|f| fs::read_to_string(f).ok());
+        HostFiles {
+            hostname: text(HOSTNAME_FILE),
+            hosts: text(HOSTS_FILE),
+        }
+    }
+
+    /// The same files for a guest whose hostname changes from `old` to `new`:
+    /// /etc/hostname says `new`, and every name `old` in /etc/hosts (build's
+    /// `127.0.1.1 HOSTNAME`, the `# hangar` lines a start keeps) becomes `new`.
+    pub(crate) fn renamed(&self, old: &str, new: &str) -> HostFiles {
+        HostFiles {
+            hostname: self.hostname.as_ref().map(|_| format!("{new}\n")),
+            hosts: self.hosts.as_ref().map(|h| {
+                h.split_inclusive('\n')
+                    .map(|l| rename_in_hosts_line(l, old, new))
+                    .collect()
+            }),
+        }
+    }
+
+    /// Make the files in `rootfs` hold these contents (those that exist there and
+    /// differ; a missing one is not made).
+    pub(crate) fn write(&self, rootfs: &Path) -> crate::Result<()> {
+        for (path, text) in [(HOSTNAME_FILE, &self.hostname), (HOSTS_FILE, &self.hosts)] {
+            let (Some(text), Some(file)) = (text, guest_file(rootfs, path)) else {
+                continue;
+            };
+            if fs::read_to_string(&file).is_ok_and(|now| now == *text) {
+                continue;
+            }
+            fs::write(&file, text).map_err(|e| crate::CoreError::io("writing", &file, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// A line of /etc/hosts with every name `old` (not the address, nor in a comment)
+/// replaced by `new`, its spacing kept.
+fn rename_in_hosts_line(line: &str, old: &str, new: &str) -> String {
+    let (body, comment) = line.split_at(line.find('#').unwrap_or(line.len()));
+    let mut out = String::with_capacity(line.len());
+    let mut words = 0;
+    for piece in body.split_inclusive(char::is_whitespace) {
+        let word = piece.trim_end_matches(char::is_whitespace);
+        if !word.is_empty() {
+            words += 1;
+        }
+        if words > 1 && word == old {
+            out.push_str(new);
+            out.push_str(&piece[word.len()..]);
+        } else {
+            out.push_str(piece);
+        }
+    }
+    out + comment
+}
+
 /// Makes sure /dev, /proc, /sys and /run exist and /dev is empty, and gives /tmp
 /// its sticky mode. A copied /dev would hold the source's device nodes.
 pub(super) fn empty_mount_points(rootfs: &Path) -> Result<(), BuildError> {
@@ -255,6 +338,32 @@ mod tests {
         assert!(check_hostname("web\n10.0.0.1 evil").is_err());
         assert!(check_hostname("").is_err());
         assert!(check_hostname("web-1.example.org").is_ok());
+    }
+
+    #[test]
+    fn a_new_hostname_replaces_the_old_one_as_a_name_only() {
+        let files = HostFiles {
+            hostname: Some("web\n".into()),
+            hosts: Some(
+                "127.0.0.1\tlocalhost\n127.0.1.1\tweb\n# web is ours\n10.0.0.2 web web.lan # hangar\n\
+                 10.0.0.3 webby web\n10.0.0.9 web-2\nweb 10.0.0.4\n"
+                    .into(),
+            ),
+        };
+        let renamed = files.renamed("web", "db");
+        assert_eq!(renamed.hostname.as_deref(), Some("db\n"));
+        assert_eq!(
+            renamed.hosts.as_deref(),
+            Some(
+                "127.0.0.1\tlocalhost\n127.0.1.1\tdb\n# web is ours\n10.0.0.2 db web.lan # hangar\n\
+                 10.0.0.3 webby db\n10.0.0.9 web-2\nweb 10.0.0.4\n"
+            )
+        );
+        let none = HostFiles {
+            hostname: None,
+            hosts: None,
+        };
+        assert_eq!(none.renamed("web", "db"), none);
     }
 
     #[test]

@@ -238,8 +238,24 @@ fn bring_up(host: &Host, cfg: &NetworkConfig, starting: Option<&str>) -> Result<
 /// The guests of network `cfg` changed (one was deleted, a NIC attached or detached):
 /// publish their names again. Its rules stay as they are.
 pub fn publish_names(host: &Host, cfg: &NetworkConfig) -> Result<()> {
+    publish_names_as(host, cfg, None)
+}
+
+/// [`publish_names`], guest `from` published as `to` when `rename` is `(from, to)`: the
+/// names as a rename in progress will leave them (see `ops/rename.rs`).
+pub fn publish_names_as(
+    host: &Host,
+    cfg: &NetworkConfig,
+    rename: Option<(&str, &str)>,
+) -> Result<()> {
     if let Some(d) = dns(host, cfg) {
-        set_names(&d, &members(host, &cfg.name)?)?;
+        let mut members = members(host, &cfg.name)?;
+        if let Some((from, to)) = rename {
+            for (g, _) in members.iter_mut().filter(|(g, _)| g == from) {
+                *g = to.to_string();
+            }
+        }
+        set_names(&d, &members)?;
     }
     Ok(())
 }

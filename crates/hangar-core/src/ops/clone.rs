@@ -6,6 +6,7 @@
 //! build, the clone is made as `.build-DST` and only the config, written last, makes
 //! it a guest.
 
+use crate::build::util::HostFiles;
 use crate::net::nic::{AddrReq, NicRequest};
 use crate::pools::Pool;
 use crate::{CoreError, Host, Result, lock, store};
@@ -71,11 +72,9 @@ pub fn clone(
         if rootfs.join("etc/machine-id").exists() {
             crate::build::util::write_machine_id(&rootfs)?;
         }
-        if std::fs::read_to_string(rootfs.join("etc/hostname")).is_ok() {
-            let p = rootfs.join("etc/hostname");
-            std::fs::write(&p, format!("{hostname}\n"))
-                .map_err(|e| CoreError::io("writing", &p, e))?;
-        }
+        HostFiles::read(&rootfs)
+            .renamed(&from.hostname, &hostname)
+            .write(&rootfs)?;
         pool.apply_disk_limit(&volume, &host.limits(&from))?;
         let cfg = GuestConfig {
             name: dst.clone(),

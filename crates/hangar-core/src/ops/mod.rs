@@ -11,6 +11,7 @@ pub mod limits;
 pub mod list;
 pub mod network;
 pub mod pool;
+pub mod rename;
 pub mod repair;
 pub mod set;
 pub mod snapshot;

@@ -4,7 +4,7 @@
 //! cgroup of a stopped guest (a `start` killed half-way) is removed; lxcfs is started
 //! again (and re-bound into running guests) if its keeper died; then the networks are
 //! checked and repaired as `hangar network check --repair` does. No guest's data is
-//! touched.
+//! touched, but for renames a crash interrupted, finished or undone (`ops/rename.rs`).
 
 use crate::adopt::{self, Adopted};
 use crate::{Host, Result, lock, status, store};
@@ -20,11 +20,17 @@ pub struct RepairReport {
     pub failed: Vec<String>,
     /// Empty cgroups of stopped guests, removed: `NAME (ctx N)`.
     pub empty_cgroups: Vec<String>,
+    /// Renames a crash interrupted, finished or undone (the command's start does it
+    /// first, see `ops/rename.rs`: this lists what that left to try again).
+    pub renames: Vec<String>,
     pub network: crate::ops::network::CheckReport,
 }
 
 pub fn repair(host: &Host) -> Result<RepairReport> {
     let mut report = RepairReport::default();
+    let (renames, failed) = crate::ops::rename::recover(host);
+    report.renames = renames;
+    report.failed.extend(failed);
     let mut any_running = false;
     for name in store::names(&host.paths)? {
         let Ok(_guest) = lock::guest(&host.paths, &name) else {
