@@ -1,11 +1,12 @@
 //! Chaos: a long random sequence of operations (build, start, stop, kill, restart, set,
 //! attach, detach, exec, delete, pause, unpause, snapshot create/restore/delete,
-//! clone) over a dozen guests on two networks and two pools (the dir one and a btrfs
-//! one), while CLIs,
-//! monitors, keepers and dnsmasq are SIGKILLed at random. After every step:
+//! clone, rename) over a dozen guests on two networks and two pools (the dir one and a
+//! btrfs one), while CLIs, monitors, keepers and dnsmasq are SIGKILLed at random. After
+//! every step:
 //! - every guest is where `list` says (a running guest's init is alive in its cgroup; a
 //!   stopped guest's cgroup holds no live process), and no guest is lost (a config
-//!   always has its root filesystem);
+//!   always has its root filesystem, and a rename, even one killed half-way, keeps
+//!   the number of guests);
 //! - no guest runs twice (one monitor, one init);
 //! - every state file parses;
 //! - nothing leaked: cgroups, host interfaces, nft guard elements, monitors and mounts
@@ -392,7 +393,8 @@ fn random_operations_and_kills_break_no_invariant() {
                 "unsnapshot",
                 vec!["snapshot".into(), "delete".into(), name.clone(), snap],
             ),
-            116..=119 => ("clone", vec!["clone".into(), name.clone(), other]),
+            116..=117 => ("clone", vec!["clone".into(), name.clone(), other]),
+            118..=119 => ("rename", vec!["rename".into(), name.clone(), other]),
             0..=19 => ("start", vec!["start".into(), name.clone()]),
             20..=27 => (
                 "stop",
@@ -437,6 +439,7 @@ fn random_operations_and_kills_break_no_invariant() {
             _ => ("kill-keeper", vec![]),
         };
         *t.ops.entry(kind).or_default() += 1;
+        let before = rows.len();
         let mut killed = false;
         let mut said = String::new();
         match kind {
@@ -492,6 +495,14 @@ fn random_operations_and_kills_break_no_invariant() {
         }
         let mut rows = h.list();
         let said = said.trim();
+        // A rename (finished, failed or killed half-way and then finished or undone by
+        // this `list`) keeps every guest: one name or the other, never both or none.
+        if kind == "rename" && rows.len() != before {
+            violations.push(format!(
+                "step {step} (rename {name}: {said:?}): {before} guests before, {} after",
+                rows.len()
+            ));
+        }
         let mut truth = check_truth(&h, &rows);
         if !truth.is_empty() {
             // A process SIGKILLed a moment ago may still have been alive when `list`
