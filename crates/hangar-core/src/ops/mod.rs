@@ -13,6 +13,7 @@ pub mod network;
 pub mod pool;
 pub mod repair;
 pub mod set;
+pub mod shared_dir;
 pub mod snapshot;
 pub mod start;
 pub mod stop;
