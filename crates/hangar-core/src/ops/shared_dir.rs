@@ -53,6 +53,14 @@ pub fn attach(host: &Host, name: &GuestName, args: &[String]) -> Result<SharedDi
         store::save(&host.paths, &old)?;
         return Err(e);
     }
+    if !cfg.security.privileged && !dir.readonly && !nosuid_on_host(&dir.host) {
+        host.notice(format!(
+            "{} is on a host mount without nosuid: what guest root writes there belongs to \
+             host root, and a setuid bit it sets would hold on the host; mount it nosuid, \
+             or keep host users from running files from it",
+            dir.host
+        ));
+    }
     Ok(dir)
 }
 
@@ -177,6 +185,14 @@ fn protected(host: &Host) -> Result<Vec<(PathBuf, String)>> {
         }
     }
     Ok(out)
+}
+
+/// Whether the host's own mount of `dir` ignores setuid bits.
+fn nosuid_on_host(dir: &HostPath) -> bool {
+    shared::open_host_dir(dir.as_path())
+        .ok()
+        .and_then(|fd| nix::sys::statvfs::fstatvfs(&fd).ok())
+        .is_some_and(|st| st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOSUID))
 }
 
 /// The detached mount of `dir` for guest `cfg`: idmapped with the guest's id map,
