@@ -4,7 +4,9 @@
 //! beside it, and returns a typed error. Everything that `nix` already wraps safely is
 //! used from `nix` directly by the other crates; this crate holds the rest: a fork that
 //! enters new namespaces, the capability bounding set, seccomp without no_new_privs,
-//! closing inherited descriptors, pidfds, and a few terminal and interface ioctls.
+//! closing inherited descriptors, pidfds, the new mount API (open_tree, move_mount,
+//! mount_setattr, fsopen/fsmount, statx's mount-root bit), and a few terminal and
+//! interface ioctls.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
