@@ -1,13 +1,17 @@
 //! The small values of the CLI and of config files: `GuestName::new`, `Size::parse`,
-//! `ContextId` (from an integer, as `--context N` gives it) and `Signal::parse`, each on
+//! `ContextId` (from an integer, as `--context N` gives it), `Signal::parse` and the
+//! two paths of a shared directory (`GuestPath::parse`, `HostPath::parse`), each on
 //! the whole input.
 //!
 //! Checks: no input panics; every value that parses is displayed as text that parses
 //! again to the same value; a name is kept as written and is safe as a path component;
 //! a size is at most 2^62 bytes; a context is 2 to 32767 and its id range fits in u32;
-//! a signal is 1 to 64.
+//! a signal is 1 to 64; a shared directory's path is absolute, in normal form (parsing
+//! it again gives it back), without `.` or `..`, and never `/`, /proc, /sys or /dev or
+//! below them.
 #![no_main]
 
+use hangar_model::dir::{GuestPath, HostPath};
 use hangar_model::{ContextId, GuestName, Signal, Size};
 use libfuzzer_sys::fuzz_target;
 
@@ -46,5 +50,27 @@ fuzz_target!(|data: &[u8]| {
             Some(signal),
             "{s:?}"
         );
+    }
+    let kernel = |p: &str| {
+        ["/proc", "/sys", "/dev"]
+            .iter()
+            .any(|k| p == *k || p.starts_with(&format!("{k}/")))
+    };
+    let normal = |p: &str| {
+        p.starts_with('/')
+            && !p.contains("//")
+            && (p == "/" || !p.ends_with('/'))
+            && !p.split('/').any(|c| c == "." || c == "..")
+    };
+    if let Ok(p) = GuestPath::parse(s) {
+        let t = p.as_str();
+        assert!(normal(t) && t != "/" && !kernel(t), "{s:?}: {t:?}");
+        assert_eq!(GuestPath::parse(t).ok(), Some(p.clone()), "{s:?}");
+        assert_eq!(format!("/{}", p.relative()), t);
+    }
+    if let Ok(p) = HostPath::parse(s) {
+        let t = p.to_string();
+        assert!(normal(&t) && t != "/" && !kernel(&t), "{s:?}: {t:?}");
+        assert_eq!(HostPath::parse(&t).ok(), Some(p), "{s:?}");
     }
 });

@@ -44,9 +44,11 @@ pub enum Cmd {
     /// Manage host networks (bridge, nat)
     #[command(subcommand)]
     Network(NetworkCmd),
-    /// Add a NIC to a guest, live when it runs (xm network-attach)
+    /// Add a NIC or a shared host directory to a guest, live when it runs (xm
+    /// network-attach)
     Attach(AttachArgs),
-    /// Remove a NIC from a guest, live when it runs (xm network-detach)
+    /// Remove a NIC or a shared directory from a guest, live when it runs (xm
+    /// network-detach)
     Detach(DetachArgs),
     /// Show a guest's console output
     Logs(LogsArgs),
@@ -410,19 +412,27 @@ pub struct NetCheckArgs {
 #[derive(Args)]
 pub struct AttachArgs {
     pub name: String,
-    /// What to attach: nic
-    #[arg(value_parser = ["nic"])]
-    pub what: String,
-    /// KEY=VALUE: network= ip= ip6= mode= mac= vlan= mtu= egress= ingress=
-    /// gateway=ADDR|none gateway6=ADDR|none name=
+    /// What to attach
+    pub what: Attachable,
+    /// nic: KEY=VALUE: network= ip= ip6= mode= mac= vlan= mtu= egress= ingress=
+    /// gateway=ADDR|none gateway6=ADDR|none name=.
+    /// dir: HOST_PATH PATH [readonly]
     pub items: Vec<String>,
+}
+
+/// What `attach` and `detach` act on.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Attachable {
+    /// A network interface
+    Nic,
+    /// A host directory shared with the guest
+    Dir,
 }
 
 #[derive(Args)]
 pub struct DetachArgs {
     pub name: String,
-    #[arg(value_parser = ["nic"])]
-    pub what: String,
-    /// The NIC's name in the guest, e.g. eth1
-    pub ifname: String,
+    pub what: Attachable,
+    /// nic: the NIC's name in the guest, e.g. eth1; dir: the path in the guest
+    pub target: String,
 }

@@ -5,7 +5,7 @@ mod args;
 mod table;
 
 use anyhow::{Context, Result, bail};
-use args::{Cli, Cmd, ConfigCmd, Format, MethodArgs, MethodName, TrailingMethodArgs};
+use args::{Attachable, Cli, Cmd, ConfigCmd, Format, MethodArgs, MethodName, TrailingMethodArgs};
 use clap::Parser;
 use hangar_core::build::Method;
 use hangar_core::net::nic::NicRequest;
@@ -116,6 +116,14 @@ fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
             }
         }
         Cmd::Network(c) => network(host, c)?,
+        Cmd::Attach(a) if matches!(a.what, Attachable::Dir) => {
+            let dir = ops::shared_dir::attach(host, &name(&a.name)?, &a.items)?;
+            let ro = if dir.readonly { ", read-only" } else { "" };
+            quiet_note(&format!(
+                "shared {} with {} at {}{ro}",
+                dir.host, a.name, dir.path
+            ));
+        }
         Cmd::Attach(a) => {
             let nic = ops::attach::attach(host, &name(&a.name)?, &a.items)?;
             let addrs: Vec<String> = nic
@@ -131,7 +139,10 @@ fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
                 a.name
             ));
         }
-        Cmd::Detach(a) => ops::attach::detach(host, &name(&a.name)?, &a.ifname)?,
+        Cmd::Detach(a) => match a.what {
+            Attachable::Nic => ops::attach::detach(host, &name(&a.name)?, &a.target)?,
+            Attachable::Dir => ops::shared_dir::detach(host, &name(&a.name)?, &a.target)?,
+        },
         Cmd::Logs(a) => logs(host, &name(&a.name)?, a.follow)?,
         Cmd::Pool(c) => pool(host, c)?,
         Cmd::Snapshot(c) => snapshot(host, c)?,

@@ -80,6 +80,13 @@ struct ToMonitor<'a> {
     err_fd: i32,
 }
 
+/// What the monitor makes before the fork for init-to-be to apply in its last steps
+/// ([`inside`]): the seccomp filter, and the shared directories' mounts.
+struct ForInit<'a> {
+    filter: Option<&'a [libc::sock_filter]>,
+    dirs: &'a [crate::shared::Prepared],
+}
+
 /// Fork the guest's init from `spec`. `before_init` runs on the host side once init-to-be
 /// exists (with its namespaces, id maps and cgroup) and before it goes on: the monitor
 /// plugs the guest's NICs into its network namespace there.
@@ -101,6 +108,9 @@ pub fn launch(
         None
     };
     let userns = spec.id_base.is_some();
+    // Opened and mounted here, on the host, where the kernel lets a mount be idmapped;
+    // init-to-be attaches them in its own mount namespace (see `inside`).
+    let dirs = crate::shared::prepare(&spec.dirs, spec.id_base, spec.id_count)?;
     let flags = if userns {
         CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS
     } else {
@@ -127,14 +137,18 @@ pub fn launch(
                 sock: &fds_child,
                 err_fd: err_w.as_raw_fd(),
             };
+            let last = ForInit {
+                filter: filter.as_deref(),
+                dirs: &dirs,
+            };
             let e = if userns {
-                match outer(spec, &to, pid_w, plugged_r, filter.as_deref()) {
+                match outer(spec, &to, pid_w, plugged_r, &last) {
                     Ok(never) => match never {},
                     Err(e) => e,
                 }
             } else {
                 drop((pid_w, plugged_r));
-                match privileged(spec, &to, filter.as_deref()) {
+                match privileged(spec, &to, &last) {
                     Ok(never) => match never {},
                     Err(e) => e,
                 }
@@ -144,7 +158,7 @@ pub fn launch(
             hangar_sys::exit_now(1)
         }
         Forked::Parent(first) => {
-            drop((go_r, err_w, fds_child, pid_w, plugged_r));
+            drop((go_r, err_w, fds_child, pid_w, plugged_r, dirs));
             let v2_move = joins
                 .v2_dir()
                 .filter(|_| !born_in_v2)
@@ -378,7 +392,7 @@ fn outer(
     to: &ToMonitor,
     pid_w: OwnedFd,
     plugged_r: OwnedFd,
-    filter: Option<&[libc::sock_filter]>,
+    last: &ForInit,
 ) -> Result<std::convert::Infallible, ContainerError> {
     mounts::enter_root(&spec.rootfs)?;
     let lxcfs = spec.lxcfs.as_deref().map(crate::lxcfs::open).transpose()?;
@@ -403,7 +417,7 @@ fn outer(
     match hangar_sys::fork_into(inner_flags.bits())? {
         Forked::Child => {
             drop((maps_w, done_w, supers_here, pid_w, lxcfs));
-            let e = match init_to_be(spec, to, maps_r, &supers_there, done_r, plugged_r, filter) {
+            let e = match init_to_be(spec, to, maps_r, &supers_there, done_r, plugged_r, last) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -437,7 +451,7 @@ fn init_to_be(
     supers: &UnixStream,
     done_r: OwnedFd,
     plugged_r: OwnedFd,
-    filter: Option<&[libc::sock_filter]>,
+    last: &ForInit,
 ) -> Result<std::convert::Infallible, ContainerError> {
     if !wait_byte(maps_r) {
         return Err(ContainerError::Child(
@@ -475,7 +489,7 @@ fn init_to_be(
     nix::unistd::chdir("/").map_err(|e| ContainerError::sys("chdir /", e))?;
     nix::sched::unshare(CloneFlags::CLONE_NEWNS)
         .map_err(|e| ContainerError::sys("unshare(mount)", e))?;
-    inside(spec, to, Some(plugged_r), filter)
+    inside(spec, to, Some(plugged_r), last)
 }
 
 /// The /dev/pts name of the terminal bound on /dev/console (Unix98 ptys have majors
@@ -499,7 +513,7 @@ fn console_pts() -> Result<std::path::PathBuf, ContainerError> {
 fn privileged(
     spec: &LaunchSpec,
     to: &ToMonitor,
-    filter: Option<&[libc::sock_filter]>,
+    last: &ForInit,
 ) -> Result<std::convert::Infallible, ContainerError> {
     mounts::enter_root(&spec.rootfs)?;
     let lxcfs = spec.lxcfs.as_deref().map(crate::lxcfs::open).transpose()?;
@@ -510,18 +524,22 @@ fn privileged(
     drop((supers, lxcfs));
     send_console(to.sock, &master, &peer)?;
     drop((master, peer));
-    inside(spec, to, None, filter)
+    inside(spec, to, None, last)
 }
 
-/// The last steps of init-to-be, inside the guest's root: cgroup namespace, hostname,
-/// files, loopback, the console, capabilities, seccomp, exec. With `plugged`, waits
-/// there until the monitor has plugged the NICs first.
+/// The last steps of init-to-be, inside the guest's root: shared directories, cgroup
+/// namespace, hostname, files, loopback, the console, capabilities, seccomp, exec.
+/// With `plugged`, waits there until the monitor has plugged the NICs first.
 fn inside(
     spec: &LaunchSpec,
     to: &ToMonitor,
     plugged: Option<OwnedFd>,
-    filter: Option<&[libc::sock_filter]>,
+    last: &ForInit,
 ) -> Result<std::convert::Infallible, ContainerError> {
+    // In the guest's own mount namespace, after its copy: as a live attach does, so
+    // `hangar detach` can unmount them (nobody can unmount a mount the kernel locked
+    // in a copy, not even the host's root); their flags were locked by `prepare`.
+    crate::shared::attach_all(last.dirs)?;
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| ContainerError::sys("unshare(cgroup)", e))?;
     if spec.cgroup2 {
@@ -581,7 +599,7 @@ fn inside(
     // init's pid and start time to the state file before letting us go on.
     nix::sys::prctl::set_pdeathsig(None).map_err(|e| ContainerError::sys("prctl", e))?;
     hangar_sys::close_all_except(to.err_fd)?;
-    if let Some(f) = filter {
+    if let Some(f) = last.filter {
         hangar_sys::seccomp_install(f)?;
     }
     let e = nix::unistd::execve(&argv[0], &argv, &envp).unwrap_err();

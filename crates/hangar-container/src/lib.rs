@@ -5,6 +5,7 @@
 //!   mounts and /dev, pivot_root, drop capabilities, install seccomp, exec init.
 //! - [`join`]: run a command inside a running guest (`hangar exec` / `enter`).
 //! - [`idshift`]: move a root filesystem's ownership into a guest's id range.
+//! - [`shared`]: host directories mounted into guests, idmapped, at start and live.
 //!
 //! The only unsafe code used lives in `hangar-sys`.
 #![forbid(unsafe_code)]
@@ -16,10 +17,12 @@ pub mod idshift;
 pub mod join;
 pub mod launch;
 pub mod lxcfs;
+pub mod mountns;
 pub mod mounts;
 pub mod procstat;
 pub mod rlimits;
 pub mod seccomp;
+pub mod shared;
 
 use std::path::PathBuf;
 
@@ -42,6 +45,13 @@ pub enum ContainerError {
     Seccomp(String),
     #[error("the guest failed to start: {0}")]
     Child(String),
+    /// Work in a running guest's mount namespace failed (the message says what).
+    #[error("{0}")]
+    InGuest(String),
+    /// A shared directory that cannot be shared as asked (the message says why and
+    /// what to do).
+    #[error("{0}")]
+    SharedDir(String),
 }
 
 impl ContainerError {

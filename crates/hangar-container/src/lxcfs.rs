@@ -5,7 +5,6 @@
 //! and re-bound into running guests when lxcfs restarts.
 
 use crate::ContainerError;
-use hangar_sys::Forked;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -67,23 +66,21 @@ pub fn inject(init_pid: i32, dir: &Path) -> Result<(), ContainerError> {
             trees.push((*f, hangar_sys::open_tree_clone(&dir.join(f))?));
         }
     }
-    match hangar_sys::fork()? {
-        Forked::Parent(pid) => match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None)
-        {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
-            other => Err(ContainerError::Child(format!(
-                "re-binding lxcfs in guest pid {init_pid} failed: {other:?}"
-            ))),
-        },
-        Forked::Child => {
-            let ok = nix::sched::setns(mnt_ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNS).is_ok()
-                && trees.iter().all(|(f, tree)| {
-                    let target = Path::new("/").join(f);
-                    // The stale bind (ENOTCONN) goes; a guest that unmounted it gets it back.
-                    while umount2(&target, MntFlags::MNT_DETACH).is_ok() {}
-                    hangar_sys::move_mount_to(tree.as_fd(), &target).is_ok()
-                });
-            hangar_sys::exit_now(if ok { 0 } else { 1 })
+    crate::mountns::run_in(mnt_ns.as_fd(), || {
+        for (f, tree) in &trees {
+            let target = Path::new("/").join(f);
+            // The stale bind (ENOTCONN) goes; a guest that unmounted it gets it back.
+            while umount2(&target, MntFlags::MNT_DETACH).is_ok() {}
+            hangar_sys::move_mount_to(tree.as_fd(), &target)
+                .map_err(|e| ContainerError::path("binding lxcfs over", &target, e.into_io()))?;
         }
-    }
+        Ok(true)
+    })
+    .map(drop)
+    .map_err(|e| {
+        ContainerError::InGuest(format!(
+            "re-binding lxcfs in guest pid {init_pid}: {}",
+            crate::error_chain(&e)
+        ))
+    })
 }

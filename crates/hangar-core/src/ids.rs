@@ -58,6 +58,22 @@ impl Registry {
         }
     }
 
+    /// Every hangar root that holds (or held) a context id on this host, as the
+    /// registry names them; read without the lock (entries are written atomically).
+    pub fn roots(&self) -> Vec<PathBuf> {
+        let mut roots: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<Entry>(&b).ok())
+            .map(|e| e.root)
+            .collect();
+        roots.sort();
+        roots.dedup();
+        roots
+    }
+
     pub fn lock(&self) -> Result<Locked<'_>> {
         let lock = crate::lock::take_named(&self.lock, "the context id registry lock")?;
         Ok(Locked {

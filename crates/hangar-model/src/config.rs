@@ -51,6 +51,9 @@ pub struct GuestConfig {
     /// Network interfaces besides lo (`[[nic]]` tables).
     #[serde(default, rename = "nic", skip_serializing_if = "Vec::is_empty")]
     pub nics: Vec<crate::net::Nic>,
+    /// Host directories shared with the guest (`[[dir]]` tables).
+    #[serde(default, rename = "dir", skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<crate::dir::SharedDir>,
 }
 
 fn default_rootfs() -> PathBuf {
@@ -190,6 +193,7 @@ impl GuestConfig {
         }
         self.limits.validate()?;
         crate::net::validate_nics(&self.nics)?;
+        crate::dir::validate_dirs(&self.dirs)?;
         if self.rootfs.as_os_str().is_empty() {
             return field("rootfs", "must not be empty");
         }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod ctx;
 pub mod defaults;
+pub mod dir;
 pub mod init;
 pub mod limits;
 pub mod name;
@@ -52,4 +53,6 @@ pub enum ModelError {
     Field { field: &'static str, why: String },
     #[error("invalid config: {0}")]
     Toml(String),
+    #[error("shared directory: {0}")]
+    Dir(String),
 }

@@ -37,6 +37,11 @@ pub struct LaunchSpec {
     /// Network interfaces to plug before init runs.
     #[serde(default)]
     pub nics: Vec<NicPlan>,
+    /// Host directories to mount into the guest, each resolved and checked by
+    /// hangar-core at start (or at `hangar attach`, which records it here for the
+    /// guest's next reboot).
+    #[serde(default)]
+    pub dirs: Vec<crate::dir::SharedDir>,
     /// Name servers for the guest's /etc/resolv.conf (empty: leave it alone).
     #[serde(default)]
     pub nameservers: Vec<String>,

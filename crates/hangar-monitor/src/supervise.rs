@@ -547,17 +547,21 @@ impl Monitor {
         }
     }
 
-    /// The guest's NICs as its launch spec says now: `hangar attach` and `detach` on the
-    /// running guest rewrite it.
-    fn reload_nics(&mut self) {
+    /// The guest's NICs and shared directories as its launch spec says now: `hangar
+    /// attach` and `detach` on the running guest rewrite it.
+    fn reload_attached(&mut self) {
         let path = self.spec.run_dir.join("spec.json");
         match std::fs::read(&path)
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice::<LaunchSpec>(&b).map_err(|e| e.to_string()))
         {
-            Ok(now) => self.spec.nics = now.nics,
+            Ok(now) => {
+                self.spec.nics = now.nics;
+                self.spec.dirs = now.dirs;
+            }
             Err(e) => eprintln!(
-                "hangar-monitor: reading {}: {e}; keeping the NICs it had at start",
+                "hangar-monitor: reading {}: {e}; keeping the NICs and directories it had \
+                 at start",
                 path.display()
             ),
         }
@@ -565,7 +569,7 @@ impl Monitor {
 
     /// init ended with `exit`: the guest stops, or restarts when it rebooted itself.
     fn ended(&mut self, exit: ExitReason) {
-        self.reload_nics();
+        self.reload_attached();
         // reboot(2) inside a pid namespace ends its init with SIGHUP: restart it.
         let rebooted = exit == ExitReason::Signaled(libc::SIGHUP) && !self.stopping;
         self.state.init_pid = None;

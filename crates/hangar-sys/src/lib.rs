@@ -4,7 +4,9 @@
 //! beside it, and returns a typed error. Everything that `nix` already wraps safely is
 //! used from `nix` directly by the other crates; this crate holds the rest: a fork that
 //! enters new namespaces, the capability bounding set, seccomp without no_new_privs,
-//! closing inherited descriptors, pidfds, and a few terminal and interface ioctls.
+//! closing inherited descriptors, pidfds, the new mount API (open_tree, move_mount,
+//! mount_setattr, fsopen/fsmount, statx's mount-root bit), and a few terminal and
+//! interface ioctls.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -17,6 +19,22 @@ pub enum SysError {
         #[source]
         source: io::Error,
     },
+}
+
+impl SysError {
+    /// The kernel's error number, to tell one refusal from another.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            SysError::Call { source, .. } => source.raw_os_error(),
+        }
+    }
+
+    /// The error of the call, for a message that names what was being done instead.
+    pub fn into_io(self) -> io::Error {
+        match self {
+            SysError::Call { source, .. } => source,
+        }
+    }
 }
 
 fn last(call: &'static str) -> SysError {
@@ -562,4 +580,102 @@ pub fn fs_mount(fstype: &std::ffi::CStr, attrs: u64) -> Result<OwnedFd, SysError
     }
     // SAFETY: the kernel just returned this descriptor; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(m as RawFd) })
+}
+
+/// A detached copy of the mount at directory `dir` (open_tree with OPEN_TREE_CLONE on
+/// the descriptor itself, not a path): the directory the caller opened and checked is
+/// the one copied, whatever happened to the path since. Not recursive: mounts below
+/// `dir` are not part of the copy.
+pub fn open_tree_clone_fd(dir: BorrowedFd<'_>) -> Result<OwnedFd, SysError> {
+    let flags = libc::OPEN_TREE_CLONE
+        | libc::OPEN_TREE_CLOEXEC as libc::c_uint
+        | libc::AT_EMPTY_PATH as libc::c_uint;
+    // SAFETY: the path is an empty NUL-terminated string that outlives the call; with
+    // AT_EMPTY_PATH the kernel uses `dir` itself. It returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, dir.as_raw_fd(), c"".as_ptr(), flags) };
+    if fd < 0 {
+        return Err(last("open_tree"));
+    }
+    // SAFETY: the kernel just returned this descriptor; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Set mount attributes `set` (`libc::MOUNT_ATTR_*`) on the mount `tree` (a detached
+/// mount from [`open_tree_clone_fd`]). With `userns`, the mount is idmapped by that
+/// user namespace's map (`MOUNT_ATTR_IDMAP` is added): an id `n` on disk is seen as the
+/// id `n` maps to, and the reverse for what is written.
+pub fn mount_setattr(
+    tree: BorrowedFd<'_>,
+    set: u64,
+    userns: Option<BorrowedFd<'_>>,
+) -> Result<(), SysError> {
+    let attr = libc::mount_attr {
+        attr_set: set | userns.map_or(0, |_| libc::MOUNT_ATTR_IDMAP),
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
+    };
+    // SAFETY: the path is an empty NUL-terminated string (AT_EMPTY_PATH: `tree`
+    // itself); `attr` is a valid mount_attr of the size passed, alive across the call,
+    // which the kernel only reads.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if r == -1 {
+        Err(last("mount_setattr"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Attach the detached mount `tree` on the directory `target` (a descriptor, O_PATH
+/// will do): no path is looked up, so nothing can redirect the mount elsewhere.
+pub fn move_mount_fd(tree: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(), SysError> {
+    // SAFETY: both paths are empty NUL-terminated strings that outlive the call; the
+    // two EMPTY_PATH flags make the kernel use the descriptors themselves.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if r == -1 {
+        Err(last("move_mount"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether the file `fd` names is the root of a mount (statx's
+/// `STATX_ATTR_MOUNT_ROOT`, Linux 5.8).
+pub fn is_mount_root(fd: BorrowedFd<'_>) -> Result<bool, SysError> {
+    // SAFETY: statx is plain old data; all-zero is a valid value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is an empty NUL-terminated string (AT_EMPTY_PATH: `fd` itself);
+    // the kernel writes one statx into `st`, which lives across the call.
+    let r = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            0,
+            &mut st,
+        )
+    };
+    if r == -1 {
+        return Err(last("statx"));
+    }
+    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    Ok(st.stx_attributes_mask & bit != 0 && st.stx_attributes & bit != 0)
 }

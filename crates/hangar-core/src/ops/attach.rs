@@ -61,7 +61,7 @@ fn live(host: &Host, cfg: &hangar_model::GuestConfig, nic: &Nic, plug: bool) -> 
     }
     let plan = nic::plan(host, cfg, nic)?;
     if plug {
-        let Some(netns) = guest_netns(host, &cfg.name)? else {
+        let Some(netns) = guest_ns(host, &cfg.name, "net")? else {
             return Ok(());
         };
         crate::ops::start::networks_up(host, cfg)?;
@@ -105,11 +105,12 @@ fn record_in_spec(
     Ok(())
 }
 
-/// The network namespace of running guest `name`, held open; `None` when it is
-/// stopped. Its init may exit at any moment and its pid go to another process, so the
-/// namespace is opened only once that pid is known to be the guest's init, and the
-/// descriptor then keeps naming that namespace whatever happens.
-fn guest_netns(host: &Host, name: &GuestName) -> Result<Option<std::fs::File>> {
+/// Namespace `kind` (`net`, `mnt`: a name in /proc/PID/ns) of running guest `name`,
+/// held open; `None` when it is stopped. Its init may exit at any moment and its pid
+/// go to another process, so the namespace is opened only once that pid is known to
+/// be the guest's init, and the descriptor then keeps naming that namespace whatever
+/// happens.
+pub(crate) fn guest_ns(host: &Host, name: &GuestName, kind: &str) -> Result<Option<std::fs::File>> {
     let st = status::status(&host.paths, name);
     let (Some(pid), Some(start)) = (
         st.init_pid(),
@@ -117,11 +118,7 @@ fn guest_netns(host: &Host, name: &GuestName) -> Result<Option<std::fs::File>> {
     ) else {
         return Ok(None);
     };
-    let stopped = || {
-        CoreError::Invalid(format!(
-            "guest {name} stopped meanwhile; nothing was plugged"
-        ))
-    };
+    let stopped = || CoreError::Invalid(format!("guest {name} stopped meanwhile; nothing changed"));
     // The pidfd names the process that has `pid` now, even if the pid is reused later.
     let Ok(pidfd) = hangar_sys::pidfd_open(pid) else {
         return Err(stopped());
@@ -131,7 +128,7 @@ fn guest_netns(host: &Host, name: &GuestName) -> Result<Option<std::fs::File>> {
     if !hangar_container::procstat::alive_since(pid, start) {
         return Err(stopped());
     }
-    let path = format!("/proc/{pid}/ns/net");
+    let path = format!("/proc/{pid}/ns/{kind}");
     let ns = std::fs::File::open(&path).map_err(|_| stopped())?;
     // Still alive after the open: the pid was not reused between the check and the open.
     if exited(&pidfd) {

@@ -102,6 +102,7 @@ fn finish(
             ..Security::default()
         },
         nics,
+        dirs: vec![],
     };
     cfg.validate()?;
     commit(host, pool, &volume, &cfg)?;

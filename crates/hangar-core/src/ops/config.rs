@@ -27,6 +27,9 @@ pub fn check_edit(host: &Host, old: &GuestConfig, text: &str) -> Result<GuestCon
     if new.limits != old.limits {
         host.trial_limits(&new)?;
     }
+    if new.dirs != old.dirs {
+        crate::ops::shared_dir::check_edited(host, old, &new)?;
+    }
     if new.context != old.context {
         let _host = lock::host(&host.paths)?;
         if let Some((_, by)) = store::used_contexts(&host.paths)?

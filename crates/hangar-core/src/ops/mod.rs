@@ -14,6 +14,7 @@ pub mod pool;
 pub mod rename;
 pub mod repair;
 pub mod set;
+pub mod shared_dir;
 pub mod snapshot;
 pub mod start;
 pub mod stop;

@@ -99,6 +99,7 @@ pub(crate) fn launch_spec(
         rlimits: host.rlimits(cfg),
         lxcfs: crate::lxcfs::ensure(host)?,
         nics: crate::net::nic::plans(host, cfg)?,
+        dirs: crate::ops::shared_dir::for_start(host, cfg)?,
         nameservers: resolvers.0,
         search: resolvers.1,
         nft_tag: crate::net::names::nft_tag(&host.paths),
