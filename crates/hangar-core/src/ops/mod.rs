@@ -17,3 +17,4 @@ pub mod set;
 pub mod snapshot;
 pub mod start;
 pub mod stop;
+pub mod unify;
