@@ -72,6 +72,9 @@ pub enum Cmd {
     /// Give a stopped guest another name: its config, files, snapshots, logs, DNS name,
     /// port forwards and (when it was its name) hostname, all or nothing
     Rename(RenameArgs),
+    /// Share the blocks of files that are identical across guests of one pool (copy
+    /// on write: a write in one guest never changes another's file); btrfs pools
+    Unify(UnifyArgs),
     /// Freeze every process of a running guest (xm pause)
     Pause(NameArg),
     /// Let a paused guest run again (xm unpause)
@@ -85,6 +88,18 @@ pub struct CloneArgs {
     /// Hostname of the clone (default: its name)
     #[arg(long)]
     pub hostname: Option<String>,
+}
+
+#[derive(Args)]
+pub struct UnifyArgs {
+    /// Guests of one pool
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub names: Vec<String>,
+    /// Every guest, pool by pool (pools that cannot share blocks are passed over)
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Args)]

@@ -162,6 +162,18 @@ fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
         }
         Cmd::Pause(a) => ops::snapshot::pause(host, &name(&a.name)?, true)?,
         Cmd::Unpause(a) => ops::snapshot::pause(host, &name(&a.name)?, false)?,
+        Cmd::Unify(a) => {
+            let names = a
+                .names
+                .iter()
+                .map(|n| name(n))
+                .collect::<Result<Vec<_>>>()?;
+            let pools = ops::unify::unify(host, &names, a.all)?;
+            match a.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&pools)?),
+                Format::Table => print!("{}", table::unified(&pools)),
+            }
+        }
         Cmd::Df(a) => {
             let rows = ops::pool::df(host)?;
             match a.format {

@@ -126,6 +126,31 @@ pub fn df(rows: &[hangar_core::ops::pool::DiskUse]) -> String {
     out
 }
 
+/// `hangar unify`: a line per pool.
+pub fn unified(pools: &[hangar_core::ops::unify::PoolUnified]) -> String {
+    let mut out = String::new();
+    if pools.is_empty() {
+        out.push_str("no pool that can share blocks holds guests\n");
+    }
+    for p in pools {
+        let names: Vec<&str> = p.guests.iter().map(|g| g.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "pool {} ({}): {} files looked at; {} now share their blocks ({}), {} did \
+             already, {} passed over; {} freed",
+            p.pool,
+            names.join(", "),
+            p.files,
+            p.shared,
+            bytes(p.shared_bytes),
+            p.already,
+            p.skipped,
+            bytes(p.freed)
+        );
+    }
+    out
+}
+
 /// `hangar pool list`: NAME DRIVER SIZE FREE GUESTS SOURCE.
 pub fn pools(rows: &[hangar_core::ops::pool::PoolInfo]) -> String {
     let mut out = String::new();

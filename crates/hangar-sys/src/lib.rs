@@ -678,4 +678,141 @@ pub fn is_mount_root(fd: BorrowedFd<'_>) -> Result<bool, SysError> {
     }
     let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
     Ok(st.stx_attributes_mask & bit != 0 && st.stx_attributes & bit != 0)
+
+/// What [`dedupe_range`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dedupe {
+    /// The two ranges held the same bytes and now share their extents: this many bytes.
+    Same(u64),
+    /// Their bytes differ: nothing was shared.
+    Differs,
+}
+
+/// The kernel's `struct file_dedupe_range` followed by one `file_dedupe_range_info`
+/// (linux/fs.h; not in the libc crate).
+#[repr(C)]
+struct DedupeRange {
+    src_offset: u64,
+    src_length: u64,
+    dest_count: u16,
+    reserved1: u16,
+    reserved2: u32,
+    dest_fd: i64,
+    dest_offset: u64,
+    bytes_deduped: u64,
+    status: i32,
+    reserved: u32,
+}
+
+/// `_IOWR(0x94, 54, struct file_dedupe_range)` (its size without the info array: 24).
+const FIDEDUPERANGE: libc::c_ulong = 0xC018_9436;
+
+/// Have `len` bytes of `dest` at `dest_offset` share the extents of `src` at
+/// `src_offset` if, and only if, the kernel finds the bytes identical
+/// (`FIDEDUPERANGE`; it locks and compares both ranges itself, so a concurrent write
+/// can only make it answer `Differs`). Filesystems with shared extents only (btrfs,
+/// xfs with reflink): others fail with EOPNOTSUPP or EINVAL. The filesystem may
+/// shorten a long range (btrfs: 16 MiB a call); the caller loops on what it got.
+pub fn dedupe_range(
+    src: BorrowedFd<'_>,
+    src_offset: u64,
+    len: u64,
+    dest: BorrowedFd<'_>,
+    dest_offset: u64,
+) -> Result<Dedupe, SysError> {
+    let mut arg = DedupeRange {
+        src_offset,
+        src_length: len,
+        dest_count: 1,
+        reserved1: 0,
+        reserved2: 0,
+        dest_fd: i64::from(dest.as_raw_fd()),
+        dest_offset,
+        bytes_deduped: 0,
+        status: 0,
+        reserved: 0,
+    };
+    // SAFETY: `arg` is the kernel's struct with room for the one info entry that
+    // dest_count announces; it lives across the call, which reads and writes only it.
+    let r = unsafe { libc::ioctl(src.as_raw_fd(), FIDEDUPERANGE as _, &mut arg) };
+    if r == -1 {
+        return Err(last("ioctl FIDEDUPERANGE"));
+    }
+    match arg.status {
+        0 => Ok(Dedupe::Same(arg.bytes_deduped)),
+        1 => Ok(Dedupe::Differs),
+        e => Err(SysError::Call {
+            call: "ioctl FIDEDUPERANGE",
+            source: io::Error::from_raw_os_error(-e),
+        }),
+    }
+}
+
+/// The kernel's `struct fiemap` header (linux/fiemap.h).
+#[repr(C)]
+struct FiemapHeader {
+    start: u64,
+    length: u64,
+    flags: u32,
+    mapped_extents: u32,
+    extent_count: u32,
+    reserved: u32,
+}
+
+/// The kernel's `struct fiemap_extent`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FiemapExtent {
+    logical: u64,
+    physical: u64,
+    length: u64,
+    reserved64: [u64; 2],
+    flags: u32,
+    reserved: [u32; 3],
+}
+
+/// `_IOWR('f', 11, struct fiemap)`.
+const FS_IOC_FIEMAP: libc::c_ulong = 0xC020_660B;
+const FIEMAP_FLAG_SYNC: u32 = 1;
+const FIEMAP_MAX: usize = 64;
+
+/// The first extents of the file `fd` (at most 64, after writing out what is cached):
+/// `(logical offset, physical address, length)` each. Two files whose lists are equal
+/// share their data already.
+pub fn extents(fd: BorrowedFd<'_>) -> Result<Vec<(u64, u64, u64)>, SysError> {
+    #[repr(C)]
+    struct Request {
+        header: FiemapHeader,
+        extents: [FiemapExtent; FIEMAP_MAX],
+    }
+    let empty = FiemapExtent {
+        logical: 0,
+        physical: 0,
+        length: 0,
+        reserved64: [0; 2],
+        flags: 0,
+        reserved: [0; 3],
+    };
+    let mut req = Request {
+        header: FiemapHeader {
+            start: 0,
+            length: u64::MAX,
+            flags: FIEMAP_FLAG_SYNC,
+            mapped_extents: 0,
+            extent_count: FIEMAP_MAX as u32,
+            reserved: 0,
+        },
+        extents: [empty; FIEMAP_MAX],
+    };
+    // SAFETY: `req` is the kernel's header followed by the `extent_count` entries it
+    // announces; it lives across the call, which writes only within it.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_FIEMAP as _, &mut req) };
+    if r == -1 {
+        return Err(last("ioctl FS_IOC_FIEMAP"));
+    }
+    let n = (req.header.mapped_extents as usize).min(FIEMAP_MAX);
+    Ok(req.extents[..n]
+        .iter()
+        .map(|e| (e.logical, e.physical, e.length))
+        .collect())
 }

@@ -18,3 +18,4 @@ pub mod shared_dir;
 pub mod snapshot;
 pub mod start;
 pub mod stop;
+pub mod unify;
