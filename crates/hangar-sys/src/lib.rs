@@ -678,6 +678,7 @@ pub fn is_mount_root(fd: BorrowedFd<'_>) -> Result<bool, SysError> {
     }
     let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
     Ok(st.stx_attributes_mask & bit != 0 && st.stx_attributes & bit != 0)
+}
 
 /// What [`dedupe_range`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
