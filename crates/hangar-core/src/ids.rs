@@ -247,14 +247,29 @@ fn root_of(paths: &Paths) -> PathBuf {
 }
 
 /// Whether `entry`'s guest still holds `ctx`: its config says so, or a build of it in
-/// progress reserved it.
+/// progress reserved it. A config that is there but cannot be read as a whole (damaged,
+/// or written by a newer hangar with tables this one does not know) holds the id its
+/// `context` key names, or, when not even that can be read, the id of the entry: an id
+/// is freed only when it is sure that no guest's files are stored with its uids.
 fn holds(entry: &Entry, ctx: ContextId) -> bool {
     let Ok(name) = GuestName::new(&entry.guest) else {
         return false;
     };
     let paths = Paths::new(&entry.root);
-    if let Ok(cfg) = store::load(&paths, &name) {
-        return cfg.context == ctx;
+    match store::load(&paths, &name) {
+        Ok(cfg) => return cfg.context == ctx,
+        Err(_) if store::exists(&paths, &name) => {
+            let text = std::fs::read_to_string(paths.config_file(&name)).unwrap_or_default();
+            return match text
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|t| t.get("context")?.as_integer())
+            {
+                Some(id) => id == i64::from(ctx.get()),
+                None => true,
+            };
+        }
+        Err(_) => {}
     }
     let reserved = paths.build_dir(&name).join("context");
     std::fs::read_to_string(reserved).is_ok_and(|s| s.trim() == ctx.to_string())
@@ -338,6 +353,30 @@ mod tests {
         reg.claim(six, &other, &c).unwrap();
         let err = reg.hand_over(six, &a, &old, &new).unwrap_err().to_string();
         assert!(err.contains("c of hangar root"), "{err}");
+    }
+
+    #[test]
+    fn a_config_that_cannot_be_read_keeps_its_context() {
+        let tmp = Scratch::new("unreadable");
+        let reg = registry(tmp.path());
+        let reg = reg.lock().unwrap();
+        let a = root_with_guest(tmp.path(), "a", 7);
+        let b = Paths::new(tmp.path().join("b"));
+        let (an, bn) = (GuestName::new("a").unwrap(), GuestName::new("b").unwrap());
+        let seven = ContextId::new(7).unwrap();
+        reg.claim(seven, &a, &an).unwrap();
+        let file = a.config_file(&an);
+        // A table this hangar does not know (a newer one wrote it): its context holds.
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, format!("{text}\n[[newer]]\nx = 1\n")).unwrap();
+        assert!(store::load(&a, &an).is_err());
+        assert!(reg.claim(seven, &b, &bn).is_err(), "taken from a newer config");
+        // Garbage where the config was: the entry's id holds.
+        std::fs::write(&file, b"\0\0garbage").unwrap();
+        assert!(reg.claim(seven, &b, &bn).is_err(), "taken from a damaged config");
+        // Gone: free.
+        std::fs::remove_file(&file).unwrap();
+        assert!(reg.claim(seven, &b, &bn).is_ok());
     }
 
     #[test]
