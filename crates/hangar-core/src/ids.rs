@@ -370,10 +370,16 @@ mod tests {
         let text = std::fs::read_to_string(&file).unwrap();
         std::fs::write(&file, format!("{text}\n[[newer]]\nx = 1\n")).unwrap();
         assert!(store::load(&a, &an).is_err());
-        assert!(reg.claim(seven, &b, &bn).is_err(), "taken from a newer config");
+        assert!(
+            reg.claim(seven, &b, &bn).is_err(),
+            "taken from a newer config"
+        );
         // Garbage where the config was: the entry's id holds.
         std::fs::write(&file, b"\0\0garbage").unwrap();
-        assert!(reg.claim(seven, &b, &bn).is_err(), "taken from a damaged config");
+        assert!(
+            reg.claim(seven, &b, &bn).is_err(),
+            "taken from a damaged config"
+        );
         // Gone: free.
         std::fs::remove_file(&file).unwrap();
         assert!(reg.claim(seven, &b, &bn).is_ok());
