@@ -116,3 +116,38 @@ fn the_battery_finds_no_escape_from_a_debian_guest() {
         "{out}"
     );
 }
+
+/// Device nodes stored in a guest's files (a tarball or rsync build runs as host root
+/// and can make them, owned by guest root) do not open inside the guest: its root
+/// filesystem is mounted nodev. Its own /dev, a tmpfs of its own, works.
+#[test]
+fn device_nodes_in_a_guests_files_do_not_open() {
+    require_root!();
+    let h = TestHost::new("nodev");
+    h.build_busybox("g");
+    let rootfs = h.rootfs("g");
+    let owner = std::fs::metadata(&rootfs).unwrap();
+    for (name, kind, major, minor) in [("probe-null", "c", "1", "3"), ("probe-blk", "b", "7", "0")]
+    {
+        let node = rootfs.join(name);
+        let made = Command::new("mknod")
+            .args(["-m", "0666"])
+            .arg(&node)
+            .args([kind, major, minor])
+            .status()
+            .unwrap();
+        assert!(made.success(), "mknod {}", node.display());
+        std::os::unix::fs::chown(&node, Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    h.started("g");
+    let (code, out) = h.sh("g", "echo x > /dev/null && echo devnull-ok");
+    assert_eq!((code, out.trim()), (0, "devnull-ok"));
+    for node in ["/probe-null", "/probe-blk"] {
+        let (code, out) = h.sh("g", &format!("head -c 1 {node} 2>&1; echo rc=$?"));
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains("Permission denied") && !out.contains("rc=0"),
+            "{node} opened inside the guest: {out}"
+        );
+    }
+}

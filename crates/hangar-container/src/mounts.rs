@@ -122,7 +122,18 @@ pub fn enter_root(rootfs: &Path) -> Result<(), ContainerError> {
         NONE,
     )?;
     // chdir resolves through the new mount, so "." is now the bind mount's root.
-    nix::unistd::chdir(rootfs).map_err(|e| ContainerError::path("chdir", rootfs, e))
+    nix::unistd::chdir(rootfs).map_err(|e| ContainerError::path("chdir", rootfs, e))?;
+    // No device node stored in the guest's files opens: a rootfs unpacked as host root
+    // (a tarball, an rsync copy) may hold block devices that guest root could then
+    // read. The guest's /dev is a tmpfs of its own, mounted over this afterwards.
+    let here = nix::fcntl::open(
+        Path::new("."),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| ContainerError::path("open", rootfs, e))?;
+    hangar_sys::mount_setattr_tree(here.as_fd(), libc::MOUNT_ATTR_NODEV)
+        .map_err(|e| ContainerError::Child(format!("making {} nodev: {e}", rootfs.display())))
 }
 
 /// Set up every mount of the guest inside the root entered by [`enter_root`], then make

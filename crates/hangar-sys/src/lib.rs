@@ -609,6 +609,23 @@ pub fn mount_setattr(
     set: u64,
     userns: Option<BorrowedFd<'_>>,
 ) -> Result<(), SysError> {
+    setattr(tree, set, userns, 0)
+}
+
+/// Set mount attributes `set` (`libc::MOUNT_ATTR_*`) on the mount whose root `dir`
+/// is and on every mount below it; the others stay as they are (a remount would have
+/// to restate them all, and may not clear the ones locked by a less privileged
+/// namespace).
+pub fn mount_setattr_tree(dir: BorrowedFd<'_>, set: u64) -> Result<(), SysError> {
+    setattr(dir, set, None, libc::AT_RECURSIVE as libc::c_uint)
+}
+
+fn setattr(
+    tree: BorrowedFd<'_>,
+    set: u64,
+    userns: Option<BorrowedFd<'_>>,
+    flags: libc::c_uint,
+) -> Result<(), SysError> {
     let attr = libc::mount_attr {
         attr_set: set | userns.map_or(0, |_| libc::MOUNT_ATTR_IDMAP),
         attr_clr: 0,
@@ -623,7 +640,7 @@ pub fn mount_setattr(
             libc::SYS_mount_setattr,
             tree.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint,
+            libc::AT_EMPTY_PATH as libc::c_uint | flags,
             &attr as *const libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
         )
