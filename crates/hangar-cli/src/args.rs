@@ -67,6 +67,12 @@ pub enum Cmd {
     /// A new guest from another's files, with its own identity (context, uids,
     /// hostname, machine id, MACs, addresses); instant on btrfs
     Clone(CloneArgs),
+    /// Write a guest (config, files, with --snapshots its snapshots) into one archive,
+    /// consistent while it runs; FILE - is stdout
+    Export(ExportArgs),
+    /// Make a guest from an archive of `hangar export`, with its own context id,
+    /// addresses and MACs; FILE - is stdin
+    Import(ImportArgs),
     /// Freeze every process of a running guest (xm pause)
     Pause(NameArg),
     /// Let a paused guest run again (xm unpause)
@@ -80,6 +86,34 @@ pub struct CloneArgs {
     /// Hostname of the clone (default: its name)
     #[arg(long)]
     pub hostname: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    pub name: String,
+    /// The archive to write (tar + zstd), or - for stdout
+    pub file: String,
+    /// Put the guest's snapshots in too
+    #[arg(long)]
+    pub snapshots: bool,
+    /// Replace FILE if it exists
+    #[arg(long, short = 'f')]
+    pub force: bool,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The archive to read, or - for stdin
+    pub file: String,
+    /// The new guest's name (default: the archive's)
+    pub name: Option<String>,
+    /// The pool to put it in (default: the archive's pool if this host has one of
+    /// that name, else the default pool for new guests)
+    #[arg(long, value_name = "POOL")]
+    pub pool: Option<String>,
+    /// Context id, 2-32767 (default: the lowest free one)
+    #[arg(long = "context", value_name = "N")]
+    pub context: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -6,6 +6,7 @@
 //! this crate, so every front end refuses the same bad input with the same message.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod config;
 pub mod control;
 pub mod ctx;
@@ -52,4 +53,6 @@ pub enum ModelError {
     Field { field: &'static str, why: String },
     #[error("invalid config: {0}")]
     Toml(String),
+    #[error("this archive cannot be imported: {0}")]
+    Archive(String),
 }
