@@ -346,17 +346,40 @@ impl<'d> Tree<'d> {
         let gid = owner(field(h.gid())?, "gid")?;
         let mode = field(h.mode().map(u64::from))? as u32 & 0o7777;
         let mtime = field(h.mtime())? as i64;
-        let kind = h.entry_type();
         let xattrs = self.xattrs(entry, &shown)?;
+        let Some(node) = self.make(entry, &h, rel, &shown, tick)? else {
+            return Ok(());
+        };
+        self.nodes.insert(rel.to_path_buf(), node);
+        let symlink = h.entry_type() == tar::EntryType::Symlink;
+        set_metadata(&path, symlink, uid, gid, mode, &xattrs)?;
+        if node == Node::Leaf {
+            set_mtime(&path, mtime)?;
+        } else {
+            self.dir_times.push((path, mtime));
+        }
+        Ok(())
+    }
+
+    /// Make what member `rel` (header `h`) is; None when there is nothing more to set
+    /// (a hard link shares its first name's inode; a device node left out).
+    fn make(
+        &mut self,
+        entry: &mut Entry<'_, '_>,
+        h: &tar::Header,
+        rel: &Path,
+        shown: &str,
+        tick: &mut dyn FnMut(u64),
+    ) -> Result<Option<Node>> {
         use tar::EntryType as T;
-        let node = match kind {
+        let path = self.root.join(rel);
+        match h.entry_type() {
             T::Directory => {
                 std::fs::DirBuilder::new()
                     .mode(0o700)
                     .create(&path)
                     .map_err(|e| CoreError::io("creating", &path, e))?;
-                self.dir_times.push((path.clone(), mtime));
-                Node::Dir
+                Ok(Some(Node::Dir))
             }
             T::Regular | T::Continuous => {
                 let mut f = std::fs::OpenOptions::new()
@@ -366,7 +389,7 @@ impl<'d> Tree<'d> {
                     .open(&path)
                     .map_err(|e| CoreError::io("creating", &path, e))?;
                 write_data(entry, &mut f, &path, tick)?;
-                Node::Leaf
+                Ok(Some(Node::Leaf))
             }
             T::Symlink => {
                 let target = entry
@@ -375,63 +398,58 @@ impl<'d> Tree<'d> {
                     .ok_or_else(|| refuse(format!("symlink {shown:?} has no target")))?;
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
                     .map_err(|e| CoreError::io("creating the symlink", &path, e))?;
-                Node::Leaf
+                Ok(Some(Node::Leaf))
             }
             T::Link => {
                 let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-                let target = self.link_target(&target, &shown)?;
-                if self.nodes.get(&target) == Some(&Node::Skipped) {
-                    self.nodes.insert(rel.to_path_buf(), Node::Skipped);
-                    return Ok(());
+                let target = self.link_target(&target, shown)?;
+                let node = self.nodes[&target];
+                if node == Node::Leaf {
+                    std::fs::hard_link(self.root.join(&target), &path)
+                        .map_err(|e| CoreError::io("creating the hard link", &path, e))?;
                 }
-                std::fs::hard_link(self.root.join(&target), &path)
-                    .map_err(|e| CoreError::io("creating the hard link", &path, e))?;
-                // Owner, mode and attributes are the first name's.
-                self.nodes.insert(rel.to_path_buf(), Node::Leaf);
-                return Ok(());
+                self.nodes.insert(rel.to_path_buf(), node);
+                Ok(None)
             }
             T::Char | T::Block | T::Fifo => {
-                use nix::sys::stat::{Mode, SFlag, makedev, mknod};
-                let (sflag, dev) = match kind {
-                    T::Fifo => (SFlag::S_IFIFO, 0),
-                    _ => {
-                        let major = h.device_major().map_err(damaged)?.unwrap_or(0);
-                        let minor = h.device_minor().map_err(damaged)?.unwrap_or(0);
-                        // In an unprivileged guest's files a device node would open
-                        // the host's device: only the harmless ones are made.
-                        let harmless =
-                            kind == T::Char && hangar_container::devices::harmless(major, minor);
-                        if self.ids != Ids::Raw && !harmless {
-                            self.skipped += 1;
-                            self.nodes.insert(rel.to_path_buf(), Node::Skipped);
-                            return Ok(());
-                        }
-                        let s = if kind == T::Char {
-                            SFlag::S_IFCHR
-                        } else {
-                            SFlag::S_IFBLK
-                        };
-                        (s, makedev(u64::from(major), u64::from(minor)))
-                    }
-                };
-                mknod(&path, sflag, Mode::from_bits_truncate(0o600), dev).map_err(|e| {
-                    CoreError::io("creating the device node", &path, std::io::Error::from(e))
-                })?;
-                Node::Leaf
+                if self.device(h, &path)? {
+                    Ok(Some(Node::Leaf))
+                } else {
+                    self.skipped += 1;
+                    self.nodes.insert(rel.to_path_buf(), Node::Skipped);
+                    Ok(None)
+                }
             }
-            other => {
-                return Err(refuse(format!(
-                    "member {shown:?} is of a kind hangar does not write (tar type {:?})",
-                    other.as_byte() as char
-                )));
-            }
-        };
-        self.nodes.insert(rel.to_path_buf(), node);
-        set_metadata(&path, kind == T::Symlink, uid, gid, mode, &xattrs)?;
-        if node == Node::Leaf {
-            set_mtime(&path, mtime)?;
+            other => Err(refuse(format!(
+                "member {shown:?} is of a kind hangar does not write (tar type {:?})",
+                other.as_byte() as char
+            ))),
         }
-        Ok(())
+    }
+
+    /// Make the FIFO or device node of header `h` at `path`; false when it is left
+    /// out: in an unprivileged guest's files a device node would open the host's
+    /// device, so only the harmless ones are made.
+    fn device(&self, h: &tar::Header, path: &Path) -> Result<bool> {
+        use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+        let kind = h.entry_type();
+        let (sflag, dev) = if kind == tar::EntryType::Fifo {
+            (SFlag::S_IFIFO, 0)
+        } else {
+            let major = h.device_major().map_err(damaged)?.unwrap_or(0);
+            let minor = h.device_minor().map_err(damaged)?.unwrap_or(0);
+            let char = kind == tar::EntryType::Char;
+            if self.ids != Ids::Raw && !(char && hangar_container::devices::harmless(major, minor))
+            {
+                return Ok(false);
+            }
+            let s = if char { SFlag::S_IFCHR } else { SFlag::S_IFBLK };
+            (s, makedev(u64::from(major), u64::from(minor)))
+        };
+        mknod(path, sflag, Mode::from_bits_truncate(0o600), dev).map_err(|e| {
+            CoreError::io("creating the device node", path, std::io::Error::from(e))
+        })?;
+        Ok(true)
     }
 
     /// A hard link's target: a file the archive made earlier in this same tree.

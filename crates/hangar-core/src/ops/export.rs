@@ -93,37 +93,7 @@ fn write(
 ) -> Result<ExportSummary> {
     let name = &cfg.name;
     let pool = Pool::of(host, cfg)?;
-    let snaps = if with_snapshots {
-        crate::ops::snapshot::list(host, name)?
-    } else {
-        vec![]
-    };
-    let snap_trees: Vec<(SnapshotName, PathBuf)> = snaps
-        .iter()
-        .map(|s| {
-            let n = SnapshotName::new(&s.name)?;
-            let p = pool.snapshots_dir(name).join(&s.name);
-            Ok((n, p))
-        })
-        .collect::<Result<_>>()?;
-    let manifest = Manifest {
-        format: backup::FORMAT.into(),
-        version: backup::VERSION,
-        guest: name.clone(),
-        context: cfg.context,
-        privileged: cfg.security.privileged,
-        pool: pool.name(),
-        snapshots: snaps
-            .iter()
-            .zip(&snap_trees)
-            .map(|(s, (n, _))| SnapshotEntry {
-                name: n.clone(),
-                created: s.created,
-            })
-            .collect(),
-        created: crate::ops::snapshot::now(),
-        writer: format!("hangar {}", env!("CARGO_PKG_VERSION")),
-    };
+    let (manifest, snap_trees) = manifest(host, cfg, &pool, with_snapshots)?;
     let running = status::status(&host.paths, name).is_active();
     // On btrfs: the volume as it is now, read at leisure with the guest's lock let go.
     let volume_snapshot = match pool.driver() {
@@ -196,6 +166,44 @@ fn write(
     })
 }
 
+/// The manifest of guest `cfg`'s archive, and the snapshots it will hold (with
+/// `with_snapshots`, all of them, oldest first) with where they are.
+fn manifest(
+    host: &Host,
+    cfg: &GuestConfig,
+    pool: &Pool,
+    with_snapshots: bool,
+) -> Result<(Manifest, Vec<(SnapshotName, PathBuf)>)> {
+    let name = &cfg.name;
+    let snaps = if with_snapshots {
+        crate::ops::snapshot::list(host, name)?
+    } else {
+        vec![]
+    };
+    let mut entries = vec![];
+    let mut trees = vec![];
+    for s in snaps {
+        let n = SnapshotName::new(&s.name)?;
+        trees.push((n.clone(), pool.snapshots_dir(name).join(&s.name)));
+        entries.push(SnapshotEntry {
+            name: n,
+            created: s.created,
+        });
+    }
+    let manifest = Manifest {
+        format: backup::FORMAT.into(),
+        version: backup::VERSION,
+        guest: name.clone(),
+        context: cfg.context,
+        privileged: cfg.security.privileged,
+        pool: pool.name(),
+        snapshots: entries,
+        created: crate::ops::snapshot::now(),
+        writer: format!("hangar {}", env!("CARGO_PKG_VERSION")),
+    };
+    Ok((manifest, trees))
+}
+
 /// The snapshot an export reads a btrfs volume from, removed when done.
 struct TempVolume<'p> {
     pool: &'p Pool,
@@ -205,6 +213,10 @@ struct TempVolume<'p> {
 impl Drop for TempVolume<'_> {
     fn drop(&mut self) {
         let _ = self.pool.remove_volume(&self.at);
+        // The guest's snapshot directory, when the export made it (fails unless empty).
+        if let Some(dir) = self.at.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
