@@ -75,6 +75,12 @@ pub enum Cmd {
     /// Share the blocks of files that are identical across guests of one pool (copy
     /// on write: a write in one guest never changes another's file); btrfs pools
     Unify(UnifyArgs),
+    /// Write a guest (config, files, with --snapshots its snapshots) into one archive,
+    /// consistent while it runs; FILE - is stdout
+    Export(ExportArgs),
+    /// Make a guest from an archive of `hangar export`, with its own context id,
+    /// addresses and MACs; FILE - is stdin
+    Import(ImportArgs),
     /// Freeze every process of a running guest (xm pause)
     Pause(NameArg),
     /// Let a paused guest run again (xm unpause)
@@ -106,6 +112,34 @@ pub struct UnifyArgs {
 pub struct RenameArgs {
     pub old: String,
     pub new: String,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    pub name: String,
+    /// The archive to write (tar + zstd), or - for stdout
+    pub file: String,
+    /// Put the guest's snapshots in too
+    #[arg(long)]
+    pub snapshots: bool,
+    /// Replace FILE if it exists
+    #[arg(long, short = 'f')]
+    pub force: bool,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The archive to read, or - for stdin
+    pub file: String,
+    /// The new guest's name (default: the archive's)
+    pub name: Option<String>,
+    /// The pool to put it in (default: the archive's pool if this host has one of
+    /// that name, else the default pool for new guests)
+    #[arg(long, value_name = "POOL")]
+    pub pool: Option<String>,
+    /// Context id, 2-32767 (default: the lowest free one)
+    #[arg(long = "context", value_name = "N")]
+    pub context: Option<String>,
 }
 
 #[derive(Subcommand)]

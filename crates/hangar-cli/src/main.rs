@@ -160,6 +160,8 @@ fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
                 a.old, a.new, cfg.hostname
             ));
         }
+        Cmd::Export(a) => export(host, a)?,
+        Cmd::Import(a) => import(host, a)?,
         Cmd::Pause(a) => ops::snapshot::pause(host, &name(&a.name)?, true)?,
         Cmd::Unpause(a) => ops::snapshot::pause(host, &name(&a.name)?, false)?,
         Cmd::Unify(a) => {
@@ -250,17 +252,111 @@ fn method(m: MethodName, a: MethodArgs, host: &Host) -> Result<Method> {
     })
 }
 
+fn context_arg(c: Option<&str>) -> Result<Option<ContextId>> {
+    c.map(|c| {
+        c.parse::<ContextId>()
+            .map_err(|_| anyhow::anyhow!("invalid context id {c:?}: use a number from 2 to 32767"))
+    })
+    .transpose()
+}
+
+/// A progress bar of bytes on stderr when it is a terminal (a spinner when the total
+/// is unknown), nothing otherwise.
+fn byte_bar(what: String) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb.set_message(what);
+    Some(pb)
+}
+
+fn show_progress(pb: &indicatif::ProgressBar, p: ops::export::Progress) {
+    if let (Some(total), None) = (p.total, pb.length()) {
+        pb.set_length(total);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+    } else if p.total.is_none() && pb.position() == 0 {
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} {bytes} {binary_bytes_per_sec}",
+            )
+            .expect("a valid template"),
+        );
+    }
+    pb.set_position(p.done);
+}
+
+fn export(host: &Host, a: args::ExportArgs) -> Result<()> {
+    let req = ops::export::ExportRequest {
+        name: name(&a.name)?,
+        to: hangar_model::backup::Stream::parse(&a.file)?,
+        force: a.force,
+        snapshots: a.snapshots,
+    };
+    let bar = byte_bar(format!("exporting {}", a.name));
+    let mut tick = |p: ops::export::Progress| {
+        if let Some(pb) = &bar {
+            show_progress(pb, p);
+        }
+    };
+    let progress: Option<&mut dyn FnMut(ops::export::Progress)> =
+        bar.is_some().then_some(&mut tick as _);
+    let result = ops::export::export(host, &req, progress);
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    let s = result?;
+    if a.file != "-" {
+        quiet_note(&format!(
+            "exported {} to {} ({} of files, {} snapshots)",
+            a.name,
+            a.file,
+            indicatif::HumanBytes(s.bytes),
+            s.snapshots
+        ));
+    }
+    Ok(())
+}
+
+fn import(host: &Host, a: args::ImportArgs) -> Result<()> {
+    let req = ops::import::ImportRequest {
+        from: hangar_model::backup::Stream::parse(&a.file)?,
+        name: a.name.as_deref().map(name).transpose()?,
+        pool: a
+            .pool
+            .as_deref()
+            .map(hangar_model::pool::PoolName::new)
+            .transpose()?,
+        context: context_arg(a.context.as_deref())?,
+    };
+    let bar = byte_bar(format!("importing {}", a.file));
+    let mut tick = |p: ops::export::Progress| {
+        if let Some(pb) = &bar {
+            show_progress(pb, p);
+        }
+    };
+    let result = ops::import::import(host, &req, &mut tick);
+    if let Some(pb) = &bar {
+        pb.finish_and_clear();
+    }
+    let cfg = result?;
+    quiet_note(&format!(
+        "imported {} (context {}); start it with `hangar start {}`",
+        cfg.name, cfg.context, cfg.name
+    ));
+    Ok(())
+}
+
 fn build(host: &Host, b: args::BuildArgs) -> Result<()> {
     let guest = name(&b.name)?;
-    let context = b
-        .context
-        .as_deref()
-        .map(|c| {
-            c.parse::<ContextId>().map_err(|_| {
-                anyhow::anyhow!("invalid context id {c:?}: use a number from 2 to 32767")
-            })
-        })
-        .transpose()?;
+    let context = context_arg(b.context.as_deref())?;
     let mut margs = b.method_args;
     if !b.rest.is_empty() {
         let t = TrailingMethodArgs::try_parse_from(&b.rest).map_err(|e| {

@@ -11,6 +11,16 @@ use std::path::Path;
 /// Character devices every guest gets.
 pub const NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
+/// Whether character device `major:minor` is one of [`NODES`]: the only devices a
+/// guest's files may hold as nodes (a node elsewhere in its root filesystem opens the
+/// host's device: the devices are not confined by a cgroup).
+pub fn harmless(major: u32, minor: u32) -> bool {
+    matches!(
+        (major, minor),
+        (1, 3) | (1, 5) | (1, 7) | (1, 8) | (1, 9) | (5, 0)
+    )
+}
+
 const NONE: Option<&str> = None;
 
 fn mnt(

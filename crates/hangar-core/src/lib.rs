@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adopt;
+pub mod archive;
 pub mod build;
 pub mod error;
 mod fault;

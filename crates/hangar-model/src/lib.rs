@@ -6,6 +6,7 @@
 //! this crate, so every front end refuses the same bad input with the same message.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod config;
 pub mod control;
 pub mod ctx;
@@ -55,4 +56,6 @@ pub enum ModelError {
     Toml(String),
     #[error("shared directory: {0}")]
     Dir(String),
+    #[error("this archive cannot be imported: {0}")]
+    Archive(String),
 }

@@ -182,6 +182,12 @@ impl SnapshotName {
     }
 }
 
+impl<'de> Deserialize<'de> for SnapshotName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SnapshotName::new(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::fmt::Display for SnapshotName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

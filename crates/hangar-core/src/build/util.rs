@@ -103,16 +103,51 @@ pub(super) fn clear_dir(dir: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// Gives the guest a machine id of its own (systemd, D-Bus and journald key on it):
-/// 128 random bits from the kernel, as 32 hex digits.
-pub(crate) fn write_machine_id(rootfs: &Path) -> Result<(), BuildError> {
+/// A new machine id (systemd, D-Bus and journald key on it): 128 random bits from the
+/// kernel, as 32 hex digits.
+pub(crate) fn new_machine_id() -> Result<String, BuildError> {
     let uuid = Path::new("/proc/sys/kernel/random/uuid");
-    let id: String = fs::read_to_string(uuid)
+    Ok(fs::read_to_string(uuid)
         .map_err(io_err("read", uuid))?
         .chars()
         .filter(char::is_ascii_hexdigit)
-        .collect();
+        .collect())
+}
+
+/// Gives the guest a machine id of its own.
+pub(crate) fn write_machine_id(rootfs: &Path) -> Result<(), BuildError> {
+    let id = new_machine_id()?;
     write_file(rootfs, "etc/machine-id", &format!("{id}\n"), 0o444)
+}
+
+/// Replace the contents of `rootfs/rel` when it is a regular file reached through
+/// directories only: in a tree another guest or an archive made, a symlink on the way
+/// could lead to the host's own files. Owner and mode stay. Returns whether it was
+/// written. Only for a tree nothing runs in (a new guest's, before its commit).
+pub(crate) fn rewrite_in_tree(
+    rootfs: &Path,
+    rel: &str,
+    contents: &str,
+) -> Result<bool, BuildError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut at = rootfs.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        let last = i + 1 == parts.len();
+        match fs::symlink_metadata(&at) {
+            Ok(m) if (last && m.is_file()) || (!last && m.is_dir()) => {}
+            _ => return Ok(false),
+        }
+    }
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&at)
+        .map_err(io_err("open", &at))?;
+    std::io::Write::write_all(&mut f, contents.as_bytes()).map_err(io_err("write", &at))?;
+    Ok(true)
 }
 
 /// Writes /etc/hostname and /etc/hosts for `hostname`.

@@ -43,13 +43,10 @@ pub fn build(
         pool.set_size(&pool.guests_dir(), req.disk_size)?;
     }
     remove_leftovers(host, name)?;
-    let build_dir = host.paths.build_dir(name);
     let (context, nics) = reserve(host, name, req.context, &req.nics)?;
     let result = finish(host, &req, &pool, &hostname, context, nics, progress);
     if result.is_err() {
-        let _ = pool.remove_volume(&pool.build_volume(name));
-        let _ = std::fs::remove_dir_all(&build_dir);
-        let _ = pool.remove_volume(&pool.volume(name));
+        abandon(host, &pool, name, context);
     }
     result
 }
@@ -166,8 +163,24 @@ pub(crate) fn commit(
     store::save(&host.paths, cfg)
 }
 
-/// Remove what an interrupted build or delete of `name` left (we hold its lock, so
-/// nobody is working on it).
+/// Take back what a build, clone or import of `name` made when it fails before its
+/// config is written: its volume (where the commit may have moved it already), the
+/// snapshots an import made, its build dir with the reservations, and its context
+/// id's entry in the host's registry.
+pub(crate) fn abandon(host: &Host, pool: &Pool, name: &GuestName, context: ContextId) {
+    let _ = pool.remove_volume(&pool.build_volume(name));
+    let _ = pool.remove_volume(&pool.volume(name));
+    let _ = pool.remove_volumes_in(&pool.build_snapshots_dir(name));
+    let _ = pool.remove_volumes_in(&pool.snapshots_dir(name));
+    let _ = std::fs::remove_dir_all(host.paths.build_dir(name));
+    let registry = crate::ids::Registry::host();
+    if let Ok(ids) = registry.lock() {
+        ids.release(context, &host.paths, name);
+    }
+}
+
+/// Remove what an interrupted build, import or delete of `name` left (we hold its
+/// lock, so nobody is working on it).
 pub(crate) fn remove_leftovers(host: &Host, name: &GuestName) -> Result<()> {
     if store::exists(&host.paths, name) {
         return Ok(());
@@ -178,12 +191,17 @@ pub(crate) fn remove_leftovers(host: &Host, name: &GuestName) -> Result<()> {
                 .map_err(|e| CoreError::io("removing leftover", &dir, e))?;
         }
     }
+    let dir_pool = Pool::open(host, None)?;
+    dir_pool.remove_volumes_in(&dir_pool.build_snapshots_dir(name))?;
+    dir_pool.remove_volumes_in(&dir_pool.snapshots_dir(name))?;
     // Volumes in the other pools (a pool that cannot be mounted now has nothing to
     // remove that could be in the way).
     for p in crate::pools::names(&host.paths)? {
         if let Ok(pool) = Pool::open(host, Some(&p)) {
             pool.remove_volume(&pool.build_volume(name))?;
             pool.remove_volume(&pool.volume(name))?;
+            pool.remove_volumes_in(&pool.build_snapshots_dir(name))?;
+            pool.remove_volumes_in(&pool.snapshots_dir(name))?;
         }
     }
     Ok(())

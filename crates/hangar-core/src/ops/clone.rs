@@ -15,7 +15,7 @@ use hangar_model::{GuestConfig, GuestName};
 
 /// What a clone of `nic` asks for: the same network, mode, VLAN, MTU, rates and
 /// gateways; new addresses (the next free ones) and a new MAC.
-fn request_like(nic: &hangar_model::net::Nic) -> NicRequest {
+pub(crate) fn request_like(nic: &hangar_model::net::Nic) -> NicRequest {
     NicRequest {
         name: Some(nic.name.clone()),
         network: nic.network.clone(),
@@ -51,7 +51,6 @@ pub fn clone(
     crate::adopt::ensure(host, src)?;
     crate::ops::build::remove_leftovers(host, dst)?;
     let pool = Pool::of(host, &from)?;
-    let build_dir = host.paths.build_dir(dst);
     // A new identity, reserved as a build's is.
     let requests: Vec<NicRequest> = from.nics.iter().map(request_like).collect();
     let (context, nics) = crate::ops::build::reserve(host, dst, None, &requests)?;
@@ -68,13 +67,7 @@ pub fn clone(
                 hangar_model::ctx::ID_RANGE,
             )?;
         }
-        // Its own machine id (systemd, D-Bus and journald key on it) and hostname.
-        if rootfs.join("etc/machine-id").exists() {
-            crate::build::util::write_machine_id(&rootfs)?;
-        }
-        HostFiles::read(&rootfs)
-            .renamed(&from.hostname, &hostname)
-            .write(&rootfs)?;
+        personalize(host, dst, &rootfs, &from.hostname, &hostname)?;
         pool.apply_disk_limit(&volume, &host.limits(&from))?;
         let cfg = GuestConfig {
             name: dst.clone(),
@@ -93,10 +86,34 @@ pub fn clone(
             Ok(cfg)
         }
         Err(e) => {
-            let _ = pool.remove_volume(&pool.build_volume(dst));
-            let _ = pool.remove_volume(&pool.volume(dst));
-            let _ = std::fs::remove_dir_all(&build_dir);
+            crate::ops::build::abandon(host, &pool, dst, context);
             Err(e)
         }
     }
+}
+
+/// Give the files of new guest `name` at `rootfs` (a copy of another guest's, in a
+/// volume nothing runs in yet) an identity of their own: a new machine id where it
+/// has one (systemd, D-Bus and journald key on it), `hostname` in /etc/hostname where
+/// it has that file. Neither is written through a symlink: the files came from
+/// another guest or an archive, and a link could lead to the host's own.
+pub(crate) fn personalize(
+    host: &Host,
+    name: &GuestName,
+    rootfs: &std::path::Path,
+    old_hostname: &str,
+    hostname: &str,
+) -> Result<()> {
+    // Its own machine id: systemd, D-Bus and journald key on it.
+    let id = crate::build::util::new_machine_id()?;
+    let rel = "etc/machine-id";
+    let written = crate::build::util::rewrite_in_tree(rootfs, rel, &format!("{id}\n"))?;
+    if !written && std::fs::symlink_metadata(rootfs.join(rel)).is_ok() {
+        host.notice(format!(
+            "{name}: /{rel} is no plain file in a directory (a symlink?): left as it was"
+        ));
+    }
+    HostFiles::read(rootfs)
+        .renamed(old_hostname, hostname)
+        .write(rootfs)
 }

@@ -18,7 +18,8 @@ pub struct SnapshotInfo {
     pub created: u64,
 }
 
-fn now() -> u64 {
+/// Unix time now.
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -134,12 +135,7 @@ pub fn delete(host: &Host, name: &GuestName, snap: &SnapshotName) -> Result<()> 
 
 /// Every snapshot of guest `name` (when it is deleted).
 pub(crate) fn delete_all(pool: &Pool, name: &GuestName) -> Result<()> {
-    let dir = pool.snapshots_dir(name);
-    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        pool.remove_volume(&e.path())?;
-    }
-    let _ = std::fs::remove_dir(&dir);
-    Ok(())
+    pool.remove_volumes_in(&pool.snapshots_dir(name))
 }
 
 /// `hangar pause NAME` (`true`) / `unpause NAME`: freeze or thaw every process of the

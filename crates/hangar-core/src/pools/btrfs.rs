@@ -102,6 +102,22 @@ pub fn snapshot(src: &Path, dst: &Path, read_only: bool) -> Result<()> {
     run("btrfs", &args).map(drop)
 }
 
+/// Make the subvolume at `path` read-only (as a snapshot taken with `-r` is).
+pub fn set_read_only(path: &Path) -> Result<()> {
+    run(
+        "btrfs",
+        &[
+            os("property"),
+            os("set"),
+            os("-ts"),
+            path.as_os_str(),
+            os("ro"),
+            os("true"),
+        ],
+    )
+    .map(drop)
+}
+
 /// Write out what is cached for the filesystem holding `path`.
 pub fn sync(path: &Path) -> Result<()> {
     run("btrfs", &[os("filesystem"), os("sync"), path.as_os_str()]).map(drop)

@@ -206,15 +206,39 @@ impl Pool {
         }
     }
 
+    /// Where the pool keeps snapshots, a directory per guest.
+    fn snapshots_root(&self) -> PathBuf {
+        match self {
+            Pool::Dir { guests } => guests.parent().unwrap_or(guests).join("snapshots"),
+            Pool::Btrfs { mount, .. } => mount.join("snapshots"),
+        }
+    }
+
     /// Where guest `name`'s snapshots are kept (one entry per snapshot).
     pub fn snapshots_dir(&self, name: &GuestName) -> PathBuf {
+        self.snapshots_root().join(name.as_str())
+    }
+
+    /// Where an import of `name` makes its snapshots until it is complete.
+    pub fn build_snapshots_dir(&self, name: &GuestName) -> PathBuf {
+        self.snapshots_root().join(format!(".build-{name}"))
+    }
+
+    /// Remove every volume in directory `dir` (snapshots), then `dir` itself.
+    pub fn remove_volumes_in(&self, dir: &std::path::Path) -> Result<()> {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            self.remove_volume(&e.path())?;
+        }
+        let _ = std::fs::remove_dir(dir);
+        Ok(())
+    }
+
+    /// Make the volume at `path` a snapshot as [`Pool::snapshot`] makes them: read-only
+    /// on btrfs; the dir pool's are plain directories.
+    pub fn seal(&self, path: &std::path::Path) -> Result<()> {
         match self {
-            Pool::Dir { guests } => guests
-                .parent()
-                .unwrap_or(guests)
-                .join("snapshots")
-                .join(name.as_str()),
-            Pool::Btrfs { mount, .. } => mount.join("snapshots").join(name.as_str()),
+            Pool::Dir { .. } => Ok(()),
+            Pool::Btrfs { .. } => btrfs::set_read_only(path),
         }
     }
 
@@ -343,7 +367,7 @@ impl Pool {
 
 /// Bytes allocated to the files under `path` (hard links counted once), without
 /// following symlinks or leaving its filesystem.
-fn tree_bytes(path: &std::path::Path) -> u64 {
+pub(crate) fn tree_bytes(path: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let Ok(top) = std::fs::symlink_metadata(path) else {
         return 0;
