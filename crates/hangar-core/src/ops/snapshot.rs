@@ -58,7 +58,7 @@ pub fn create(host: &Host, name: &GuestName, snap: Option<SnapshotName>) -> Resu
         None => SnapshotName::new(&format!("snap-{}", now()))?,
     };
     let pool = Pool::of(host, &cfg)?;
-    let dst = pool.snapshots_dir(name).join(snap.as_str());
+    let dst = pool.snapshot_path(name, &snap);
     if std::fs::symlink_metadata(&dst).is_ok() {
         return Err(CoreError::Invalid(format!(
             "guest {name} has a snapshot named {snap} already"
@@ -78,8 +78,7 @@ pub fn list(host: &Host, name: &GuestName) -> Result<Vec<SnapshotInfo>> {
         .flatten()
         .flatten()
         .filter_map(|e| {
-            let n = e.file_name().to_str()?.to_string();
-            SnapshotName::new(&n).ok()?;
+            let n = pool.snapshot_name(&e.file_name())?.to_string();
             let created = e
                 .metadata()
                 .ok()?
@@ -96,7 +95,7 @@ pub fn list(host: &Host, name: &GuestName) -> Result<Vec<SnapshotInfo>> {
 }
 
 fn existing(pool: &Pool, name: &GuestName, snap: &SnapshotName) -> Result<std::path::PathBuf> {
-    let path = pool.snapshots_dir(name).join(snap.as_str());
+    let path = pool.snapshot_path(name, snap);
     if std::fs::symlink_metadata(&path).is_err() {
         return Err(CoreError::Invalid(format!(
             "guest {name} has no snapshot named {snap}: see `hangar snapshot list {name}`"
