@@ -363,3 +363,60 @@ fn bad_image_pool_input_is_refused_and_changes_nothing() {
     assert!(srv.is_dir());
     assert!(!srv.join("images").exists());
 }
+
+#[test]
+fn what_a_snapshot_killed_half_way_left_frozen_is_thawed_by_unpause_and_stop() {
+    require_root!();
+    let h = TestHost::new("imgthaw");
+    h.ok(&["pool", "create", "im", "--driver", "image"]);
+    h.ok(&[
+        "build",
+        "g",
+        "-m",
+        "busybox",
+        "--pool",
+        "im",
+        "--disk-size",
+        "32M",
+    ]);
+    let volume = pool_dir(&h).join("guests/g");
+    // As a snapshot killed while it copied the image leaves it: the guest frozen, and
+    // its filesystem too.
+    let cut_short = || {
+        h.ok(&["pause", "g"]);
+        let st = std::process::Command::new("fsfreeze")
+            .arg("-f")
+            .arg(&volume)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    // A freeze succeeds only on a filesystem that is not frozen (a write would hang).
+    let thawed = || {
+        let freeze = |flag: &str| {
+            std::process::Command::new("fsfreeze")
+                .arg(flag)
+                .arg(&volume)
+                .status()
+                .unwrap()
+                .success()
+        };
+        freeze("-f") && freeze("-u")
+    };
+    h.started("g");
+    cut_short();
+    h.ok(&["unpause", "g"]);
+    assert!(thawed(), "unpause left the guest's filesystem frozen");
+    assert_eq!(
+        h.sh("g", "timeout 5 sh -c 'echo x > /f && sync' && echo ok")
+            .1
+            .trim(),
+        "ok"
+    );
+    cut_short();
+    h.ok(&["stop", "g", "-t", "2"]);
+    assert_eq!(h.state("g"), "stopped");
+    h.ok(&["delete", "g"]);
+    h.ok(&["pool", "delete", "im"]);
+    assert_eq!(loops(&h), Vec::<String>::new());
+}

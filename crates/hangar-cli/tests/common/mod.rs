@@ -428,6 +428,9 @@ impl Drop for TestHost {
             .collect();
         points.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for p in points {
+            // A frozen filesystem (an image pool's volume a failed test left frozen)
+            // would outlive its unmount, with its loop device: thawed first.
+            let _ = Command::new("fsfreeze").args(["-u", &p]).output();
             let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }
         // Loop devices still on a file under this root (an image pool's volume that a

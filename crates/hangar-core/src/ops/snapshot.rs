@@ -150,5 +150,12 @@ pub fn pause(host: &Host, name: &GuestName, paused: bool) -> Result<()> {
     if !status::status(&host.paths, name).is_active() {
         return Err(CoreError::NotRunning(name.to_string()));
     }
-    Ok(host.guest_cgroup(&cfg)?.set_frozen(paused)?)
+    host.guest_cgroup(&cfg)?.set_frozen(paused)?;
+    if !paused {
+        // A snapshot or clone killed half-way left the guest paused, and in an image
+        // pool its filesystem frozen too.
+        let pool = Pool::of(host, &cfg)?;
+        pool.thaw_volume(&pool.volume(name))?;
+    }
+    Ok(())
 }

@@ -27,6 +27,10 @@ use std::path::{Path, PathBuf};
 /// ext4's block size here: sizes are rounded down to it.
 const BLOCK: u64 = 4096;
 
+/// How long a filesystem still held after its unmount here may take to be let go of
+/// by a guest that just stopped, before it is taken to be in use.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// An image pool's places.
 #[derive(Debug, Clone)]
 pub struct Images {
@@ -160,12 +164,20 @@ impl Images {
         f: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
         if mounted_fs(volume).is_some() {
+            // A frozen filesystem outlives its unmount (the freeze holds it).
+            thaw_stale(volume)?;
             run("umount", &[volume.as_os_str()])
                 .map_err(|e| CoreError::Invalid(format!("{} ({e})", busy())))?;
         }
-        if let Some(dev) = loop_of(image)
-            && claimed(&dev)
-        {
+        // A guest that has just stopped lets go of its filesystem a moment after its
+        // last process (the kernel releases a dead mount namespace's mounts late); a
+        // running one never does.
+        let in_use = || loop_of(image).is_some_and(|dev| claimed(&dev));
+        let deadline = std::time::Instant::now() + RELEASE_WAIT;
+        while in_use() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if in_use() {
             let _ = self.mount_locked(volume, image);
             return Err(CoreError::Invalid(busy()));
         }
@@ -190,6 +202,10 @@ impl Images {
     }
 
     fn remove_locked(&self, volume: &Path, image: &Path) -> Result<()> {
+        if mounted_fs(volume).is_some() {
+            // A frozen filesystem outlives its unmount (the freeze holds it).
+            thaw_stale(volume)?;
+        }
         if mounted_fs(volume).is_some() && run("umount", &[volume.as_os_str()]).is_err() {
             // Busy (a shell's working directory in it): detached now, its loop device
             // and the space of the removed image freed when the last user goes.
@@ -368,6 +384,17 @@ impl Images {
         })
     }
 
+    /// Thaw the volume's filesystem if a command killed while it copied the image left
+    /// it frozen (under the volume's lock, which a copy holds: a freeze found then is
+    /// a dead command's).
+    pub fn thaw(&self, volume: &Path) -> Result<()> {
+        if mounted_fs(volume).is_none() {
+            return Ok(());
+        }
+        let _lock = self.lock(volume)?;
+        thaw_stale(volume)
+    }
+
     /// (bytes used, bytes in all) of the volume's filesystem, as `df` in the guest
     /// shows them (ext4's own metadata in neither).
     pub fn usage(&self, volume: &Path) -> Result<(u64, u64)> {
@@ -383,6 +410,7 @@ impl Images {
             let volume = e.path();
             let _lock = self.lock(&volume)?;
             if mounted_fs(&volume).is_some() {
+                thaw_stale(&volume)?;
                 run("umount", &[volume.as_os_str()])
                     .or_else(|_| run("umount", &[os("-l"), volume.as_os_str()]))?;
             }
@@ -505,13 +533,28 @@ fn copy_file(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Run `f` while the filesystem mounted at `at` is frozen; it is thawed whatever `f`
-/// did.
+/// did. The caller holds the volume's lock: a freeze found is a dead command's.
 fn frozen_while<T>(at: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    thaw_stale(at)?;
     let dir = std::fs::File::open(at).map_err(|e| CoreError::io("opening", at, e))?;
     hangar_sys::freeze_fs(dir.as_fd()).map_err(|e| sys("freezing the filesystem at", at, e))?;
     let out = f();
     hangar_sys::thaw_fs(dir.as_fd()).map_err(|e| sys("thawing the filesystem at", at, e))?;
     out
+}
+
+/// Thaw the filesystem mounted at `at` if it is frozen (the kernel says EINVAL when
+/// it is not).
+fn thaw_stale(at: &Path) -> Result<()> {
+    let dir = std::fs::File::open(at).map_err(|e| CoreError::io("opening", at, e))?;
+    match hangar_sys::thaw_fs(dir.as_fd()) {
+        Err(hangar_sys::SysError::Call { source, .. })
+            if source.raw_os_error() != Some(libc::EINVAL) =>
+        {
+            Err(CoreError::io("thawing the filesystem at", at, source))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn sys(what: &'static str, path: &Path, e: hangar_sys::SysError) -> CoreError {

@@ -390,6 +390,16 @@ impl Pool {
         }
     }
 
+    /// Undo what a copy of the volume at `path` cut short by a kill left: in an image
+    /// pool its filesystem frozen (every write of its guest waiting, and unkillable).
+    /// Called where a guest frozen by such a copy is thawed (unpause, stop, kill).
+    pub fn thaw_volume(&self, path: &std::path::Path) -> Result<()> {
+        match self {
+            Pool::Image { images, .. } => images.thaw(path),
+            _ => Ok(()),
+        }
+    }
+
     /// Give the volume at `path` the disk limit of `limits` (a guest's limits with the
     /// host defaults filled in), where this pool can limit one (a default is no reason
     /// to refuse the dir pool's guests).
