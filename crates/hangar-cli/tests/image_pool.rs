@@ -98,7 +98,8 @@ fn an_image_pool_gives_each_guest_a_disk_of_its_own_size() {
     assert_ne!(code, 0, "a wrote past its disk: {out}");
     assert!(out.contains("No space left on device"), "{out}");
     let image = pool_dir(&h).join("images/a.img");
-    assert!(allocated(&image) <= 64 << 20, "{} bytes", allocated(&image));
+    // (The host's own extent blocks of the file may count a little above its size.)
+    assert!(allocated(&image) <= 65 << 20, "{} bytes", allocated(&image));
     // b, in the same pool, still writes.
     assert_eq!(
         h.sh(
@@ -152,6 +153,7 @@ fn an_image_pool_gives_each_guest_a_disk_of_its_own_size() {
     );
     assert!(h.ok(&["config", "show", "a"]).contains("size = \"128M\""));
     // What the guest deletes goes back to the host (the volume is mounted with discard).
+    h.sh("a", "sync");
     let before = allocated(&image);
     h.sh("a", "rm /big && sync");
     let after = allocated(&image);
