@@ -20,6 +20,7 @@ runtime_pkgs=(
     dnsmasq-base   # the DNS service of each hangar network
     lxcfs          # virtualised /proc (meminfo, uptime, cpuinfo, ...) inside guests
     btrfs-progs    # btrfs storage pools (mkfs.btrfs, subvolumes, qgroups)
+    e2fsprogs      # image storage pools (mkfs.ext4, e2fsck, resize2fs)
     procps         # kill (stopping dnsmasq), ps/pgrep in tests
     psmisc         # fuser/killall in tests
     util-linux     # unshare, nsenter, mount, losetup

@@ -40,6 +40,11 @@
 #                       hangar's links. It carries ip, tc, nft and nsenter and
 #                       loads veth, bridge, 8021q and the nftables modules
 #                       hangar's tables need.
+#   scenario-image.sh   an image pool's guest grown live (the VM's root has the
+#                       CAP_SYS_RESOURCE an online ext4 resize needs, which this
+#                       host keeps from every process), a live shrink refused,
+#                       nothing left after delete. It carries mount, umount,
+#                       mkfs.ext4, e2fsck, resize2fs and cp and loads loop.
 # The cgroup scenarios name no modules or tools, and their images carry none.
 #
 # Prints the scenario's output (the console lines between the result markers,

@@ -169,8 +169,9 @@ pub struct SnapshotListArgs {
 
 #[derive(Subcommand)]
 pub enum PoolCmd {
-    /// Make a btrfs pool: on an image file of --size, or on the block device --source
-    /// (formatted: what it holds is lost)
+    /// Make a pool: btrfs on an image file of --size, or on the block device --source
+    /// (formatted: what it holds is lost); or --driver image: an ext4 image file per
+    /// guest, in the directory --source (default: one of hangar's own)
     Create(PoolCreateArgs),
     /// Show every pool: driver, source, size, free space, guests
     List(RepairArgs),
@@ -188,13 +189,15 @@ pub struct PoolNameArg {
 #[derive(Args)]
 pub struct PoolCreateArgs {
     pub name: String,
-    /// The driver; btrfs is the one a new pool can have (the built-in pool is dir)
+    /// The driver: btrfs (a subvolume per guest in one filesystem) or image (an ext4
+    /// image file per guest, its size the guest's disk); the built-in pool is dir
     #[arg(long, default_value = "btrfs")]
     pub driver: String,
-    /// Size of the image file hangar makes for the pool (e.g. 20G)
-    #[arg(long, conflicts_with = "source", required_unless_present = "source")]
+    /// btrfs: size of the image file hangar makes for the pool (e.g. 20G)
+    #[arg(long, conflicts_with = "source")]
     pub size: Option<String>,
-    /// A block device to format for the pool instead
+    /// btrfs: a block device to format for the pool instead; image: the directory
+    /// (existing) to keep the guests' image files in
     #[arg(long)]
     pub source: Option<PathBuf>,
 }
@@ -241,7 +244,8 @@ pub struct BuildArgs {
     /// built-in dir pool)
     #[arg(long, value_name = "POOL")]
     pub pool: Option<String>,
-    /// Limit the guest's disk (disk.size), where its pool can (btrfs)
+    /// Limit the guest's disk (disk.size), where its pool can (btrfs; image: the size
+    /// of its filesystem, 10G when neither this nor the host defaults give one)
     #[arg(long, value_name = "SIZE")]
     pub disk_size: Option<String>,
     /// A NIC: network=NAME ip=auto|ADDR/LEN ip6=.. mode=bridged|routed mac=.. vlan=N

@@ -565,24 +565,23 @@ fn snapshot(host: &Host, c: args::SnapshotCmd) -> Result<()> {
 
 fn pool(host: &Host, c: args::PoolCmd) -> Result<()> {
     use args::PoolCmd as P;
-    use hangar_model::pool::{PoolName, PoolSource};
+    use hangar_model::pool::{PoolDriver, PoolName, PoolSource};
     match c {
         P::Create(a) => {
-            if a.driver != "btrfs" {
-                bail!(
-                    "unknown pool driver {:?}: a new pool is btrfs (the built-in pool is the \
-                     dir one)",
-                    a.driver
-                );
-            }
-            let source = match (a.size, a.source) {
-                (Some(s), None) => PoolSource::Image {
+            let driver = PoolDriver::parse(&a.driver)?;
+            let source = match (driver, a.size, a.source) {
+                (PoolDriver::Image, None, path) => PoolSource::Directory { path },
+                (PoolDriver::Image, Some(_), _) => bail!(
+                    "an image pool has no size of its own: each guest's is its disk \
+                     (--disk-size at build)"
+                ),
+                (_, Some(s), None) => PoolSource::Image {
                     size: hangar_model::Size::parse(&s)?,
                 },
-                (None, Some(dev)) => PoolSource::Device { path: dev },
+                (_, None, Some(dev)) => PoolSource::Device { path: dev },
                 _ => bail!("give --size SIZE (an image file) or --source DEVICE"),
             };
-            ops::pool::create(host, &PoolName::new(&a.name)?, source)?;
+            ops::pool::create(host, &PoolName::new(&a.name)?, driver, source)?;
             quiet_note(&format!("created pool {}", a.name));
         }
         P::List(a) => {

@@ -50,13 +50,16 @@ impl Host {
     }
 
     /// Guest `cfg`'s root filesystem on the host: in its pool's volume (mounted if it
-    /// was not), or where an absolute `rootfs` in its config says.
+    /// was not: its pool, or in an image pool the volume itself), or where an absolute
+    /// `rootfs` in its config says.
     pub fn rootfs(&self, cfg: &GuestConfig) -> Result<PathBuf> {
         if cfg.rootfs.is_absolute() {
             return Ok(cfg.rootfs.clone());
         }
         let pool = crate::pools::Pool::of(self, cfg)?;
-        Ok(pool.volume(&cfg.name).join(&cfg.rootfs))
+        let volume = pool.volume(&cfg.name);
+        pool.mount(&volume)?;
+        Ok(volume.join(&cfg.rootfs))
     }
 
     /// The cgroup every guest's cgroup lives under.

@@ -1,6 +1,7 @@
 //! Storage pools: where guests' root filesystems live (`etc/hangar/pools/NAME.toml`).
 //! The `dir` pool named `default` is built in (plain directories, no size limit) and
-//! has no file; other pools are made with `hangar pool create`.
+//! has no file; other pools are made with `hangar pool create`: `btrfs` (one filesystem,
+//! a subvolume per guest) or `image` (an ext4 image file per guest).
 
 use crate::{ModelError, Size};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -54,6 +55,25 @@ pub enum PoolDriver {
     Dir,
     /// A btrfs filesystem: a subvolume per guest, size limits by qgroups.
     Btrfs,
+    /// An ext4 filesystem per guest, in an image file of its own on a loop device: its
+    /// size is the guest's disk.
+    Image,
+}
+
+impl PoolDriver {
+    /// The driver of a new pool, as `hangar pool create --driver` names it.
+    pub fn parse(s: &str) -> Result<Self, ModelError> {
+        match s {
+            "btrfs" => Ok(PoolDriver::Btrfs),
+            "image" => Ok(PoolDriver::Image),
+            _ => Err(ModelError::Field {
+                field: "driver",
+                why: format!(
+                    "{s:?}: a new pool is btrfs or image (only the built-in pool is a dir pool)"
+                ),
+            }),
+        }
+    }
 }
 
 impl std::fmt::Display for PoolDriver {
@@ -61,19 +81,26 @@ impl std::fmt::Display for PoolDriver {
         f.write_str(match self {
             PoolDriver::Dir => "dir",
             PoolDriver::Btrfs => "btrfs",
+            PoolDriver::Image => "image",
         })
     }
 }
 
-/// Where a btrfs pool's filesystem comes from.
+/// Where a pool's storage comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum PoolSource {
-    /// An image file hangar made (`var/lib/hangar/pools/NAME.img`) of this size, on a
-    /// loop device.
+    /// btrfs: an image file hangar made (`var/lib/hangar/pools/NAME.img`) of this size,
+    /// on a loop device.
     Image { size: Size },
-    /// A block device the administrator gave (formatted by `pool create`).
+    /// btrfs: a block device the administrator gave (formatted by `pool create`).
     Device { path: PathBuf },
+    /// image: the directory holding the guests' image files (None: hangar's own,
+    /// `var/lib/hangar/pools/NAME` under the root).
+    Directory {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<PathBuf>,
+    },
 }
 
 /// `etc/hangar/pools/NAME.toml`.
@@ -87,6 +114,14 @@ pub struct PoolConfig {
 
 /// The smallest pool image: mkfs.btrfs wants 109M at least.
 pub const MIN_IMAGE: u64 = 128 << 20;
+
+/// The disk of a guest in an image pool when neither the guest nor the host defaults
+/// give a `disk.size` (sparse: it takes on the host what the guest writes).
+pub const IMAGE_DISK_DEFAULT: Size = Size(10 << 30);
+
+/// The smallest disk of a guest in an image pool: ext4's journal takes 4M of it, a
+/// 16M disk leaves the guest 11M.
+pub const IMAGE_DISK_MIN: Size = Size(16 << 20);
 
 impl PoolConfig {
     pub fn from_toml(text: &str) -> Result<Self, ModelError> {
@@ -110,19 +145,38 @@ impl PoolConfig {
         if self.driver == PoolDriver::Dir {
             return Err(ModelError::Field {
                 field: "driver",
-                why: "only the built-in pool is a dir pool; a new pool is btrfs".into(),
+                why: "only the built-in pool is a dir pool; a new pool is btrfs or image".into(),
             });
         }
-        match &self.source {
-            PoolSource::Image { size } if size.0 < MIN_IMAGE => Err(ModelError::Field {
-                field: "size",
-                why: format!("{size}: a btrfs pool needs at least 128M"),
-            }),
-            PoolSource::Device { path } if !path.is_absolute() => Err(ModelError::Field {
+        match (&self.source, self.driver) {
+            (PoolSource::Image { size }, PoolDriver::Btrfs) if size.0 < MIN_IMAGE => {
+                Err(ModelError::Field {
+                    field: "size",
+                    why: format!("{size}: a btrfs pool needs at least 128M"),
+                })
+            }
+            (PoolSource::Device { path }, PoolDriver::Btrfs)
+            | (PoolSource::Directory { path: Some(path) }, PoolDriver::Image)
+                if !path.is_absolute() =>
+            {
+                Err(ModelError::Field {
+                    field: "source",
+                    why: format!("{}: give an absolute path", path.display()),
+                })
+            }
+            (PoolSource::Image { .. } | PoolSource::Device { .. }, PoolDriver::Btrfs)
+            | (PoolSource::Directory { .. }, PoolDriver::Image) => Ok(()),
+            (_, PoolDriver::Image) => Err(ModelError::Field {
                 field: "source",
-                why: format!("{}: give the device's absolute path", path.display()),
+                why: "an image pool's source is the directory of its images (--source DIR); \
+                      each guest's size is its own (--disk-size at build)"
+                    .into(),
             }),
-            _ => Ok(()),
+            (_, _) => Err(ModelError::Field {
+                field: "source",
+                why: "a btrfs pool is on an image file (--size) or a block device (--source)"
+                    .into(),
+            }),
         }
     }
 }
@@ -152,6 +206,31 @@ mod tests {
         assert!(PoolConfig::from_toml(&p.to_toml().replace("fast", "default")).is_err());
         assert!(PoolConfig::from_toml(&p.to_toml().replace("btrfs", "dir")).is_err());
         let dev = "name = \"d\"\ndriver = \"btrfs\"\n[source.device]\npath = \"sdb\"\n";
+        let images = PoolConfig {
+            name: PoolName::new("imgs").unwrap(),
+            driver: PoolDriver::Image,
+            source: PoolSource::Directory { path: None },
+        };
+        assert_eq!(PoolConfig::from_toml(&images.to_toml()).unwrap(), images);
+        let elsewhere = PoolConfig {
+            source: PoolSource::Directory {
+                path: Some("/srv/images".into()),
+            },
+            ..images.clone()
+        };
+        assert_eq!(
+            PoolConfig::from_toml(&elsewhere.to_toml()).unwrap(),
+            elsewhere
+        );
+        let relative = elsewhere.to_toml().replace("/srv/images", "srv");
+        assert!(PoolConfig::from_toml(&relative).is_err());
+        // A driver with the other driver's source.
+        let mixed = images.to_toml().replace("image\"", "btrfs\"");
+        assert!(PoolConfig::from_toml(&mixed).is_err());
+        let mixed = p.to_toml().replace("btrfs", "image");
+        assert!(PoolConfig::from_toml(&mixed).is_err());
+        assert_eq!(PoolDriver::parse("image").unwrap(), PoolDriver::Image);
+        assert!(PoolDriver::parse("dir").is_err());
         assert!(
             PoolConfig::from_toml(dev)
                 .unwrap_err()

@@ -5,8 +5,8 @@
 //! used from `nix` directly by the other crates; this crate holds the rest: a fork that
 //! enters new namespaces, the capability bounding set, seccomp without no_new_privs,
 //! closing inherited descriptors, pidfds, the new mount API (open_tree, move_mount,
-//! mount_setattr, fsopen/fsmount, statx's mount-root bit), and a few terminal and
-//! interface ioctls.
+//! mount_setattr, fsopen/fsmount, statx's mount-root bit), and a few terminal,
+//! interface, loop device and filesystem ioctls (dedupe, extent maps, freeze).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -232,6 +232,51 @@ pub fn window_size(fd: RawFd) -> Option<(u16, u16)> {
     // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we pass, which lives across the call.
     let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws as *mut libc::winsize) };
     (r == 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// `LOOP_SET_CAPACITY` (linux/loop.h): a loop device takes its backing file's size anew.
+const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
+/// `FIFREEZE` and `FITHAW` (linux/fs.h: `_IOWR('X', 119, int)`, `_IOWR('X', 120, int)`).
+const FIFREEZE: libc::c_ulong =
+    nix::request_code_readwrite!(b'X', 119, std::mem::size_of::<libc::c_int>()) as libc::c_ulong;
+const FITHAW: libc::c_ulong =
+    nix::request_code_readwrite!(b'X', 120, std::mem::size_of::<libc::c_int>()) as libc::c_ulong;
+
+/// Make loop device `dev` (open) take the size its backing file has now, as
+/// `losetup -c` does: after the file grew, the device (and so a filesystem's online
+/// resize) sees the new room.
+pub fn loop_set_capacity(dev: BorrowedFd<'_>) -> Result<(), SysError> {
+    // SAFETY: LOOP_SET_CAPACITY takes no argument (0) and touches no memory of ours.
+    let r = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_SET_CAPACITY as _, 0) };
+    if r == -1 {
+        Err(last("ioctl(LOOP_SET_CAPACITY)"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Freeze the filesystem of `dir` (an open file or directory on it): everything cached
+/// is written out, the journal emptied, and every write waits until [`thaw_fs`]. Its
+/// device then holds a clean filesystem that can be copied as it is.
+pub fn freeze_fs(dir: BorrowedFd<'_>) -> Result<(), SysError> {
+    // SAFETY: FIFREEZE takes an integer argument (ignored, 0) and touches no memory of ours.
+    let r = unsafe { libc::ioctl(dir.as_raw_fd(), FIFREEZE as _, 0) };
+    if r == -1 {
+        Err(last("ioctl(FIFREEZE)"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Thaw the filesystem of `dir`, frozen by [`freeze_fs`].
+pub fn thaw_fs(dir: BorrowedFd<'_>) -> Result<(), SysError> {
+    // SAFETY: FITHAW takes an integer argument (ignored, 0) and touches no memory of ours.
+    let r = unsafe { libc::ioctl(dir.as_raw_fd(), FITHAW as _, 0) };
+    if r == -1 {
+        Err(last("ioctl(FITHAW)"))
+    } else {
+        Ok(())
+    }
 }
 
 /// Set the window size of terminal `fd`.
@@ -833,4 +878,13 @@ pub fn extents(fd: BorrowedFd<'_>) -> Result<Vec<(u64, u64, u64)>, SysError> {
         .iter()
         .map(|e| (e.logical, e.physical, e.length))
         .collect())
+}
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn filesystem_freeze_requests_are_linuxs() {
+        // linux/fs.h on x86-64 and arm64: _IOWR('X', 119, int), _IOWR('X', 120, int).
+        assert_eq!(super::FIFREEZE, 0xC004_5877);
+        assert_eq!(super::FITHAW, 0xC004_5878);
+    }
 }

@@ -428,7 +428,25 @@ impl Drop for TestHost {
             .collect();
         points.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for p in points {
+            // A frozen filesystem (an image pool's volume a failed test left frozen)
+            // would outlive its unmount, with its loop device: thawed first.
+            let _ = Command::new("fsfreeze").args(["-u", &p]).output();
             let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        // Loop devices still on a file under this root (an image pool's volume that a
+        // failed command left attached without a mount): detached, or, while a
+        // lazily unmounted filesystem still uses one, set to go with its last user.
+        if let Ok(out) = Command::new("losetup")
+            .args(["-n", "-O", "NAME,BACK-FILE", "-l"])
+            .output()
+        {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                if let Some((dev, file)) = line.trim().split_once(' ')
+                    && file.trim().starts_with(&root)
+                {
+                    let _ = Command::new("losetup").args(["-d", dev]).output();
+                }
+            }
         }
         let parent = self.cgroup_parent();
         if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {

@@ -60,29 +60,42 @@ fn finish(
     nics: Vec<hangar_model::net::Nic>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<GuestConfig> {
+    use hangar_model::limits::Bound;
     // The volume: in the built-in pool the build dir itself, else a subvolume of the
-    // pool, limited before anything is written to it.
+    // pool, limited before anything is written to it, or a filesystem of its size.
     let volume = pool.build_volume(&req.name);
-    pool.create_volume(&volume)?;
     let mut limits = Limits::default();
     if let Some(size) = req.disk_size {
-        limits.disk.size = Some(hangar_model::limits::Bound::At(size));
+        limits.disk.size = Some(Bound::At(size));
     }
-    pool.apply_disk_limit(&volume, &limits.or(&host.defaults.limits))?;
+    // A guest of an image pool always has a disk size, written in its config.
+    if !matches!(
+        limits.or(&host.defaults.limits).disk.size,
+        Some(Bound::At(_))
+    ) {
+        limits.disk.size = pool.default_disk_size().map(Bound::At).or(limits.disk.size);
+    }
+    let effective = limits.or(&host.defaults.limits);
+    pool.create_volume(&volume, &effective)?;
     let rootfs = volume.join("rootfs");
-    std::fs::create_dir_all(&rootfs).map_err(|e| CoreError::io("creating", &rootfs, e))?;
     let cache = host.paths.cache_dir();
     let mut cx = BuildContext {
         hostname,
         cache_dir: Some(&cache),
         progress,
     };
-    let outcome = populate(&req.method, &rootfs, &mut cx)?;
-    if !req.privileged {
-        progress("shifting file ownership into the guest's id range");
-        let range = hangar_model::ctx::ID_RANGE;
-        hangar_container::idshift::shift_to(&rootfs, context.id_base(), range)?;
-    }
+    let outcome = std::fs::create_dir_all(&rootfs)
+        .map_err(|e| CoreError::io("creating", &rootfs, e))
+        .and_then(|()| populate(&req.method, &rootfs, &mut cx).map_err(CoreError::from))
+        .and_then(|outcome| {
+            if !req.privileged {
+                (cx.progress)("shifting file ownership into the guest's id range");
+                let range = hangar_model::ctx::ID_RANGE;
+                hangar_container::idshift::shift_to(&rootfs, context.id_base(), range)?;
+            }
+            Ok(outcome)
+        })
+        .map_err(|e| too_small(pool, &volume, &effective, e))?;
     let cfg = GuestConfig {
         name: req.name.clone(),
         kind: GuestKind::Container,
@@ -105,6 +118,33 @@ fn finish(
     commit(host, pool, &volume, &cfg)?;
     crate::ops::attach::refresh_networks(host, &cfg.nics);
     Ok(cfg)
+}
+
+/// A build that ran out of room in a volume of a fixed size (an image pool's) says so,
+/// and what to do: tools report it in words of their own, or the disk is found full.
+fn too_small(pool: &Pool, volume: &std::path::Path, limits: &Limits, e: CoreError) -> CoreError {
+    use hangar_model::{limits::Bound, pool::PoolDriver};
+    let (PoolDriver::Image, Some(Bound::At(size))) = (pool.driver(), limits.disk.size) else {
+        return e;
+    };
+    let chain = || std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source());
+    let enospc = chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::ENOSPC))
+            || e.to_string().contains("No space left on device")
+    });
+    let full = pool.usage(volume).is_ok_and(|u| {
+        u.limit
+            .is_some_and(|l| l.saturating_sub(u.used) < (l / 50).max(1 << 20))
+    });
+    if !(enospc || full) {
+        return e;
+    }
+    let why: Vec<String> = chain().map(|e| e.to_string()).collect();
+    CoreError::Invalid(format!(
+        "the guest's files do not fit in its disk ({size}): give a larger --disk-size ({})",
+        why.join(": ")
+    ))
 }
 
 /// Allocate and reserve a new guest's identity (a context id, free in this root and on
@@ -153,8 +193,7 @@ pub(crate) fn commit(
     let registry = crate::ids::Registry::host();
     let _ids = registry.lock()?;
     let data_dir = pool.volume(&cfg.name);
-    std::fs::rename(volume, &data_dir)
-        .map_err(|e| CoreError::io("moving the build into", &data_dir, e))?;
+    pool.rename_volume(volume, &data_dir)?;
     for dir in [host.paths.build_dir(&cfg.name), data_dir] {
         let _ = std::fs::remove_file(dir.join("context"));
         let _ = std::fs::remove_file(dir.join("nics.json"));

@@ -107,7 +107,8 @@ fn write(
             })?;
             Some(TempVolume { pool: &pool, at })
         }
-        hangar_model::pool::PoolDriver::Dir => None,
+        // An image pool's volume is read mounted, as the dir pool's: the guest frozen.
+        hangar_model::pool::PoolDriver::Dir | hangar_model::pool::PoolDriver::Image => None,
     };
     let guard = match volume_snapshot {
         Some(_) => {
@@ -180,6 +181,13 @@ fn manifest(
     } else {
         vec![]
     };
+    if !snaps.is_empty() && pool.driver() == hangar_model::pool::PoolDriver::Image {
+        return Err(CoreError::Invalid(format!(
+            "guest {name}'s snapshots are image files of pool {} that an archive does not \
+             hold: export without --snapshots (restore a snapshot first to export it)",
+            pool.name()
+        )));
+    }
     let mut entries = vec![];
     let mut trees = vec![];
     for s in snaps {

@@ -176,15 +176,22 @@ fn prepare(
     manifest: &Manifest,
 ) -> Result<(PathBuf, Vec<(SnapshotName, PathBuf)>)> {
     cfg.validate()?;
+    if !manifest.snapshots.is_empty() && pool.driver() == hangar_model::pool::PoolDriver::Image {
+        return Err(CoreError::Invalid(format!(
+            "the archive holds snapshots, and pool {} keeps snapshots as image files it \
+             cannot make from one: import into another pool (--pool)",
+            pool.name()
+        )));
+    }
     let volume = pool.build_volume(&cfg.name);
-    pool.create_volume(&volume)?;
-    pool.apply_disk_limit(&volume, &host.limits(cfg))?;
+    let limits = host.limits(cfg);
+    pool.create_volume(&volume, &limits)?;
     let staging = pool.build_snapshots_dir(&cfg.name);
     let mut snaps = vec![];
     for s in &manifest.snapshots {
         std::fs::create_dir_all(&staging).map_err(|e| CoreError::io("creating", &staging, e))?;
         let at = staging.join(s.name.as_str());
-        pool.create_volume(&at)?;
+        pool.create_volume(&at, &limits)?;
         snaps.push((s.name.clone(), at));
     }
     Ok((volume, snaps))

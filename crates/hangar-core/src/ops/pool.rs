@@ -19,12 +19,19 @@ pub struct PoolInfo {
     pub guests: Vec<String>,
 }
 
-/// `hangar pool create NAME --size SIZE | --source DEVICE`: a btrfs pool on an image
-/// file hangar makes, or on a block device (formatted: what it held is lost).
-pub fn create(host: &Host, name: &PoolName, source: PoolSource) -> Result<PoolConfig> {
+/// `hangar pool create NAME [--driver btrfs] --size SIZE | --source DEVICE`: a btrfs
+/// pool on an image file hangar makes, or on a block device (formatted: what it held
+/// is lost). `--driver image [--source DIR]`: an image pool, its guests' image files
+/// in DIR (which must exist), else in `var/lib/hangar/pools/NAME`.
+pub fn create(
+    host: &Host,
+    name: &PoolName,
+    driver: PoolDriver,
+    source: PoolSource,
+) -> Result<PoolConfig> {
     let cfg = PoolConfig {
         name: name.clone(),
-        driver: PoolDriver::Btrfs,
+        driver,
         source,
     };
     cfg.validate()?;
@@ -53,6 +60,12 @@ pub fn create(host: &Host, name: &PoolName, source: PoolSource) -> Result<PoolCo
             pools::btrfs::mkfs(path, name.as_str())?;
             pools::btrfs::mount(path, &mount, false)
         }),
+        PoolSource::Directory { path } => {
+            let dir = path.clone().unwrap_or_else(|| mount.clone());
+            check_images_dir(&dir, path.is_some())?;
+            let images = dir.join("images");
+            std::fs::create_dir_all(&images).map_err(|e| CoreError::io("creating", &images, e))
+        }
     };
     let saved = made.and_then(|()| {
         let guests = mount.join("guests");
@@ -64,6 +77,27 @@ pub fn create(host: &Host, name: &PoolName, source: PoolSource) -> Result<PoolCo
         return Err(e);
     }
     Ok(cfg)
+}
+
+/// An image pool's directory: an administrator's must exist; neither may hold another
+/// pool's images.
+fn check_images_dir(dir: &std::path::Path, given: bool) -> Result<()> {
+    if given && !dir.is_dir() {
+        return Err(CoreError::Invalid(format!(
+            "{} is not a directory: make it first (an image pool keeps its guests' images \
+             in a directory that exists)",
+            dir.display()
+        )));
+    }
+    for sub in ["images", "snapshots"] {
+        if dir.join(sub).exists() {
+            return Err(CoreError::Invalid(format!(
+                "{} holds {sub}/ already (another image pool's?): pick another directory",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn make_image(image: &std::path::Path, size: Size) -> Result<()> {
@@ -108,6 +142,12 @@ fn undo_create(host: &Host, cfg: &PoolConfig) {
     if pools::btrfs::mounted(&mount) {
         let _ = pools::btrfs::unmount(&mount);
     }
+    if let PoolSource::Directory { path } = &cfg.source {
+        // Only what create made: empty directories.
+        let dir = path.clone().unwrap_or_else(|| mount.clone());
+        let _ = std::fs::remove_dir(dir.join("images"));
+        let _ = std::fs::remove_dir(mount.join("guests"));
+    }
     let _ = std::fs::remove_dir(&mount);
     if let PoolSource::Image { .. } = cfg.source {
         let _ = std::fs::remove_file(host.paths.pool_image(&cfg.name));
@@ -129,7 +169,9 @@ fn users(host: &Host, name: &PoolName) -> Result<Vec<String>> {
 }
 
 /// `hangar pool delete NAME`: refused while a guest lives in it; unmounts it and
-/// removes its image file (a device is left as it is, with its filesystem).
+/// removes its image file (a device is left as it is, with its filesystem; an image
+/// pool's directory given at create too, without the images/ and snapshots/ hangar
+/// made in it).
 pub fn delete(host: &Host, name: &PoolName) -> Result<()> {
     if name.is_default() {
         return Err(CoreError::Invalid(
@@ -146,6 +188,19 @@ pub fn delete(host: &Host, name: &PoolName) -> Result<()> {
         )));
     }
     let mount = host.paths.pool_mount(name);
+    if let Pool::Image { images, .. } = Pool::unchecked(&host.paths, cfg.clone()) {
+        // What builds or deletes cut short left (no guest is left in the pool).
+        images.unmount_all()?;
+        for sub in [images.dir.join("images"), images.snapshots_dir()] {
+            match std::fs::remove_dir_all(&sub) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(CoreError::io("removing", &sub, e));
+                }
+                _ => {}
+            }
+        }
+        let _ = std::fs::remove_dir_all(&images.locks);
+    }
     if pools::btrfs::mounted(&mount) {
         pools::btrfs::unmount(&mount)?;
     }
@@ -165,9 +220,12 @@ fn info(host: &Host, pool: &Pool) -> Result<PoolInfo> {
             match &cfg.source {
                 PoolSource::Image { .. } => host.paths.pool_image(&cfg.name).display().to_string(),
                 PoolSource::Device { path } => path.display().to_string(),
+                PoolSource::Directory { .. } => mount.display().to_string(),
             },
             mount.clone(),
         ),
+        // The host filesystem the images are on: what they can still grow into.
+        Pool::Image { images, .. } => (images.dir.display().to_string(), images.dir.clone()),
     };
     // The built-in pool's directory may not exist before the first build.
     let probe = at

@@ -298,7 +298,7 @@ impl Rename<'_> {
             Step::Hostname => self.write_host_files(|(_, after)| after),
             Step::Volume | Step::Snapshots | Step::Run | Step::Logs => {
                 let (from, to) = self.dirs(step).expect("a directory step");
-                move_dir(&from, &to)
+                self.move_dir(step, &from, &to)
             }
             Step::Config => {
                 if store::exists(&self.host.paths, new) {
@@ -322,7 +322,7 @@ impl Rename<'_> {
             Step::Hostname => self.write_host_files(|(before, _)| before),
             Step::Volume | Step::Snapshots | Step::Run | Step::Logs => {
                 let (from, to) = self.dirs(step).expect("a directory step");
-                move_dir(&to, &from)
+                self.move_dir(step, &to, &from)
             }
             // Never the last config of the guest.
             Step::Config if store::exists(paths, old) => remove_config(paths, new),
@@ -396,10 +396,31 @@ impl Rename<'_> {
     }
 }
 
+impl Rename<'_> {
+    /// Move directory `from` to `to` as [`move_dir`] does; the volume through its pool
+    /// (in an image pool it is a mount point, which rename(2) refuses).
+    fn move_dir(&self, step: Step, from: &Path, to: &Path) -> Result<()> {
+        match step {
+            Step::Volume => move_dir_with(from, to, |f, t| self.pool.rename_volume(f, t)),
+            _ => move_dir(from, to),
+        }
+    }
+}
+
 /// Move directory `from` to `to` (which must not exist), durably: after a crash the
 /// config that commits the rename never finds its volume where it was. Nothing when
 /// `from` is gone and `to` is there (done already) or neither is.
 fn move_dir(from: &Path, to: &Path) -> Result<()> {
+    move_dir_with(from, to, |f, t| {
+        std::fs::rename(f, t).map_err(|e| CoreError::io("moving", f, e))
+    })
+}
+
+fn move_dir_with(
+    from: &Path,
+    to: &Path,
+    mv: impl FnOnce(&Path, &Path) -> Result<()>,
+) -> Result<()> {
     let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
     if !exists(from) {
         return Ok(());
@@ -411,7 +432,7 @@ fn move_dir(from: &Path, to: &Path) -> Result<()> {
             to.display()
         )));
     }
-    std::fs::rename(from, to).map_err(|e| CoreError::io("moving", from, e))?;
+    mv(from, to)?;
     for dir in [from.parent(), to.parent()].into_iter().flatten() {
         sync_dir(dir)?;
     }

@@ -59,7 +59,7 @@ pub fn create(host: &Host, name: &GuestName, snap: Option<SnapshotName>) -> Resu
         None => SnapshotName::new(&format!("snap-{}", now()))?,
     };
     let pool = Pool::of(host, &cfg)?;
-    let dst = pool.snapshots_dir(name).join(snap.as_str());
+    let dst = pool.snapshot_path(name, &snap);
     if std::fs::symlink_metadata(&dst).is_ok() {
         return Err(CoreError::Invalid(format!(
             "guest {name} has a snapshot named {snap} already"
@@ -79,8 +79,7 @@ pub fn list(host: &Host, name: &GuestName) -> Result<Vec<SnapshotInfo>> {
         .flatten()
         .flatten()
         .filter_map(|e| {
-            let n = e.file_name().to_str()?.to_string();
-            SnapshotName::new(&n).ok()?;
+            let n = pool.snapshot_name(&e.file_name())?.to_string();
             let created = e
                 .metadata()
                 .ok()?
@@ -97,7 +96,7 @@ pub fn list(host: &Host, name: &GuestName) -> Result<Vec<SnapshotInfo>> {
 }
 
 fn existing(pool: &Pool, name: &GuestName, snap: &SnapshotName) -> Result<std::path::PathBuf> {
-    let path = pool.snapshots_dir(name).join(snap.as_str());
+    let path = pool.snapshot_path(name, snap);
     if std::fs::symlink_metadata(&path).is_err() {
         return Err(CoreError::Invalid(format!(
             "guest {name} has no snapshot named {snap}: see `hangar snapshot list {name}`"
@@ -147,5 +146,12 @@ pub fn pause(host: &Host, name: &GuestName, paused: bool) -> Result<()> {
     if !status::status(&host.paths, name).is_active() {
         return Err(CoreError::NotRunning(name.to_string()));
     }
-    Ok(host.guest_cgroup(&cfg)?.set_frozen(paused)?)
+    host.guest_cgroup(&cfg)?.set_frozen(paused)?;
+    if !paused {
+        // A snapshot or clone killed half-way left the guest paused, and in an image
+        // pool its filesystem frozen too.
+        let pool = Pool::of(host, &cfg)?;
+        pool.thaw_volume(&pool.volume(name))?;
+    }
+    Ok(())
 }

@@ -40,12 +40,15 @@ pub fn kill(host: &Host, name: &GuestName) -> Result<()> {
 }
 
 /// A paused guest is thawed first: frozen, it would heed no stop signal (and on cgroup
-/// v1 not even SIGKILL).
+/// v1 not even SIGKILL); so is a filesystem a snapshot cut short left frozen.
 fn thaw(host: &Host, cfg: &hangar_model::GuestConfig) {
     if let Ok(cg) = host.guest_cgroup(cfg)
         && cg.frozen()
     {
         let _ = cg.set_frozen(false);
+        if let Ok(pool) = crate::pools::Pool::of(host, cfg) {
+            let _ = pool.thaw_volume(&pool.volume(&cfg.name));
+        }
     }
 }
 

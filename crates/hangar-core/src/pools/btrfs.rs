@@ -42,15 +42,7 @@ pub fn unmount(at: &Path) -> Result<()> {
 
 /// Whether `at` is a mount point of a btrfs filesystem now.
 pub fn mounted(at: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let at = at.to_string_lossy();
-    info.lines().any(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        let fstype = f.iter().skip_while(|x| **x != "-").nth(1);
-        f.get(4) == Some(&&*at) && fstype == Some(&"btrfs")
-    })
+    super::mounted_fs(at).is_some_and(|(fstype, _)| fstype == "btrfs")
 }
 
 pub fn subvolume_create(path: &Path) -> Result<()> {

@@ -3,17 +3,21 @@
 //! Every guest's data directory (`rootfs/` and what goes with it) is a *volume* of its
 //! pool: a plain directory in the built-in `default` pool (`var/lib/hangar/guests/NAME`,
 //! where guests always lived), a btrfs subvolume in a btrfs pool
-//! (`var/lib/hangar/pools/POOL/guests/NAME`), which a qgroup can limit (`disk.size`).
-//! A build makes its volume as `.build-NAME` and renames it into place when complete;
-//! the reservations of a build in progress (context id, NIC addresses) stay in
-//! `var/lib/hangar/guests/.build-NAME` whatever the pool, where the allocators look.
-//! A pool is mounted again whenever it is used (after a host reboot nothing is).
+//! (`var/lib/hangar/pools/POOL/guests/NAME`), which a qgroup can limit (`disk.size`),
+//! or in an image pool an ext4 filesystem of its own, in an image file, mounted at
+//! `var/lib/hangar/pools/POOL/guests/NAME` (its size is the guest's disk).
+//! A build makes its volume as `.build-NAME` and renames it into place when complete
+//! ([`Pool::rename_volume`]); the reservations of a build in progress (context id, NIC
+//! addresses) stay in `var/lib/hangar/guests/.build-NAME` whatever the pool, where the
+//! allocators look. A pool (an image pool: a volume) is mounted again whenever it is
+//! used (after a host reboot nothing is).
 
 pub mod btrfs;
+pub mod image;
 
 use crate::paths::Paths;
 use crate::{CoreError, Host, Result};
-use hangar_model::pool::{PoolConfig, PoolDriver, PoolName, PoolSource};
+use hangar_model::pool::{PoolConfig, PoolDriver, PoolName, PoolSource, SnapshotName};
 use hangar_model::{GuestConfig, GuestName, Size};
 use std::path::PathBuf;
 
@@ -24,6 +28,11 @@ pub enum Pool {
     Dir { guests: PathBuf },
     /// A btrfs filesystem mounted at `mount`.
     Btrfs { cfg: PoolConfig, mount: PathBuf },
+    /// An ext4 image file per guest.
+    Image {
+        cfg: PoolConfig,
+        images: image::Images,
+    },
 }
 
 /// A guest volume's use of its pool.
@@ -35,6 +44,11 @@ pub struct Usage {
 
 /// Run a tool (`program args...`); its stdout, or an error naming the command and its stderr.
 pub(crate) fn run(program: &str, args: &[&std::ffi::OsStr]) -> Result<String> {
+    run_status(program, args, &[0])
+}
+
+/// [`run`], for a tool whose exit codes `ok` all mean success.
+pub(crate) fn run_status(program: &str, args: &[&std::ffi::OsStr], ok: &[i32]) -> Result<String> {
     let out = std::process::Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -44,7 +58,7 @@ pub(crate) fn run(program: &str, args: &[&std::ffi::OsStr]) -> Result<String> {
                 "cannot run {program} ({e}): scripts/setup-host.sh installs what hangar uses"
             ))
         })?;
-    if !out.status.success() {
+    if !out.status.code().is_some_and(|c| ok.contains(&c)) {
         let line: Vec<String> = args.iter().map(|a| a.to_string_lossy().into()).collect();
         return Err(CoreError::Invalid(format!(
             "{program} {} failed: {}",
@@ -69,6 +83,19 @@ fn copy_tree(src: &std::path::Path, dst: &std::path::Path) -> Result<()> {
         ],
     )
     .map(drop)
+}
+
+/// The filesystem mounted at `at` now, if any: (type, source).
+pub(crate) fn mounted_fs(at: &std::path::Path) -> Option<(String, String)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let at = at.to_string_lossy();
+    // The last mount at a place is the one seen there.
+    info.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let mut after = f.iter().skip_while(|x| **x != "-").skip(1);
+        let (fstype, source) = (after.next()?, after.next()?);
+        (f.get(4) == Some(&&*at)).then(|| (fstype.to_string(), source.to_string()))
+    })
 }
 
 fn file(paths: &Paths, name: &PoolName) -> PathBuf {
@@ -124,11 +151,25 @@ impl Pool {
                 guests: host.paths.data_root(),
             });
         };
-        let cfg = load(&host.paths, name)?;
-        let mount = host.paths.pool_mount(name);
-        let pool = Pool::Btrfs { cfg, mount };
+        let pool = Pool::unchecked(&host.paths, load(&host.paths, name)?);
         pool.ensure_mounted(&host.paths)?;
         Ok(pool)
+    }
+
+    /// The pool of `cfg`, not mounted nor checked (to delete it whatever state it is in).
+    pub(crate) fn unchecked(paths: &Paths, cfg: PoolConfig) -> Pool {
+        let mount = paths.pool_mount(&cfg.name);
+        match &cfg.source {
+            PoolSource::Directory { path } => Pool::Image {
+                images: image::Images {
+                    dir: path.clone().unwrap_or_else(|| mount.clone()),
+                    locks: paths.locks_dir().join("pools").join(cfg.name.as_str()),
+                    mount,
+                },
+                cfg,
+            },
+            _ => Pool::Btrfs { cfg, mount },
+        }
     }
 
     /// The pool guest `cfg` lives in.
@@ -139,7 +180,7 @@ impl Pool {
     pub fn name(&self) -> PoolName {
         match self {
             Pool::Dir { .. } => PoolName::default_pool(),
-            Pool::Btrfs { cfg, .. } => cfg.name.clone(),
+            Pool::Btrfs { cfg, .. } | Pool::Image { cfg, .. } => cfg.name.clone(),
         }
     }
 
@@ -147,12 +188,24 @@ impl Pool {
         match self {
             Pool::Dir { .. } => PoolDriver::Dir,
             Pool::Btrfs { .. } => PoolDriver::Btrfs,
+            Pool::Image { .. } => PoolDriver::Image,
+        }
+    }
+
+    /// The size a new guest's disk gets when neither it nor the host defaults give
+    /// one: an image pool's guest always has one; elsewhere, none.
+    pub fn default_disk_size(&self) -> Option<Size> {
+        match self {
+            Pool::Image { .. } => Some(hangar_model::pool::IMAGE_DISK_DEFAULT),
+            _ => None,
         }
     }
 
     fn ensure_mounted(&self, paths: &Paths) -> Result<()> {
-        let Pool::Btrfs { cfg, mount } = self else {
-            return Ok(());
+        let (cfg, mount) = match self {
+            Pool::Dir { .. } => return Ok(()),
+            Pool::Image { images, .. } => return images.check(),
+            Pool::Btrfs { cfg, mount } => (cfg, mount),
         };
         if btrfs::mounted(mount) {
             return Ok(());
@@ -160,6 +213,12 @@ impl Pool {
         match &cfg.source {
             PoolSource::Image { .. } => btrfs::mount(&paths.pool_image(&cfg.name), mount, true)?,
             PoolSource::Device { path } => btrfs::mount(path, mount, false)?,
+            PoolSource::Directory { .. } => {
+                return Err(CoreError::Invalid(format!(
+                    "pool {}: a btrfs pool's source is an image or a device",
+                    cfg.name
+                )));
+            }
         }
         let guests = mount.join("guests");
         std::fs::create_dir_all(&guests).map_err(|e| CoreError::io("creating", &guests, e))
@@ -170,12 +229,27 @@ impl Pool {
         match self {
             Pool::Dir { guests } => guests.clone(),
             Pool::Btrfs { mount, .. } => mount.join("guests"),
+            Pool::Image { images, .. } => images.guests_dir(),
         }
     }
 
-    /// Guest `name`'s volume (its data directory, with `rootfs/`).
+    /// Guest `name`'s volume (its data directory, with `rootfs/`). In an image pool it
+    /// is mounted if it was not, so that what reads it finds its files; a failure to
+    /// mount shows in [`Pool::mount`], which [`Host::rootfs`] and the methods that read
+    /// a volume call.
     pub fn volume(&self, name: &GuestName) -> PathBuf {
-        self.guests_dir().join(name.as_str())
+        let path = self.guests_dir().join(name.as_str());
+        let _ = self.mount(&path);
+        path
+    }
+
+    /// Make sure the volume at `path` is there to be read: an image pool's volume is
+    /// mounted if it was not (nothing to do in the other pools).
+    pub fn mount(&self, path: &std::path::Path) -> Result<()> {
+        match self {
+            Pool::Image { images, .. } => images.mount(path),
+            _ => Ok(()),
+        }
     }
 
     /// Where a build of `name` makes its volume until it is complete.
@@ -183,18 +257,50 @@ impl Pool {
         self.guests_dir().join(format!(".build-{name}"))
     }
 
-    /// Make an empty volume at `path` (a directory; a subvolume on btrfs).
-    pub fn create_volume(&self, path: &std::path::Path) -> Result<()> {
+    /// Make an empty volume at `path` for a guest with `limits` (its own with the host
+    /// defaults filled in): a directory; on btrfs a subvolume, limited to `disk.size`;
+    /// in an image pool an ext4 filesystem of `disk.size` (else
+    /// [`Pool::default_disk_size`]), mounted.
+    pub fn create_volume(
+        &self,
+        path: &std::path::Path,
+        limits: &hangar_model::Limits,
+    ) -> Result<()> {
         match self {
             Pool::Dir { .. } => {
                 std::fs::create_dir_all(path).map_err(|e| CoreError::io("creating", path, e))
             }
-            Pool::Btrfs { .. } => btrfs::subvolume_create(path),
+            Pool::Btrfs { .. } => {
+                btrfs::subvolume_create(path)?;
+                self.apply_disk_limit(path, limits)
+            }
+            Pool::Image { images, .. } => {
+                let size = match limits.disk.size {
+                    Some(hangar_model::limits::Bound::At(s)) => s,
+                    _ => hangar_model::pool::IMAGE_DISK_DEFAULT,
+                };
+                images.create(path, size)
+            }
         }
     }
 
-    /// Remove the volume at `path` and everything in it (nothing when it is not there).
+    /// Give the volume `from` the place `to` in the same pool (a build's volume its
+    /// guest's name; a guest a new name): a rename, except in an image pool, where a
+    /// volume is a mount point (its image is renamed and its filesystem moved).
+    pub fn rename_volume(&self, from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+        match self {
+            Pool::Image { images, .. } => images.rename(from, to),
+            _ => std::fs::rename(from, to).map_err(|e| CoreError::io("moving a volume to", to, e)),
+        }
+    }
+
+    /// Remove the volume at `path` and everything in it, or the snapshot `path`
+    /// (nothing when it is not there).
     pub fn remove_volume(&self, path: &std::path::Path) -> Result<()> {
+        if let Pool::Image { images, .. } = self {
+            // A volume whose mount point is gone may still have its image.
+            return images.remove(path);
+        }
         if std::fs::symlink_metadata(path).is_err() {
             return Ok(());
         }
@@ -203,6 +309,7 @@ impl Pool {
                 std::fs::remove_dir_all(path).map_err(|e| CoreError::io("removing", path, e))
             }
             Pool::Btrfs { .. } => btrfs::subvolume_delete(path),
+            Pool::Image { images, .. } => images.remove(path),
         }
     }
 
@@ -211,6 +318,7 @@ impl Pool {
         match self {
             Pool::Dir { guests } => guests.parent().unwrap_or(guests).join("snapshots"),
             Pool::Btrfs { mount, .. } => mount.join("snapshots"),
+            Pool::Image { images, .. } => images.snapshots_dir(),
         }
     }
 
@@ -237,20 +345,40 @@ impl Pool {
     /// on btrfs; the dir pool's are plain directories.
     pub fn seal(&self, path: &std::path::Path) -> Result<()> {
         match self {
-            Pool::Dir { .. } => Ok(()),
+            Pool::Dir { .. } | Pool::Image { .. } => Ok(()),
             Pool::Btrfs { .. } => btrfs::set_read_only(path),
         }
     }
 
+    /// Snapshot `snap` of guest `name` (in an image pool an image file, `SNAP.img`).
+    pub fn snapshot_path(&self, name: &GuestName, snap: &SnapshotName) -> PathBuf {
+        let dir = self.snapshots_dir(name);
+        match self {
+            Pool::Image { .. } => dir.join(format!("{snap}.img")),
+            _ => dir.join(snap.as_str()),
+        }
+    }
+
+    /// The snapshot named by an entry of [`Pool::snapshots_dir`], if it is one.
+    pub fn snapshot_name(&self, entry: &std::ffi::OsStr) -> Option<SnapshotName> {
+        let n = entry.to_str()?;
+        let n = match self {
+            Pool::Image { .. } => n.strip_suffix(".img")?,
+            _ => n,
+        };
+        SnapshotName::new(n).ok()
+    }
+
     /// A point-in-time copy of the volume `src` at `dst` (which must not exist): a
     /// read-only subvolume snapshot on btrfs (instant, shares every block), a copy of
+    /// the image file in an image pool (its filesystem frozen meanwhile), a copy of
     /// the tree on the dir pool (`cp -a`, reflinks where the filesystem has them).
     pub fn snapshot(&self, src: &std::path::Path, dst: &std::path::Path) -> Result<()> {
         if let Some(dir) = dst.parent() {
             std::fs::create_dir_all(dir).map_err(|e| CoreError::io("creating", dir, e))?;
         }
         match self {
-            Pool::Btrfs { .. } => self.copy(src, dst, true),
+            Pool::Btrfs { .. } | Pool::Image { .. } => self.copy(src, dst, true),
             Pool::Dir { .. } => {
                 // A copy takes time: made beside, complete or not there at all.
                 let tmp = dst.with_extension("partial");
@@ -266,9 +394,10 @@ impl Pool {
         }
     }
 
-    /// The volume `src` as it is now, at `dst`: a subvolume snapshot on btrfs (after
-    /// writing out what is cached; read-only or writable), a copy of the tree on the dir
-    /// pool (into `dst`, made if missing).
+    /// The volume (or snapshot) `src` as it is now, at `dst`: a subvolume snapshot on
+    /// btrfs (after writing out what is cached; read-only or writable), a copy of the
+    /// image file in an image pool (a mounted source frozen meanwhile; a volume `dst`
+    /// mounted), a copy of the tree on the dir pool (into `dst`, made if missing).
     pub fn copy(
         &self,
         src: &std::path::Path,
@@ -280,7 +409,18 @@ impl Pool {
                 btrfs::sync(src)?;
                 btrfs::snapshot(src, dst, read_only)
             }
+            Pool::Image { images, .. } => images.copy(src, dst),
             Pool::Dir { .. } => copy_tree(src, dst),
+        }
+    }
+
+    /// Undo what a copy of the volume at `path` cut short by a kill left: in an image
+    /// pool its filesystem frozen (every write of its guest waiting, and unkillable).
+    /// Called where a guest frozen by such a copy is thawed (unpause, stop, kill).
+    pub fn thaw_volume(&self, path: &std::path::Path) -> Result<()> {
+        match self {
+            Pool::Image { images, .. } => images.thaw(path),
+            _ => Ok(()),
         }
     }
 
@@ -303,8 +443,12 @@ impl Pool {
     /// Make volume `volume` what snapshot `snap` holds: a new volume is made from the
     /// snapshot beside it, then swapped in, and the old one removed; a failure before
     /// the swap leaves the volume as it was. Its `disk.size` is given again by the
-    /// caller (a new subvolume has a new quota group).
+    /// caller (a new subvolume has a new quota group; an image has the size it had
+    /// when the snapshot was taken).
     pub fn restore(&self, snap: &std::path::Path, volume: &std::path::Path) -> Result<()> {
+        if let Pool::Image { images, .. } = self {
+            return images.restore(snap, volume);
+        }
         let fresh = volume.with_extension("restoring");
         let old = volume.with_extension("replaced");
         let _ = self.remove_volume(&fresh);
@@ -323,7 +467,8 @@ impl Pool {
 
     /// Limit the volume at `path` to `size` (None: no limit). The `dir` pool has no
     /// limits and refuses one; a size below what the guest uses is refused (the kernel
-    /// would only stop its next write).
+    /// would only stop its next write). An image pool's volume is resized: grown live,
+    /// shrunk only while its guest is stopped; it cannot be unlimited.
     pub fn set_size(&self, path: &std::path::Path, size: Option<Size>) -> Result<()> {
         match self {
             Pool::Dir { .. } if size.is_none() => Ok(()),
@@ -346,11 +491,20 @@ impl Pool {
                 }
                 btrfs::limit(path, size)
             }
+            Pool::Image { images, .. } => match size {
+                Some(s) => images.set_size(path, s),
+                None => Err(CoreError::Invalid(
+                    "a guest of an image pool always has a disk size (its filesystem's): give \
+                     one, like disk.size=20G"
+                        .into(),
+                )),
+            },
         }
     }
 
     /// What the volume at `path` uses, and its limit. The dir pool counts the blocks of
-    /// every file (a walk of the tree).
+    /// every file (a walk of the tree); an image pool's volume is a filesystem of its
+    /// own, whose use and size are `df`'s in the guest.
     pub fn usage(&self, path: &std::path::Path) -> Result<Usage> {
         match self {
             Pool::Dir { .. } => Ok(Usage {
@@ -360,6 +514,13 @@ impl Pool {
             Pool::Btrfs { .. } => {
                 let (used, limit) = btrfs::usage(path)?;
                 Ok(Usage { used, limit })
+            }
+            Pool::Image { images, .. } => {
+                let (used, size) = images.usage(path)?;
+                Ok(Usage {
+                    used,
+                    limit: Some(size),
+                })
             }
         }
     }
