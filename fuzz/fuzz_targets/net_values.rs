@@ -1,13 +1,17 @@
 //! The network values a user types: `Cidr::parse`, `Mac::parse`, `Rate::parse`,
-//! `Gateway::parse`, `parse_port` (each on the whole input) and `PortForward::parse`
-//! (on its first three space-separated words: PROTO HOST_PORT GUEST:PORT).
+//! `Gateway::parse`, `parse_port`, `NicOverride::parse` (each on the whole input) and
+//! `PortForward::parse` (on its first three space-separated words: PROTO HOST_PORT
+//! GUEST:PORT).
 //!
 //! Checks: no input panics; every value that parses is displayed as text that parses
 //! again to the same value; a CIDR's network contains it, and the n-th address of that
-//! network is in it; a port is 1 to 65535; a MAC is unicast; a rate is at least 8kbit.
+//! network is in it; a port is 1 to 65535; a MAC is unicast; a rate is at least 8kbit;
+//! a NIC override has a valid NIC name, and addresses of the family of their key.
 #![no_main]
 
-use hangar_model::net::{Cidr, Gateway, Mac, PortForward, Rate, parse_port};
+use hangar_model::net::{
+    Cidr, Gateway, Mac, NicOverride, PortForward, Rate, parse_port, validate_nic_name,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -42,6 +46,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(port) = parse_port("port", s) {
         assert_ne!(port, 0);
         assert_eq!(parse_port("port", &port.to_string()).ok(), Some(port));
+    }
+    if let Ok(o) = NicOverride::parse(s) {
+        validate_nic_name(&o.name).expect("a parsed override names a valid NIC");
+        if let Some(a) = o.addrs {
+            assert!(a.ipv4.is_some() || a.ipv6.is_some(), "{s:?}");
+            assert!(a.ipv4.is_none_or(|c| c.is_v4()), "{s:?}");
+            assert!(a.ipv6.is_none_or(|c| !c.is_v4()), "{s:?}");
+        }
+        assert_eq!(NicOverride::parse(&o.to_string()).ok(), Some(o), "{s:?}");
     }
     let words: Vec<&str> = s.splitn(3, ' ').collect();
     if let [proto, host_port, target] = words[..]

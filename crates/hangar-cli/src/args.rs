@@ -94,6 +94,11 @@ pub struct CloneArgs {
     /// Hostname of the clone (default: its name)
     #[arg(long)]
     pub hostname: Option<String>,
+    /// The clone's addresses on NIC NAME (ip=ADDR/PREFIX, ip6=ADDR/PREFIX, comma-separated;
+    /// default: the next free ones on its network), or none to leave that NIC out; a
+    /// routed NIC needs one or the other
+    #[arg(long = "nic", value_name = "NAME:ip=ADDR|NAME:none")]
+    pub nics: Vec<String>,
 }
 
 #[derive(Args)]
@@ -140,6 +145,11 @@ pub struct ImportArgs {
     /// Context id, 2-32767 (default: the lowest free one)
     #[arg(long = "context", value_name = "N")]
     pub context: Option<String>,
+    /// The new guest's addresses on NIC NAME (ip=ADDR/PREFIX, ip6=ADDR/PREFIX,
+    /// comma-separated; default: the next free ones on its network), or none to leave
+    /// that NIC out; a routed NIC needs one or the other
+    #[arg(long = "nic", value_name = "NAME:ip=ADDR|NAME:none")]
+    pub nics: Vec<String>,
 }
 
 #[derive(Subcommand)]

@@ -147,7 +147,13 @@ fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
         Cmd::Pool(c) => pool(host, c)?,
         Cmd::Snapshot(c) => snapshot(host, c)?,
         Cmd::Clone(a) => {
-            let cfg = ops::clone::clone(host, &name(&a.source)?, &name(&a.name)?, a.hostname)?;
+            let cfg = ops::clone::clone(
+                host,
+                &name(&a.source)?,
+                &name(&a.name)?,
+                a.hostname,
+                &nic_overrides(&a.nics)?,
+            )?;
             quiet_note(&format!(
                 "cloned {} into {} (context {})",
                 a.source, a.name, cfg.context
@@ -325,6 +331,14 @@ fn export(host: &Host, a: args::ExportArgs) -> Result<()> {
     Ok(())
 }
 
+/// The `--nic NAME:...` of `clone` and `import`.
+fn nic_overrides(items: &[String]) -> Result<Vec<hangar_model::net::NicOverride>> {
+    items
+        .iter()
+        .map(|s| Ok(hangar_model::net::NicOverride::parse(s)?))
+        .collect()
+}
+
 fn import(host: &Host, a: args::ImportArgs) -> Result<()> {
     let req = ops::import::ImportRequest {
         from: hangar_model::backup::Stream::parse(&a.file)?,
@@ -335,6 +349,7 @@ fn import(host: &Host, a: args::ImportArgs) -> Result<()> {
             .map(hangar_model::pool::PoolName::new)
             .transpose()?,
         context: context_arg(a.context.as_deref())?,
+        nics: nic_overrides(&a.nics)?,
     };
     let bar = byte_bar(format!("importing {}", a.file));
     let mut tick = |p: ops::export::Progress| {

@@ -1186,3 +1186,78 @@ fn a_config_edit_cannot_take_another_guests_address_or_mac() {
             .contains("10.247.0.77/24")
     );
 }
+
+#[test]
+fn a_copy_of_a_routed_guest_gets_the_address_it_is_given_or_goes_without_the_nic() {
+    require_root!();
+    let h = TestHost::new("routedcopy");
+    net(
+        &h,
+        "cp",
+        &["--kind", "bridge", "--no-dns", "--ipv4", "10.242.26.1/24"],
+    );
+    h.ok(&[
+        "build",
+        "mx",
+        "-m",
+        "busybox",
+        "--nic",
+        "mode=routed,ip=10.242.25.1/32",
+        "--nic",
+        "network=cp",
+    ]);
+    let archive = h.root.join("mx.hangar");
+    let archive = archive.to_str().unwrap();
+    h.ok(&["export", "mx", archive]);
+    let before = h.snapshot();
+    // Its address was given by hand: a copy is refused up front, told what to do.
+    for (err, copy) in [
+        (h.fails(&["clone", "mx", "mx2"]), "the clone"),
+        (h.fails(&["import", archive, "mx3"]), "the imported mx3"),
+    ] {
+        assert!(
+            err.contains("NIC eth0 of mx is routed to 10.242.25.1/32")
+                && err.contains(&format!("give {copy} its own with --nic eth0:ip=ADDR/32"))
+                && err.contains("--nic eth0:none"),
+            "{err}"
+        );
+    }
+    // The host routes an address to one NIC only.
+    let err = h.fails(&["clone", "mx", "mx2", "--nic", "eth0:ip=10.242.25.1/32"]);
+    assert!(
+        err.contains("10.242.25.1 is already routed to mx's NIC eth0"),
+        "{err}"
+    );
+    let err = h.fails(&["import", archive, "mx3", "--nic", "eth9:none"]);
+    assert!(
+        err.contains("mx has no NIC eth9 (its NICs: eth0, eth1)"),
+        "{err}"
+    );
+    assert_eq!(h.snapshot(), before, "a refused copy left something");
+
+    // Given its own, or told to go without the NIC, it is made; a bridged NIC's
+    // address may be chosen too, else it is the next free one.
+    h.ok(&[
+        "clone",
+        "mx",
+        "mx2",
+        "--nic",
+        "eth0:ip=10.242.25.2/32",
+        "--nic",
+        "eth1:ip=10.242.26.50/24",
+    ]);
+    h.ok(&["import", archive, "mx3", "--nic", "eth0:none"]);
+    assert_eq!(h.nic_address("mx2", "eth0"), "10.242.25.2");
+    assert_eq!(h.nic_address("mx2", "eth1"), "10.242.26.50");
+    h.started("mx2");
+    let (_, inside) = h.sh("mx2", "ip -o -4 addr show");
+    assert!(
+        inside.contains("10.242.25.2/32") && inside.contains("10.242.26.50/24"),
+        "{inside}"
+    );
+    let mx3: toml::Value = toml::from_str(&h.ok(&["config", "show", "mx3"])).unwrap();
+    let nics = mx3["nic"].as_array().unwrap();
+    assert_eq!(nics.len(), 1, "{nics:?}");
+    assert_eq!(nics[0]["name"].as_str(), Some("eth1"));
+    assert_eq!(h.nic_address("mx3", "eth1"), "10.242.26.3");
+}

@@ -58,4 +58,7 @@ pub enum ModelError {
     Dir(String),
     #[error("this archive cannot be imported: {0}")]
     Archive(String),
+    /// A `--nic NAME:...` of `clone` or `import` (the message says what to write).
+    #[error("--nic {0}")]
+    NicOverride(String),
 }

@@ -360,6 +360,81 @@ impl NetworkConfig {
     }
 }
 
+/// What a copy (`hangar clone`, `hangar import`) makes of one of its source's NICs,
+/// instead of the next free addresses on the same network: `--nic NAME:ip=ADDR`
+/// (`ip6=ADDR` too, comma-separated) gives it these addresses, `--nic NAME:none` leaves
+/// it out. A routed NIC needs one or the other: its addresses are given by hand, not
+/// picked from a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicOverride {
+    /// The source's NIC.
+    pub name: String,
+    /// None: the copy has no such NIC.
+    pub addrs: Option<NicAddrs>,
+}
+
+/// Addresses given by hand; a family not given is picked as usual (or, for a routed
+/// NIC that has one, must be given).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NicAddrs {
+    pub ipv4: Option<Cidr>,
+    pub ipv6: Option<Cidr>,
+}
+
+impl NicOverride {
+    pub fn parse(s: &str) -> Result<NicOverride, ModelError> {
+        let bad = |why: String| ModelError::NicOverride(format!("{s:?}: {why}"));
+        let usage = "write NAME:ip=ADDR/PREFIX[,ip6=ADDR/PREFIX] or NAME:none";
+        let (name, rest) = s.split_once(':').ok_or_else(|| bad(usage.into()))?;
+        validate_nic_name(name).map_err(|e| bad(e.to_string()))?;
+        let name = name.to_string();
+        if rest == "none" {
+            return Ok(NicOverride { name, addrs: None });
+        }
+        let mut addrs = NicAddrs::default();
+        for item in rest.split(',') {
+            let (k, v) = item.split_once('=').ok_or_else(|| bad(usage.into()))?;
+            let (slot, v4) = match k {
+                "ip" | "ipv4" => (&mut addrs.ipv4, true),
+                "ip6" | "ipv6" => (&mut addrs.ipv6, false),
+                _ => return Err(bad(format!("unknown key {k:?}: {usage}"))),
+            };
+            if slot.is_some() {
+                return Err(bad(format!("{k} is given twice")));
+            }
+            let c = Cidr::parse(v).map_err(|_| {
+                bad(format!(
+                    "{v:?} is no address with its prefix, like 192.0.2.26/32 or 2001:db8::26/128"
+                ))
+            })?;
+            if c.is_v4() != v4 {
+                return Err(bad(format!(
+                    "{v} is not an IPv{} address",
+                    if v4 { 4 } else { 6 }
+                )));
+            }
+            *slot = Some(c);
+        }
+        Ok(NicOverride {
+            name,
+            addrs: Some(addrs),
+        })
+    }
+}
+
+impl fmt::Display for NicOverride {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(a) = self.addrs else {
+            return write!(f, "{}:none", self.name);
+        };
+        let given: Vec<String> = [("ip", a.ipv4), ("ip6", a.ipv6)]
+            .iter()
+            .filter_map(|(k, c)| c.map(|c| format!("{k}={c}")))
+            .collect();
+        write!(f, "{}:{}", self.name, given.join(","))
+    }
+}
+
 /// How a NIC reaches the host.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -759,6 +834,43 @@ impl<'de> Deserialize<'de> for Rate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nic_overrides_parse_and_bad_ones_are_refused() {
+        let o = NicOverride::parse("eth1:ip=192.0.2.26/32,ip6=2001:db8::26/128").unwrap();
+        assert_eq!(o.name, "eth1");
+        let a = o.addrs.unwrap();
+        assert_eq!(a.ipv4, Some(Cidr::parse("192.0.2.26/32").unwrap()));
+        assert_eq!(a.ipv6, Some(Cidr::parse("2001:db8::26/128").unwrap()));
+        assert_eq!(
+            NicOverride::parse("eth1:none").unwrap(),
+            NicOverride {
+                name: "eth1".into(),
+                addrs: None
+            }
+        );
+        for text in [
+            "eth1:ip=192.0.2.26/32,ip6=2001:db8::26/128",
+            "lan:ip6=fd00::1/64",
+            "x:none",
+        ] {
+            assert_eq!(NicOverride::parse(text).unwrap().to_string(), text);
+        }
+        for (bad, says) in [
+            ("eth1", "NAME:ip=ADDR"),
+            ("eth1:", "NAME:ip=ADDR"),
+            ("Eth1:none", "1-5 characters"),
+            ("eth1:ip=192.0.2.26", "prefix"),
+            ("eth1:ip=2001:db8::26/128", "not an IPv4"),
+            ("eth1:ip6=192.0.2.26/32", "not an IPv6"),
+            ("eth1:ip=192.0.2.26/32,ip=192.0.2.27/32", "given twice"),
+            ("eth1:mac=02:00:00:00:00:01", "unknown key"),
+            ("eth1:none,ip=192.0.2.26/32", "NAME:ip=ADDR"),
+        ] {
+            let e = NicOverride::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--nic ") && e.contains(says), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn cidrs_parse_and_compute_networks() {

@@ -135,7 +135,28 @@ pub fn allocate(host: &Host, guest: &str, existing: &[Nic], req: &NicRequest) ->
                 )),
                 None => Ok(None),
             };
-            (None, fixed(&req.ipv4)?, fixed(&req.ipv6)?)
+            let (ipv4, ipv6) = (fixed(&req.ipv4)?, fixed(&req.ipv6)?);
+            // The host routes each such address to one NIC only.
+            let all = alloc::all_nics(&host.paths)?;
+            let routed: Vec<(&str, &Nic)> = all
+                .iter()
+                .map(|(g, o)| (g.as_str(), o))
+                .chain(existing.iter().map(|o| (guest, o)))
+                .filter(|(_, o)| o.mode == NicMode::Routed)
+                .collect();
+            for a in ipv4.iter().chain(&ipv6) {
+                if let Some((g, o)) = routed
+                    .iter()
+                    .find(|(_, o)| o.ipv4.iter().chain(&o.ipv6).any(|t| t.addr() == a.addr()))
+                {
+                    return Err(bad(format!(
+                        "{} is already routed to {g}'s NIC {}",
+                        a.addr(),
+                        o.name
+                    )));
+                }
+            }
+            (None, ipv4, ipv6)
         }
         NicMode::Bridged => {
             let net_name = req

@@ -11,25 +11,87 @@ use crate::net::nic::{AddrReq, NicRequest};
 use crate::pools::Pool;
 use crate::{CoreError, Host, Result, lock, store};
 use hangar_model::config::validate_hostname;
+use hangar_model::net::{Cidr, Nic, NicAddrs, NicMode, NicOverride};
 use hangar_model::{GuestConfig, GuestName};
 
-/// What a clone of `nic` asks for: the same network, mode, VLAN, MTU, rates and
-/// gateways; new addresses (the next free ones) and a new MAC.
-pub(crate) fn request_like(nic: &hangar_model::net::Nic) -> NicRequest {
-    NicRequest {
-        name: Some(nic.name.clone()),
-        network: nic.network.clone(),
-        mode: nic.mode,
-        ipv4: nic.ipv4.map(|_| AddrReq::Auto),
-        ipv6: nic.ipv6.map(|_| AddrReq::Auto),
-        mac: None,
-        vlan: nic.vlan,
-        mtu: nic.mtu,
-        egress: nic.egress,
-        ingress: nic.ingress,
-        gateway: nic.gateway,
-        gateway6: nic.gateway6,
+/// What a copy of guest `source`'s NICs (a clone, an import) asks for: the same
+/// network, mode, VLAN, MTU, rates and gateways; a new MAC; the addresses `overrides`
+/// give (`--nic NAME:ip=ADDR`), else the next free ones on the same network, and no
+/// NIC where they say `none`. A routed NIC's addresses are the source's, given by
+/// hand: the copy gets them from `overrides` or goes without that NIC, and is refused
+/// (naming the NIC, before anything is made) when they say neither. `copy` names
+/// what is made, for messages ("the clone").
+pub(crate) fn requests_like(
+    source: &str,
+    nics: &[Nic],
+    overrides: &[NicOverride],
+    copy: &str,
+) -> Result<Vec<NicRequest>> {
+    for (i, o) in overrides.iter().enumerate() {
+        if !nics.iter().any(|n| n.name == o.name) {
+            let names: Vec<&str> = nics.iter().map(|n| n.name.as_str()).collect();
+            return Err(CoreError::Invalid(format!(
+                "--nic {}: {source} has no NIC {} (its NICs: {})",
+                o.name,
+                o.name,
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )));
+        }
+        if overrides[..i].iter().any(|p| p.name == o.name) {
+            return Err(CoreError::Invalid(format!(
+                "--nic {} is given twice: say in one what the copy's {} gets \
+                 (--nic {}:ip=ADDR,ip6=ADDR, or --nic {}:none)",
+                o.name, o.name, o.name, o.name
+            )));
+        }
     }
+    let mut out = vec![];
+    for nic in nics {
+        let given = match overrides.iter().find(|o| o.name == nic.name) {
+            Some(NicOverride { addrs: None, .. }) => continue,
+            Some(NicOverride { addrs: Some(a), .. }) => *a,
+            None => NicAddrs::default(),
+        };
+        if nic.mode == NicMode::Routed {
+            for (own, given, key, example) in [
+                (nic.ipv4, given.ipv4, "ip", "ADDR/32"),
+                (nic.ipv6, given.ipv6, "ip6", "ADDR/128"),
+            ] {
+                if let (Some(own), None) = (own, given) {
+                    let name = &nic.name;
+                    return Err(CoreError::Invalid(format!(
+                        "NIC {name} of {source} is routed to {own}, an address given by hand \
+                         and not picked from a network: give {copy} its own with --nic \
+                         {name}:{key}={example} ({own} again if {source} no longer has it), \
+                         or leave the NIC out with --nic {name}:none"
+                    )));
+                }
+            }
+        }
+        let addr = |own: Option<Cidr>, given: Option<Cidr>| match given {
+            Some(c) => Some(AddrReq::Fixed(c)),
+            None => own.map(|_| AddrReq::Auto),
+        };
+        out.push(NicRequest {
+            name: Some(nic.name.clone()),
+            network: nic.network.clone(),
+            mode: nic.mode,
+            ipv4: addr(nic.ipv4, given.ipv4),
+            ipv6: addr(nic.ipv6, given.ipv6),
+            mac: None,
+            vlan: nic.vlan,
+            mtu: nic.mtu,
+            egress: nic.egress,
+            ingress: nic.ingress,
+            gateway: nic.gateway,
+            gateway6: nic.gateway6,
+        });
+    }
+    Ok(out)
 }
 
 pub fn clone(
@@ -37,6 +99,7 @@ pub fn clone(
     src: &GuestName,
     dst: &GuestName,
     hostname: Option<String>,
+    nics: &[NicOverride],
 ) -> Result<GuestConfig> {
     let hostname = hostname.unwrap_or_else(|| dst.to_string());
     validate_hostname(&hostname)?;
@@ -48,11 +111,11 @@ pub fn clone(
     if store::exists(&host.paths, dst) {
         return Err(CoreError::Exists(dst.to_string()));
     }
+    let requests = requests_like(src.as_str(), &from.nics, nics, "the clone")?;
     crate::adopt::ensure(host, src)?;
     crate::ops::build::remove_leftovers(host, dst)?;
     let pool = Pool::of(host, &from)?;
     // A new identity, reserved as a build's is.
-    let requests: Vec<NicRequest> = from.nics.iter().map(request_like).collect();
     let (context, nics) = crate::ops::build::reserve(host, dst, None, &requests)?;
     let made = (|| -> Result<GuestConfig> {
         // On the dir pool the volume is the reservation dir itself (it exists).

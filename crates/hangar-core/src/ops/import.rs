@@ -31,6 +31,9 @@ pub struct ImportRequest {
     pub pool: Option<PoolName>,
     /// Its context id (default: the lowest free one).
     pub context: Option<ContextId>,
+    /// Addresses given by hand for some of its NICs, or NICs left out (`--nic`); a
+    /// routed NIC needs one or the other.
+    pub nics: Vec<hangar_model::net::NicOverride>,
 }
 
 fn refuse(why: impl Into<String>) -> CoreError {
@@ -79,6 +82,12 @@ pub fn import(
         )));
     }
     let name = req.name.clone().unwrap_or_else(|| manifest.guest.clone());
+    let requests = crate::ops::clone::requests_like(
+        manifest.guest.as_str(),
+        &from.nics,
+        &req.nics,
+        &format!("the imported {name}"),
+    )?;
     let _guest = lock::guest(&host.paths, &name)?;
     if store::exists(&host.paths, &name) {
         return Err(CoreError::Invalid(format!(
@@ -88,11 +97,6 @@ pub fn import(
     }
     crate::ops::build::remove_leftovers(host, &name)?;
     let pool = target_pool(host, req.pool.as_ref(), &from)?;
-    let requests: Vec<_> = from
-        .nics
-        .iter()
-        .map(crate::ops::clone::request_like)
-        .collect();
     let (context, nics) = crate::ops::build::reserve(host, &name, req.context, &requests)?;
     let renamed = name != manifest.guest;
     let cfg = GuestConfig {
