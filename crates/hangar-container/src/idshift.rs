@@ -43,13 +43,19 @@ pub fn shift(rootfs: &Path, from: u32, to: u32, range: u32) -> Result<u64, Conta
         };
         let (uid, gid) = (map(m.uid()), map(m.gid()));
         if uid.is_some() || gid.is_some() {
-            // lchown clears setuid/setgid bits of regular files; put them back.
+            // lchown clears setuid/setgid bits of regular files and their capability;
+            // put them back, the ids inside the attributes shifted too.
             let mode = m.mode();
+            let attrs = shifted_xattrs(&p, &m, to, map)?;
             lchown(&p, uid, gid).map_err(|e| ContainerError::path("changing owner of", &p, e))?;
             if m.file_type().is_file() && mode & 0o6000 != 0 {
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o7777))
                     .map_err(|e| ContainerError::path("restoring mode of", &p, e))?;
+            }
+            for (name, value) in attrs {
+                xattr::set(&p, name, &value)
+                    .map_err(|e| ContainerError::path("restoring attributes of", &p, e))?;
             }
             changed += 1;
         }
@@ -66,6 +72,45 @@ pub fn shift(rootfs: &Path, from: u32, to: u32, range: u32) -> Result<u64, Conta
         }
     }
     Ok(changed)
+}
+
+/// The extended attributes of `p` that hold ids (a file capability, POSIX ACLs) as they
+/// must be once its owner moved to base `to`: a capability for every namespace (v1,
+/// v2) becomes the guest namespace's own (v3, the root `to`), ids in the old range go
+/// to the new one, ids outside it stay.
+fn shifted_xattrs(
+    p: &Path,
+    m: &std::fs::Metadata,
+    to: u32,
+    map: impl Fn(u32) -> Option<u32>,
+) -> Result<Vec<(&'static str, Vec<u8>)>, ContainerError> {
+    let mut names = vec!["system.posix_acl_access"];
+    if m.file_type().is_file() {
+        names.push("security.capability");
+    }
+    if m.file_type().is_dir() {
+        names.push("system.posix_acl_default");
+    }
+    let mut out = vec![];
+    for name in names {
+        let value = match xattr::get(p, name) {
+            Ok(Some(v)) => v,
+            // None, or a filesystem without extended attributes.
+            Ok(None) | Err(_) => continue,
+        };
+        let shifted = match name {
+            "security.capability" => capability_for_namespace(&value, to),
+            _ => None,
+        }
+        .or_else(|| map_xattr_ids(name.as_bytes(), &value, |id| map(id).or(Some(id))).ok()?);
+        // A capability is dropped by the chown and set again even when unchanged.
+        match shifted {
+            Some(v) => out.push((name, v)),
+            None if name == "security.capability" => out.push((name, value)),
+            None => {}
+        }
+    }
+    Ok(out)
 }
 
 /// The ids held in extended attribute `name`'s `value`, mapped by `map`: the root id
@@ -210,6 +255,13 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o4755)).unwrap();
         lchown(&dir, Some(0), Some(0)).unwrap();
+        // cap_net_raw, host-wide (v2), as a tarball brings it.
+        let v2 = [
+            0x01, 0, 0, 0x02, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let ping = dir.join("bin/ping");
+        std::fs::write(&ping, b"x").unwrap();
+        let has_xattrs = xattr::set(&ping, "security.capability", &v2).is_ok();
         assert_eq!(current_base(&dir, 65536).unwrap(), 0);
         shift(&dir, 0, 7 * 65536, 65536).unwrap();
         let m = std::fs::metadata(&f).unwrap();
@@ -219,7 +271,16 @@ mod tests {
             m.mode() & 0o7777,
             current_base(&dir, 65536).unwrap(),
         );
+        let cap = xattr::get(&ping, "security.capability").unwrap();
+        // Back to the host's ids: the capability holds for the host's root again.
+        shift(&dir, 7 * 65536, 0, 65536).unwrap();
+        let back = xattr::get(&ping, "security.capability").unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(result, (7 * 65536, 7 * 65536 + 5, 0o4755, 7 * 65536));
+        if has_xattrs {
+            assert_eq!(cap, capability_for_namespace(&v2, 7 * 65536));
+            // The kernel shows a capability of the root namespace as version 2.
+            assert_eq!(back.as_deref(), Some(&v2[..]));
+        }
     }
 }

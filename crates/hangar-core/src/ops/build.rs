@@ -91,6 +91,8 @@ fn finish(
         rootfs: "rootfs".into(),
         pool: Some(pool.name()).filter(|p| !p.is_default()),
         init: outcome.init,
+        init_env: Default::default(),
+        init_cwd: None,
         stop: StopPolicy::default(),
         limits,
         autostart: Autostart::default(),
