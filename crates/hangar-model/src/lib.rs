@@ -12,6 +12,7 @@ pub mod control;
 pub mod ctx;
 pub mod defaults;
 pub mod dir;
+pub mod image;
 pub mod init;
 pub mod limits;
 pub mod name;
@@ -58,4 +59,10 @@ pub enum ModelError {
     Dir(String),
     #[error("this archive cannot be imported: {0}")]
     Archive(String),
+    #[error(
+        "invalid image name {0:?}: use NAME or NAME:TAG, NAME 1-63 of a-z, 0-9, '.', '_' and '-' starting with a letter or digit, TAG 1-128 of letters, digits, '.', '_' and '-' not starting with '.' or '-'"
+    )]
+    ImageName(String),
+    #[error("this image cannot be imported: {0}")]
+    Image(String),
 }

@@ -1,4 +1,5 @@
-//! `hangar build`: make a new guest from a build method.
+//! `hangar build`: make a new guest from a build method, or from an image (`--image`:
+//! the image's files copied, or snapshotted on btrfs, by [`crate::images::volume`]).
 //!
 //! The root filesystem is built in `.build-NAME`, its ownership shifted into the guest's
 //! id range, the directory renamed into place, and only then is the config written: the
@@ -6,14 +7,23 @@
 //! directory that the next build or delete of that name removes.
 
 use crate::build::{BuildContext, Method, populate};
+use crate::images::volume::GuestStart;
 use crate::pools::Pool;
 use crate::{CoreError, Host, Result, lock, store};
 use hangar_model::config::{Autostart, validate_hostname};
 use hangar_model::{ContextId, GuestConfig, GuestKind, GuestName, Limits, Security, StopPolicy};
 
+/// Where a new guest's files come from.
+pub enum Source {
+    /// A build method (`-m`).
+    Method(Method),
+    /// An image of the store (`--image`).
+    Image(hangar_model::image::ImageName),
+}
+
 pub struct BuildRequest {
     pub name: GuestName,
-    pub method: Method,
+    pub source: Source,
     pub hostname: Option<String>,
     pub context: Option<ContextId>,
     pub privileged: bool,
@@ -61,23 +71,45 @@ fn finish(
     progress: &mut dyn FnMut(&str),
 ) -> Result<GuestConfig> {
     // The volume: in the built-in pool the build dir itself, else a subvolume of the
-    // pool, limited before anything is written to it.
+    // pool, limited before anything is written to it (a snapshot of an image's copy,
+    // once made).
     let volume = pool.build_volume(&req.name);
-    pool.create_volume(&volume)?;
     let mut limits = Limits::default();
     if let Some(size) = req.disk_size {
         limits.disk.size = Some(hangar_model::limits::Bound::At(size));
     }
-    pool.apply_disk_limit(&volume, &limits.or(&host.defaults.limits))?;
     let rootfs = volume.join("rootfs");
-    std::fs::create_dir_all(&rootfs).map_err(|e| CoreError::io("creating", &rootfs, e))?;
-    let cache = host.paths.cache_dir();
-    let mut cx = BuildContext {
-        hostname,
-        cache_dir: Some(&cache),
-        progress,
+    let start = match &req.source {
+        Source::Method(method) => {
+            pool.create_volume(&volume)?;
+            pool.apply_disk_limit(&volume, &limits.or(&host.defaults.limits))?;
+            std::fs::create_dir_all(&rootfs).map_err(|e| CoreError::io("creating", &rootfs, e))?;
+            let cache = host.paths.cache_dir();
+            let mut cx = BuildContext {
+                hostname,
+                cache_dir: Some(&cache),
+                progress,
+            };
+            GuestStart {
+                init: populate(method, &rootfs, &mut cx)?.init,
+                ..GuestStart::default()
+            }
+        }
+        Source::Image(image) => {
+            progress(&format!("copying image {image}"));
+            let filled = crate::images::volume::fill(host, pool, image, &volume)?;
+            pool.apply_disk_limit(&volume, &limits.or(&host.defaults.limits))?;
+            // A copy: its own machine id, and its name as hostname.
+            crate::ops::clone::personalize(
+                host,
+                &req.name,
+                &rootfs,
+                &filled.old_hostname,
+                hostname,
+            )?;
+            filled.start
+        }
     };
-    let outcome = populate(&req.method, &rootfs, &mut cx)?;
     if !req.privileged {
         progress("shifting file ownership into the guest's id range");
         let range = hangar_model::ctx::ID_RANGE;
@@ -90,10 +122,13 @@ fn finish(
         hostname: hostname.to_string(),
         rootfs: "rootfs".into(),
         pool: Some(pool.name()).filter(|p| !p.is_default()),
-        init: outcome.init,
-        init_env: Default::default(),
-        init_cwd: None,
-        stop: StopPolicy::default(),
+        init: start.init,
+        init_env: start.env,
+        init_cwd: start.cwd,
+        stop: StopPolicy {
+            signal: start.stop_signal,
+            ..StopPolicy::default()
+        },
         limits,
         autostart: Autostart::default(),
         security: Security {
