@@ -567,10 +567,22 @@ fn a_published_running_guest_builds_guests_of_their_own_on_both_drivers() {
     check("b2");
     h.sh("b2", "echo changed > /srv/data");
     assert_eq!(h.sh("b", "cat /srv/data").1, "payload\n");
+    // A running btrfs guest is published from a snapshot, which goes after.
+    h.ok(&["publish", "b2", "from-b2"]);
+    assert_eq!(h.info("b2")["paused"], false);
+    assert_eq!(
+        std::fs::read_to_string(image_rootfs(&h, "from-b2").join("srv/data")).unwrap(),
+        "changed\n"
+    );
+    assert!(
+        !h.root
+            .join("var/lib/hangar/pools/fast/snapshots/b2")
+            .exists()
+    );
     // Deleting the image takes the pool's copy; its guests stay whole.
     h.ok(&["image", "delete", "base:1"]);
     assert!(!copy.exists());
-    assert!(images(&h).is_empty());
+    assert_eq!(images(&h).len(), 1, "from-b2 stays");
     for g in ["b", "b2", "d"] {
         h.ok(&["kill", g]);
         h.started(g);

@@ -2,7 +2,8 @@
 //! pool's fastest way:
 //!
 //! - the dir pool copies the image's tree (`cp -a --reflink=auto`: reflinks where the
-//!   filesystem has them);
+//!   filesystem has them), as would a driver without snapshots, into a volume it
+//!   makes;
 //! - a btrfs pool keeps its own **read-only subvolume** of each image it builds from,
 //!   `images/IMAGE` in the pool, copied from the store at the first build, with
 //!   `images/IMAGE.toml` beside it naming the image it is a copy of (a newer image of
@@ -45,14 +46,19 @@ pub(crate) fn fill(host: &Host, pool: &Pool, image: &ImageName, volume: &Path) -
     let _image = lock::image(&host.paths, image, true)?;
     let info = super::load(&host.paths, image)?;
     match pool {
-        Pool::Dir { .. } => pool.copy(
-            &super::rootfs(&host.paths, image),
-            &volume.join("rootfs"),
-            false,
-        )?,
         Pool::Btrfs { mount, .. } => {
             let copy = pool_copy(host, pool, mount, &info)?;
             pool.copy(&copy, volume, false)?;
+        }
+        // The dir pool (and any driver without snapshots): a volume of its own, and a
+        // copy of the image's tree in it.
+        _ => {
+            pool.create_volume(volume)?;
+            Pool::open(host, None)?.copy(
+                &super::rootfs(&host.paths, image),
+                &volume.join("rootfs"),
+                false,
+            )?;
         }
     }
     let rootfs = volume.join("rootfs");

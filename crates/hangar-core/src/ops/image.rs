@@ -203,7 +203,8 @@ pub fn publish(host: &Host, guest: &GuestName, image: &ImageName) -> Result<Imag
             let snap = crate::ops::export::TempVolume { pool: &pool, at };
             store.copy(&snap.at.join(&cfg.rootfs), &rootfs, false)?;
         }
-        Pool::Dir { .. } => {
+        // The dir pool (and any driver without snapshots): frozen while copied.
+        _ => {
             let running = status::status(&host.paths, guest).is_active();
             let started = std::time::Instant::now();
             let copied = crate::ops::snapshot::frozen_while(host, guest, || {
