@@ -28,7 +28,7 @@ runtime_pkgs=(
     libc6-dev
     qemu-system-x86 # tests/vm: the test VM (cgroup v2, 802.1Q VLANs; TCG)
     cpio           # tests/vm: packing its initramfs
-    xz-utils       # tests/vm: unpacking compressed kernel modules
+    xz-utils       # tests/vm: unpacking compressed kernel modules; tests/images.rs: xz tarballs
     zstd
     python3        # scripts/demo.sh and bench/: reading hangar's JSON output
     openssh-client # tests: an ssh login into a systemd guest

@@ -1,10 +1,12 @@
-//! The small values of the CLI and of config files: `GuestName::new`, `Size::parse`,
+//! The small values of the CLI and of config files: `GuestName::new`, `ImageName::new`,
+//! `Size::parse`,
 //! `ContextId` (from an integer, as `--context N` gives it), `Signal::parse` and the
 //! two paths of a shared directory (`GuestPath::parse`, `HostPath::parse`), each on
 //! the whole input.
 //!
 //! Checks: no input panics; every value that parses is displayed as text that parses
-//! again to the same value; a name is kept as written and is safe as a path component;
+//! again to the same value; a name is kept as written and is safe as a path component
+//! (an image name too: never `.` or `..`, no `/`);
 //! a size is at most 2^62 bytes; a context is 2 to 32767 and its id range fits in u32;
 //! a signal is 1 to 64; a shared directory's path is absolute, in normal form (parsing
 //! it again gives it back), without `.` or `..`, and never `/`, /proc, /sys or /dev or
@@ -12,6 +14,7 @@
 #![no_main]
 
 use hangar_model::dir::{GuestPath, HostPath};
+use hangar_model::image::ImageName;
 use hangar_model::{ContextId, GuestName, Signal, Size};
 use libfuzzer_sys::fuzz_target;
 
@@ -26,6 +29,14 @@ fuzz_target!(|data: &[u8]| {
             "{s:?}"
         );
         assert_eq!(GuestName::new(&name.to_string()).ok(), Some(name));
+    }
+    if let Ok(image) = ImageName::new(s) {
+        assert_eq!(image.as_str(), s);
+        assert!(
+            !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\0']),
+            "{s:?}"
+        );
+        assert_eq!(ImageName::new(&image.to_string()).ok(), Some(image));
     }
     if let Ok(size) = Size::parse(s) {
         assert!(size.0 <= 1 << 62, "{s:?}: {size:?}");

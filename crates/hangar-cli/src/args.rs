@@ -81,6 +81,12 @@ pub enum Cmd {
     /// Make a guest from an archive of `hangar export`, with its own context id,
     /// addresses and MACs; FILE - is stdin
     Import(ImportArgs),
+    /// Images: templates of new guests (root filesystem tarballs, OCI and docker
+    /// images, published guests); `hangar build NAME --image IMAGE` makes a guest of one
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Make a guest's files a new image (a running guest is frozen for the moment)
+    Publish(PublishArgs),
     /// Freeze every process of a running guest (xm pause)
     Pause(NameArg),
     /// Let a paused guest run again (xm unpause)
@@ -150,6 +156,44 @@ pub struct ImportArgs {
     /// that NIC out; a routed NIC needs one or the other
     #[arg(long = "nic", value_name = "NAME:ip=ADDR|NAME:none")]
     pub nics: Vec<String>,
+}
+
+#[derive(Subcommand)]
+pub enum ImageCmd {
+    /// Every image: source, processor, size, when made, from what
+    List(RepairArgs),
+    /// Make image NAME from FILE: a root filesystem tarball (tar, gzip, xz or zstd), an
+    /// OCI image layout (a directory or its tar archive), or what `docker save` writes
+    Import(ImageImportArgs),
+    /// Write an image's files as a root filesystem tarball (tar + zstd); FILE - is stdout
+    Export(ImageExportArgs),
+    /// Remove an image (guests built from it keep their files)
+    Delete(NameArg),
+}
+
+#[derive(Args)]
+pub struct ImageImportArgs {
+    pub file: PathBuf,
+    /// NAME or NAME:TAG
+    pub name: String,
+}
+
+#[derive(Args)]
+pub struct ImageExportArgs {
+    pub name: String,
+    /// The tarball to write, or - for stdout
+    pub file: String,
+    /// Replace FILE if it exists
+    #[arg(long, short = 'f')]
+    pub force: bool,
+}
+
+#[derive(Args)]
+pub struct PublishArgs {
+    /// The guest
+    pub name: String,
+    /// The new image's name (NAME or NAME:TAG)
+    pub image: String,
 }
 
 #[derive(Subcommand)]
@@ -236,8 +280,12 @@ pub enum MethodName {
 pub struct BuildArgs {
     pub name: String,
     /// Build method
-    #[arg(short = 'm', long = "method", value_enum)]
-    pub method: MethodName,
+    #[arg(short = 'm', long = "method", value_enum, conflicts_with = "image")]
+    pub method: Option<MethodName>,
+    /// Build from an image of the store instead (`hangar image list`): a copy of its
+    /// files (a snapshot of the pool's copy of it on btrfs)
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
     /// Hostname of the guest (default: its name)
     #[arg(long)]
     pub hostname: Option<String>,

@@ -11,6 +11,7 @@ use hangar_core::build::Method;
 use hangar_core::net::nic::NicRequest;
 use hangar_core::ops;
 use hangar_core::{CoreError, Host};
+use hangar_model::image::ImageName;
 use hangar_model::{ContextId, GuestName};
 use std::io::IsTerminal;
 
@@ -168,6 +169,19 @@ fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
         }
         Cmd::Export(a) => export(host, a)?,
         Cmd::Import(a) => import(host, a)?,
+        Cmd::Image(c) => image(host, c)?,
+        Cmd::Publish(a) => {
+            let image = ImageName::new(&a.image)?;
+            let info = ops::image::publish(host, &name(&a.name)?, &image)?;
+            quiet_note(&format!(
+                "published {} as image {} ({}); build a guest of it with `hangar build NAME \
+                 --image {}`",
+                a.name,
+                info.name,
+                indicatif::HumanBytes(info.size),
+                info.name
+            ));
+        }
         Cmd::Pause(a) => ops::snapshot::pause(host, &name(&a.name)?, true)?,
         Cmd::Unpause(a) => ops::snapshot::pause(host, &name(&a.name)?, false)?,
         Cmd::Unify(a) => {
@@ -394,7 +408,11 @@ fn build(host: &Host, b: args::BuildArgs) -> Result<()> {
             source: t.source.or(margs.source),
         };
     }
-    let method = method(b.method, margs, host)?;
+    let source = match (b.method, b.image) {
+        (Some(m), None) => ops::build::Source::Method(method(m, margs, host)?),
+        (None, Some(i)) => ops::build::Source::Image(ImageName::new(&i)?),
+        _ => bail!("give a build method (-m METHOD) or an image (--image IMAGE)"),
+    };
     if b.privileged {
         eprintln!(
             "hangar: warning: {guest} will be privileged: no user namespace, its root is the host's root"
@@ -428,7 +446,7 @@ fn build(host: &Host, b: args::BuildArgs) -> Result<()> {
         .transpose()?;
     let req = ops::build::BuildRequest {
         name: guest,
-        method,
+        source,
         hostname: b.hostname,
         context,
         privileged: b.privileged,
@@ -456,6 +474,63 @@ fn build(host: &Host, b: args::BuildArgs) -> Result<()> {
         "built {} (context {}); start it with `hangar start {}`",
         cfg.name, cfg.context, cfg.name
     ));
+    Ok(())
+}
+
+fn image(host: &Host, c: args::ImageCmd) -> Result<()> {
+    use args::ImageCmd as I;
+    match c {
+        I::List(a) => {
+            let images = ops::image::list(host)?;
+            match a.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&images)?),
+                Format::Table => print!("{}", table::images(&images)),
+            }
+        }
+        I::Import(a) => {
+            let req = ops::image::ImportRequest {
+                file: a.file,
+                name: ImageName::new(&a.name)?,
+            };
+            let bar = std::io::stderr().is_terminal().then(|| {
+                let pb = indicatif::ProgressBar::new_spinner();
+                pb.enable_steady_tick(std::time::Duration::from_millis(120));
+                pb.set_message(format!("importing {}", a.name));
+                pb
+            });
+            let mut progress = |line: &str| {
+                if let Some(pb) = &bar {
+                    pb.set_message(line.chars().take(100).collect::<String>());
+                }
+            };
+            let result = ops::image::import(host, &req, &mut progress);
+            if let Some(pb) = bar {
+                pb.finish_and_clear();
+            }
+            let info = result?;
+            quiet_note(&format!(
+                "imported image {} ({}, {}); build a guest of it with `hangar build NAME \
+                 --image {}`",
+                info.name,
+                info.source,
+                indicatif::HumanBytes(info.size),
+                info.name
+            ));
+        }
+        I::Export(a) => {
+            let to = hangar_model::backup::Stream::parse(&a.file)?;
+            let bytes = ops::image::export(host, &ImageName::new(&a.name)?, &to, a.force)?;
+            if a.file != "-" {
+                quiet_note(&format!(
+                    "exported image {} to {} ({} of files)",
+                    a.name,
+                    a.file,
+                    indicatif::HumanBytes(bytes)
+                ));
+            }
+        }
+        I::Delete(a) => ops::image::delete(host, &ImageName::new(&a.name)?)?,
+    }
     Ok(())
 }
 

@@ -206,6 +206,29 @@ pub fn limits(r: &hangar_core::ops::limits::Report) -> String {
     out
 }
 
+/// `hangar image list`: NAME SOURCE ARCH SIZE CREATED FROM.
+pub fn images(rows: &[hangar_model::image::ImageInfo]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:<14} {:<7} {:>9} {:>11}  FROM",
+        "NAME", "SOURCE", "ARCH", "SIZE", "CREATED"
+    );
+    for i in rows {
+        let _ = writeln!(
+            out,
+            "{:<24} {:<14} {:<7} {:>9} {:>11}  {}",
+            i.name.to_string(),
+            i.source.to_string(),
+            i.architecture,
+            bytes(i.size),
+            i.created,
+            i.from
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

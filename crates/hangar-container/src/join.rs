@@ -84,9 +84,7 @@ pub fn spawn(t: &Target, cmd: &Command, tty: Option<OwnedFd>) -> Result<i32, Con
         ns.push((f, flag));
     }
     let argv = cstrings(&cmd.argv)?;
-    let mut env = crate::base_env();
-    env.extend(cmd.env.iter().cloned());
-    let envp = cstrings(&env)?;
+    let envp = cstrings(&crate::with_env(crate::base_env(), &cmd.env))?;
     let filter = if t.seccomp {
         Some(seccomp::default_filter()?)
     } else {

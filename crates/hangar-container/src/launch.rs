@@ -591,9 +591,12 @@ fn inside(
     caps::drop_bounding()?;
     crate::rlimits::apply(0, &spec.rlimits)?;
     let argv = cstrings(&spec.init)?;
-    let mut env = crate::base_env();
-    env.extend(spec.env.iter().cloned());
-    let envp = cstrings(&env)?;
+    let envp = cstrings(&crate::with_env(crate::base_env(), &spec.env))?;
+    if let Some(dir) = &spec.cwd {
+        nix::unistd::chdir(dir).map_err(|e| {
+            ContainerError::sys(format!("entering init's directory {}", dir.display()), e)
+        })?;
+    }
     hangar_sys::reset_signals();
     // From here on the guest runs whatever happens to its monitor: the monitor wrote
     // init's pid and start time to the state file before letting us go on.

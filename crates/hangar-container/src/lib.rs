@@ -93,6 +93,19 @@ pub fn base_env() -> Vec<String> {
     ]
 }
 
+/// `base` (`KEY=VALUE` entries) with `extra`'s added, an entry of `extra` replacing
+/// one of `base` with the same key (execve keeps duplicates, and programs read the
+/// first).
+pub fn with_env(mut base: Vec<String>, extra: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    for e in extra {
+        let k = key(e);
+        base.retain(|b| key(b) != k);
+        base.push(e.clone());
+    }
+    base
+}
+
 /// An error and its sources on one line, for messages that cross a process boundary.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -103,4 +116,17 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_entry_replaces_the_base_one_of_its_key() {
+        let base = vec!["PATH=/bin".to_string(), "container=hangar".to_string()];
+        let extra = ["A=1".to_string(), "PATH=/opt/bin:/bin".to_string()];
+        assert_eq!(
+            super::with_env(base, &extra),
+            ["container=hangar", "A=1", "PATH=/opt/bin:/bin"]
+        );
+    }
 }

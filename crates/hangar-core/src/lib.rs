@@ -4,6 +4,7 @@
 //! - [`Host`] opens a host (its root prefix and defaults);
 //! - [`ops`] has one module per operation (build, start, stop, exec, list, ...);
 //! - [`build`] fills a root filesystem by a build method;
+//! - [`images`] keeps images, templates of new guests (`hangar image`, `publish`);
 //! - [`status`] tells whether a guest runs, from its monitor's lock;
 //! - [`store`], [`paths`], [`lock`]: configs on disk, where things live, and locking.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ pub mod error;
 mod fault;
 pub mod host;
 pub mod ids;
+pub mod images;
 pub mod lock;
 pub mod lxcfs;
 pub mod net;

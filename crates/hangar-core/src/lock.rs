@@ -28,10 +28,15 @@ fn open(path: &Path) -> Result<File> {
 
 /// Take an exclusive lock, waiting up to `wait` for another holder to finish.
 fn take(path: &Path, wait: Duration) -> Result<Option<Lock>> {
+    take_as(path, wait, FlockArg::LockExclusiveNonblock)
+}
+
+/// Take a lock of kind `how` (exclusive or shared, non-blocking), waiting up to `wait`.
+fn take_as(path: &Path, wait: Duration, how: FlockArg) -> Result<Option<Lock>> {
     let deadline = Instant::now() + wait;
     let mut file = open(path)?;
     loop {
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        match Flock::lock(file, how) {
             Ok(f) => return Ok(Some(Lock { _flock: f })),
             Err((f, _)) if Instant::now() < deadline => {
                 file = f;
@@ -65,6 +70,45 @@ pub fn try_guest(paths: &Paths, name: &GuestName) -> Result<Option<Lock>> {
         &paths.locks_dir().join(format!("{name}.lock")),
         Duration::ZERO,
     )
+}
+
+/// Lock image `name`: exclusively to make or remove it, `shared` to read it (builds
+/// and exports of one image run side by side; a delete waits for them).
+pub fn image(paths: &Paths, name: &hangar_model::image::ImageName, shared: bool) -> Result<Lock> {
+    let p = paths
+        .locks_dir()
+        .join("images")
+        .join(format!("{name}.lock"));
+    let how = if shared {
+        FlockArg::LockSharedNonblock
+    } else {
+        FlockArg::LockExclusiveNonblock
+    };
+    take_as(&p, Duration::from_secs(10), how)?.ok_or_else(|| {
+        CoreError::Invalid(format!(
+            "image {name} is busy: another hangar command is making, reading or removing it; \
+             try again when it is done"
+        ))
+    })
+}
+
+/// Lock the copy of image `name` that btrfs pool `pool` keeps, while it is checked or
+/// made (a copy of a large image takes a while: waits up to ten minutes).
+pub fn image_copy(
+    paths: &Paths,
+    name: &hangar_model::image::ImageName,
+    pool: &hangar_model::pool::PoolName,
+) -> Result<Lock> {
+    let p = paths
+        .locks_dir()
+        .join("images")
+        .join(format!("{name}@{pool}.lock"));
+    take(&p, Duration::from_secs(600))?.ok_or_else(|| {
+        CoreError::Invalid(format!(
+            "pool {pool}'s copy of image {name} has been in the making by another hangar \
+             command for ten minutes: try again later"
+        ))
+    })
 }
 
 /// Lock host-wide allocations.

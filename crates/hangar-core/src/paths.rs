@@ -10,6 +10,7 @@
 //! | runtime state, control sockets | `run/hangar/guests/NAME/` |
 //! | console and monitor logs | `var/log/hangar/NAME/` |
 //! | journals of renames in progress | `var/lib/hangar/renames/OLD.json` |
+//! | images (templates) | `var/lib/hangar/images/NAME/` |
 //! | download caches | `var/cache/hangar/` (or `HANGAR_CACHE_DIR`) |
 
 use hangar_model::GuestName;
@@ -87,6 +88,10 @@ impl Paths {
     }
     pub fn pool_image(&self, name: &hangar_model::pool::PoolName) -> PathBuf {
         self.at("var/lib/hangar/pools").join(format!("{name}.img"))
+    }
+    /// The image store (`hangar image ...`): `images/NAME/{rootfs,image.toml}`.
+    pub fn images_dir(&self) -> PathBuf {
+        self.at("var/lib/hangar/images")
     }
     pub fn cache_dir(&self) -> PathBuf {
         std::env::var_os("HANGAR_CACHE_DIR")

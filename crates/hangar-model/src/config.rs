@@ -5,6 +5,7 @@
 
 use crate::{ContextId, GuestName, Limits, ModelError, Signal};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// What runs the guest: a container shares the host kernel; a vm has its own.
@@ -36,6 +37,15 @@ pub struct GuestConfig {
     pub rootfs: PathBuf,
     /// The guest's init command line (pid 1 inside the guest).
     pub init: Vec<String>,
+    /// Environment of init besides hangar's own `PATH` and `container=hangar` (a
+    /// `PATH` here replaces hangar's): `[init_env]`, `KEY = "VALUE"`. A guest built
+    /// from an OCI image gets the image's `Env`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub init_env: BTreeMap<String, String>,
+    /// The directory init starts in, inside the guest (default `/`): an OCI image's
+    /// `WorkingDir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_cwd: Option<String>,
     #[serde(default)]
     pub stop: StopPolicy,
     #[serde(default)]
@@ -182,6 +192,18 @@ impl GuestConfig {
         if self.init.iter().any(|a| a.contains('\0')) {
             return field("init", "arguments must not contain NUL bytes");
         }
+        for (k, v) in &self.init_env {
+            validate_env(k, v).map_err(|why| ModelError::Field {
+                field: "init_env",
+                why: why.to_string(),
+            })?;
+        }
+        if let Some(d) = &self.init_cwd {
+            validate_cwd(d).map_err(|why| ModelError::Field {
+                field: "init_cwd",
+                why: why.to_string(),
+            })?;
+        }
         if !(1..=3600).contains(&self.stop.timeout) {
             return field("stop.timeout", "must be 1 to 3600 seconds");
         }
@@ -199,6 +221,29 @@ impl GuestConfig {
         }
         Ok(())
     }
+}
+
+/// An entry of init's environment: a key without `=` or NUL (not `container`, which
+/// hangar sets: systemd and others tell a container by it), a value without NUL.
+pub fn validate_env(key: &str, value: &str) -> Result<(), &'static str> {
+    if key.is_empty() || key.contains(['=', '\0']) {
+        return Err("a variable's name must be non-empty, without '=' or NUL bytes");
+    }
+    if key == "container" {
+        return Err("`container` is hangar's own (container=hangar): leave it out");
+    }
+    if value.contains('\0') {
+        return Err("a value must not contain NUL bytes");
+    }
+    Ok(())
+}
+
+/// init's starting directory: an absolute path inside the guest, without NUL bytes.
+pub fn validate_cwd(dir: &str) -> Result<(), &'static str> {
+    if !dir.starts_with('/') || dir.contains('\0') {
+        return Err("must be an absolute path inside the guest, without NUL bytes");
+    }
+    Ok(())
 }
 
 /// Hostnames per RFC 1123, at most 64 bytes (the kernel's limit).
@@ -264,6 +309,34 @@ rlimits.nofile = 4096
         assert_eq!(c.stop.signal.map(Signal::number), Some(12));
         assert!(!c.security.privileged && c.security.seccomp);
         assert_eq!(GuestConfig::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn init_env_and_cwd_are_checked() {
+        let with = |extra: &str| GuestConfig::from_toml(&format!("{GOOD}\n{extra}\n"));
+        let c = GuestConfig::from_toml(&GOOD.replace(
+            "init = [\"/sbin/init\"]",
+            "init = [\"/sbin/init\"]\ninit_cwd = \"/srv\"",
+        ))
+        .unwrap();
+        assert_eq!(c.init_cwd.as_deref(), Some("/srv"));
+        let c = with("[init_env]\nPATH = \"/bin\"\nA_B = \"x=y\"").unwrap();
+        assert_eq!(c.init_env["A_B"], "x=y");
+        assert_eq!(GuestConfig::from_toml(&c.to_toml()).unwrap(), c);
+        for bad in [
+            "[init_env]\n\"A=B\" = \"x\"",
+            "[init_env]\n\"\" = \"x\"",
+            "[init_env]\ncontainer = \"docker\"",
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("init_env"), "{bad}: {e}");
+        }
+        let e = GuestConfig::from_toml(&GOOD.replace(
+            "init = [\"/sbin/init\"]",
+            "init = [\"/sbin/init\"]\ninit_cwd = \"srv\"",
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("init_cwd"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod control;
 pub mod ctx;
 pub mod defaults;
 pub mod dir;
+pub mod image;
 pub mod init;
 pub mod limits;
 pub mod name;
@@ -61,4 +62,10 @@ pub enum ModelError {
     /// A `--nic NAME:...` of `clone` or `import` (the message says what to write).
     #[error("--nic {0}")]
     NicOverride(String),
+    #[error(
+        "invalid image name {0:?}: use NAME or NAME:TAG, NAME 1-63 of a-z, 0-9, '.', '_' and '-' starting with a letter or digit, TAG 1-128 of letters, digits, '.', '_' and '-' not starting with '.' or '-'"
+    )]
+    ImageName(String),
+    #[error("this image cannot be imported: {0}")]
+    Image(String),
 }

@@ -14,8 +14,12 @@ pub struct LaunchSpec {
     /// Absolute path of the root filesystem on the host.
     pub rootfs: PathBuf,
     pub init: Vec<String>,
-    /// Environment of init, `KEY=VALUE`.
+    /// Environment of init, `KEY=VALUE`, over hangar's own (`PATH`; a key given here
+    /// replaces it).
     pub env: Vec<String>,
+    /// The directory init starts in, inside the guest (None: `/`).
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
     /// First host uid/gid of the guest's range; None runs without a user namespace.
     pub id_base: Option<u32>,
     pub id_count: u32,

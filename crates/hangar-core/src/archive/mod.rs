@@ -10,6 +10,7 @@
 //! put on for the importing guest's range on the way in ([`Ids`]); ids inside file
 //! capabilities and POSIX ACLs go the same way.
 
+pub mod layers;
 pub mod pack;
 pub mod unpack;
 
@@ -62,7 +63,8 @@ pub struct Progress {
     pub total: Option<u64>,
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex digits.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -163,6 +163,12 @@ impl<'p, W: Write> Packer<'p, W> {
     pub fn finish(mut self) -> Result<W> {
         let digest = self.tar.get_ref().digest();
         self.add_bytes(backup::CHECKSUM, format!("{digest}\n").as_bytes())?;
+        self.end()
+    }
+
+    /// End the archive without a checksum member (a plain tar + zstd, such as an
+    /// image's root filesystem tarball): the tar end, the zstd frame's end.
+    pub fn end(self) -> Result<W> {
         let hashing = self.tar.into_inner().map_err(writing)?;
         hashing.inner.finish().map_err(writing)
     }

@@ -19,7 +19,7 @@ use hangar_model::ModelError;
 use hangar_model::backup::{Manifest, Member};
 use hangar_model::pool::SnapshotName;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -30,12 +30,12 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// Manifest and config are small; a larger member there is not ours.
 const SMALL: u64 = 1 << 20;
 
-fn refuse(why: impl Into<String>) -> CoreError {
+pub(super) fn refuse(why: impl Into<String>) -> CoreError {
     CoreError::Model(ModelError::Archive(why.into()))
 }
 
 /// A read from the archive failed: it is cut short or damaged.
-fn damaged(e: std::io::Error) -> CoreError {
+pub(super) fn damaged(e: std::io::Error) -> CoreError {
     refuse(format!("it is damaged or cut short ({e})"))
 }
 
@@ -268,7 +268,7 @@ impl<'a, 'r> Members<'a, 'r> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Node {
+pub(super) enum Node {
     Dir,
     /// Anything else (a file, a symlink, a device): nothing is written below it.
     Leaf,
@@ -277,60 +277,73 @@ enum Node {
 }
 
 /// One tree being written (the volume, or a snapshot's).
-struct Tree<'d> {
+pub(super) struct Tree<'d> {
     /// The snapshot it is, or None for the guest's volume.
     which: Option<SnapshotName>,
-    root: &'d Path,
-    ids: Ids,
-    /// What the archive made in it so far, by path relative to `root`.
-    nodes: HashMap<PathBuf, Node>,
+    pub(super) root: &'d Path,
+    pub(super) ids: Ids,
+    /// What the archive made in it so far, by path relative to `root`, with the layer
+    /// that made it (always 0 in a hangar archive).
+    pub(super) nodes: BTreeMap<PathBuf, (Node, u32)>,
     /// Directories' times, set last (adding to a directory changes its mtime).
-    dir_times: Vec<(PathBuf, i64)>,
+    pub(super) dir_times: BTreeMap<PathBuf, i64>,
     /// Device nodes left out.
-    skipped: u64,
+    pub(super) skipped: u64,
+    /// For an image's layers ([`super::layers`]): the layer being applied, from 1.
+    /// None for a hangar archive, where a member met twice is refused.
+    pub(super) layer: Option<u32>,
 }
 
 impl<'d> Tree<'d> {
-    fn new(which: Option<SnapshotName>, root: &'d Path, ids: Ids) -> Self {
+    pub(super) fn new(which: Option<SnapshotName>, root: &'d Path, ids: Ids) -> Self {
         Tree {
             which,
             root,
             ids,
-            nodes: HashMap::new(),
-            dir_times: vec![],
+            nodes: BTreeMap::new(),
+            dir_times: BTreeMap::new(),
             skipped: 0,
+            layer: None,
         }
     }
 
-    /// Whether `rel`'s parent is a directory this archive made (or the tree's root).
-    fn check_parent(&self, rel: &Path, shown: &str) -> Result<()> {
+    /// Whether `rel`'s parent is a directory this archive made (or the tree's root);
+    /// in an image's layer, a missing one is made (layers need not list every
+    /// directory).
+    fn check_parent(&mut self, rel: &Path, shown: &str) -> Result<()> {
         let parent = rel.parent().unwrap_or(Path::new(""));
         if parent.as_os_str().is_empty() {
             return Ok(());
         }
         match self.nodes.get(parent) {
-            Some(Node::Dir) => Ok(()),
-            Some(Node::Leaf | Node::Skipped) => Err(refuse(format!(
+            Some((Node::Dir, _)) => Ok(()),
+            Some((Node::Leaf | Node::Skipped, _)) => Err(refuse(format!(
                 "member {shown:?} would be written through {}, which is no directory (a \
                  symlink could lead out of the guest)",
                 parent.display()
             ))),
+            None if self.layer.is_some() => self.make_parents(parent, shown),
             None => Err(refuse(format!(
                 "member {shown:?} comes before its directory"
             ))),
         }
     }
 
-    fn add(
+    pub(super) fn add<R: Read>(
         &mut self,
-        entry: &mut Entry<'_, '_>,
+        entry: &mut tar::Entry<'_, R>,
         rel: &Path,
         tick: &mut dyn FnMut(u64),
     ) -> Result<()> {
         let shown = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         self.check_parent(rel, &shown)?;
         if self.nodes.contains_key(rel) {
-            return Err(refuse(format!("member {shown:?} appears twice")));
+            if self.layer.is_none() {
+                return Err(refuse(format!("member {shown:?} appears twice")));
+            }
+            // A later layer's file replaces an earlier one's; a directory stays a
+            // directory and keeps what it holds.
+            self.replace(rel, entry.header().entry_type())?;
         }
         let path = self.root.join(rel);
         let h = entry.header().clone();
@@ -350,22 +363,23 @@ impl<'d> Tree<'d> {
         let Some(node) = self.make(entry, &h, rel, &shown, tick)? else {
             return Ok(());
         };
-        self.nodes.insert(rel.to_path_buf(), node);
+        self.nodes
+            .insert(rel.to_path_buf(), (node, self.layer.unwrap_or(0)));
         let symlink = h.entry_type() == tar::EntryType::Symlink;
         set_metadata(&path, symlink, uid, gid, mode, &xattrs)?;
         if node == Node::Leaf {
             set_mtime(&path, mtime)?;
         } else {
-            self.dir_times.push((path, mtime));
+            self.dir_times.insert(rel.to_path_buf(), mtime);
         }
         Ok(())
     }
 
     /// Make what member `rel` (header `h`) is; None when there is nothing more to set
     /// (a hard link shares its first name's inode; a device node left out).
-    fn make(
+    fn make<R: Read>(
         &mut self,
-        entry: &mut Entry<'_, '_>,
+        entry: &mut tar::Entry<'_, R>,
         h: &tar::Header,
         rel: &Path,
         shown: &str,
@@ -374,6 +388,8 @@ impl<'d> Tree<'d> {
         use tar::EntryType as T;
         let path = self.root.join(rel);
         match h.entry_type() {
+            // A layer's directory over an earlier layer's (kept by `replace`).
+            T::Directory if self.nodes.contains_key(rel) => Ok(Some(Node::Dir)),
             T::Directory => {
                 std::fs::DirBuilder::new()
                     .mode(0o700)
@@ -402,13 +418,17 @@ impl<'d> Tree<'d> {
             }
             T::Link => {
                 let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-                let target = self.link_target(&target, shown)?;
-                let node = self.nodes[&target];
+                let target = match self.layer {
+                    Some(_) => self.layer_link_target(&target, shown)?,
+                    None => self.link_target(&target, shown)?,
+                };
+                let node = self.nodes[&target].0;
                 if node == Node::Leaf {
                     std::fs::hard_link(self.root.join(&target), &path)
                         .map_err(|e| CoreError::io("creating the hard link", &path, e))?;
                 }
-                self.nodes.insert(rel.to_path_buf(), node);
+                self.nodes
+                    .insert(rel.to_path_buf(), (node, self.layer.unwrap_or(0)));
                 Ok(None)
             }
             T::Char | T::Block | T::Fifo => {
@@ -416,7 +436,8 @@ impl<'d> Tree<'d> {
                     Ok(Some(Node::Leaf))
                 } else {
                     self.skipped += 1;
-                    self.nodes.insert(rel.to_path_buf(), Node::Skipped);
+                    self.nodes
+                        .insert(rel.to_path_buf(), (Node::Skipped, self.layer.unwrap_or(0)));
                     Ok(None)
                 }
             }
@@ -467,14 +488,18 @@ impl<'d> Tree<'d> {
             _ => return Err(bad()),
         };
         match self.nodes.get(&rel) {
-            Some(Node::Leaf | Node::Skipped) => Ok(rel),
+            Some((Node::Leaf | Node::Skipped, _)) => Ok(rel),
             _ => Err(bad()),
         }
     }
 
     /// The member's extended attributes (PAX `SCHILY.xattr.NAME` records), their ids
     /// mapped into the guest's range.
-    fn xattrs(&self, entry: &mut Entry<'_, '_>, shown: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub(super) fn xattrs<R: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+        shown: &str,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = vec![];
         let Some(pax) = entry.pax_extensions().map_err(damaged)? else {
             return Ok(out);
@@ -511,9 +536,9 @@ impl<'d> Tree<'d> {
     }
 
     /// Directories get their times last.
-    fn finish(&self) -> Result<()> {
-        for (path, mtime) in self.dir_times.iter().rev() {
-            set_mtime(path, *mtime)?;
+    pub(super) fn finish(&self) -> Result<()> {
+        for (rel, mtime) in self.dir_times.iter().rev() {
+            set_mtime(&self.root.join(rel), *mtime)?;
         }
         Ok(())
     }
@@ -522,8 +547,8 @@ impl<'d> Tree<'d> {
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
 /// Copy a member's data into `f`, leaving holes where it has runs of zeros.
-fn write_data(
-    entry: &mut Entry<'_, '_>,
+fn write_data<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
     f: &mut std::fs::File,
     path: &Path,
     tick: &mut dyn FnMut(u64),
@@ -570,7 +595,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// Owner, then mode (a chown clears setuid bits), then extended attributes (a chown
 /// drops file capabilities); none of it through a symlink.
-fn set_metadata(
+pub(super) fn set_metadata(
     path: &Path,
     symlink: bool,
     uid: u32,

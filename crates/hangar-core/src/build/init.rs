@@ -54,7 +54,7 @@ pub(super) fn require_init(rootfs: &Path, what: &str) -> Result<BuildOutcome, Bu
 /// Resolves `path` as if `rootfs` were `/`: absolute symlinks and `..` never
 /// leave the rootfs. Returns the resolved path relative to `rootfs`, or None if
 /// a component is missing or the symlinks loop.
-pub(super) fn resolve_in_root(rootfs: &Path, path: &Path) -> Option<PathBuf> {
+pub(crate) fn resolve_in_root(rootfs: &Path, path: &Path) -> Option<PathBuf> {
     // Steps still to walk, next one last, so that a symlink's target can be
     // pushed in front of what remains.
     let mut todo = Vec::new();

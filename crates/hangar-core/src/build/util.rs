@@ -248,7 +248,7 @@ fn rename_in_hosts_line(line: &str, old: &str, new: &str) -> String {
 
 /// Makes sure /dev, /proc, /sys and /run exist and /dev is empty, and gives /tmp
 /// its sticky mode. A copied /dev would hold the source's device nodes.
-pub(super) fn empty_mount_points(rootfs: &Path) -> Result<(), BuildError> {
+pub(crate) fn empty_mount_points(rootfs: &Path) -> Result<(), BuildError> {
     for (dir, mode) in [("proc", 0o555), ("sys", 0o555), ("run", 0o755)] {
         if fs::symlink_metadata(rootfs.join(dir)).is_err() {
             mkdir(rootfs, dir, mode)?;

@@ -1,4 +1,5 @@
-//! `hangar build`: make a new guest from a build method.
+//! `hangar build`: make a new guest from a build method, or from an image (`--image`:
+//! the image's files copied, or snapshotted on btrfs, by [`crate::images::volume`]).
 //!
 //! The root filesystem is built in `.build-NAME`, its ownership shifted into the guest's
 //! id range, the directory renamed into place, and only then is the config written: the
@@ -6,14 +7,23 @@
 //! directory that the next build or delete of that name removes.
 
 use crate::build::{BuildContext, Method, populate};
+use crate::images::volume::GuestStart;
 use crate::pools::Pool;
 use crate::{CoreError, Host, Result, lock, store};
 use hangar_model::config::{Autostart, validate_hostname};
 use hangar_model::{ContextId, GuestConfig, GuestKind, GuestName, Limits, Security, StopPolicy};
 
+/// Where a new guest's files come from.
+pub enum Source {
+    /// A build method (`-m`).
+    Method(Method),
+    /// An image of the store (`--image`).
+    Image(hangar_model::image::ImageName),
+}
+
 pub struct BuildRequest {
     pub name: GuestName,
-    pub method: Method,
+    pub source: Source,
     pub hostname: Option<String>,
     pub context: Option<ContextId>,
     pub privileged: bool,
@@ -62,7 +72,8 @@ fn finish(
 ) -> Result<GuestConfig> {
     use hangar_model::limits::Bound;
     // The volume: in the built-in pool the build dir itself, else a subvolume of the
-    // pool, limited before anything is written to it, or a filesystem of its size.
+    // pool, limited before anything is written to it, or a filesystem of its size (a
+    // snapshot of an image's copy, once made).
     let volume = pool.build_volume(&req.name);
     let mut limits = Limits::default();
     if let Some(size) = req.disk_size {
@@ -76,25 +87,14 @@ fn finish(
         limits.disk.size = pool.default_disk_size().map(Bound::At).or(limits.disk.size);
     }
     let effective = limits.or(&host.defaults.limits);
-    pool.create_volume(&volume, &effective)?;
-    let rootfs = volume.join("rootfs");
-    let cache = host.paths.cache_dir();
-    let mut cx = BuildContext {
+    let base = context.id_base();
+    let target = Target {
+        volume: &volume,
+        limits: &effective,
         hostname,
-        cache_dir: Some(&cache),
-        progress,
+        base,
     };
-    let outcome = std::fs::create_dir_all(&rootfs)
-        .map_err(|e| CoreError::io("creating", &rootfs, e))
-        .and_then(|()| populate(&req.method, &rootfs, &mut cx).map_err(CoreError::from))
-        .and_then(|outcome| {
-            if !req.privileged {
-                (cx.progress)("shifting file ownership into the guest's id range");
-                let range = hangar_model::ctx::ID_RANGE;
-                hangar_container::idshift::shift_to(&rootfs, context.id_base(), range)?;
-            }
-            Ok(outcome)
-        })
+    let start = fill_volume(host, pool, req, &target, progress)
         .map_err(|e| too_small(pool, &volume, &effective, e))?;
     let cfg = GuestConfig {
         name: req.name.clone(),
@@ -103,8 +103,13 @@ fn finish(
         hostname: hostname.to_string(),
         rootfs: "rootfs".into(),
         pool: Some(pool.name()).filter(|p| !p.is_default()),
-        init: outcome.init,
-        stop: StopPolicy::default(),
+        init: start.init,
+        init_env: start.env,
+        init_cwd: start.cwd,
+        stop: StopPolicy {
+            signal: start.stop_signal,
+            ..StopPolicy::default()
+        },
         limits,
         autostart: Autostart::default(),
         security: Security {
@@ -122,6 +127,68 @@ fn finish(
 
 /// A build that ran out of room in a volume of a fixed size (an image pool's) says so,
 /// and what to do: tools report it in words of their own, or the disk is found full.
+/// Where a build puts the new guest's files, and who they are for.
+struct Target<'a> {
+    /// The volume, made by [`fill_volume`] at `limits`.
+    volume: &'a std::path::Path,
+    limits: &'a Limits,
+    hostname: &'a str,
+    /// The guest's id base, its files are shifted to.
+    base: u32,
+}
+
+/// The new guest's files in its volume, from its build method or image, shifted into
+/// its id range; how it starts.
+fn fill_volume(
+    host: &Host,
+    pool: &Pool,
+    req: &BuildRequest,
+    target: &Target<'_>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<GuestStart> {
+    let Target {
+        volume,
+        limits,
+        hostname,
+        base,
+    } = *target;
+    let rootfs = volume.join("rootfs");
+    let start = match &req.source {
+        Source::Method(method) => {
+            pool.create_volume(volume, limits)?;
+            std::fs::create_dir_all(&rootfs).map_err(|e| CoreError::io("creating", &rootfs, e))?;
+            let cache = host.paths.cache_dir();
+            let mut cx = BuildContext {
+                hostname,
+                cache_dir: Some(&cache),
+                progress: &mut *progress,
+            };
+            GuestStart {
+                init: populate(method, &rootfs, &mut cx)?.init,
+                ..GuestStart::default()
+            }
+        }
+        Source::Image(image) => {
+            progress(&format!("copying image {image}"));
+            let filled = crate::images::volume::fill(host, pool, image, volume, limits)?;
+            // A copy: its own machine id, and its name as hostname.
+            crate::ops::clone::personalize(
+                host,
+                &req.name,
+                &rootfs,
+                &filled.old_hostname,
+                hostname,
+            )?;
+            filled.start
+        }
+    };
+    if !req.privileged {
+        progress("shifting file ownership into the guest's id range");
+        hangar_container::idshift::shift_to(&rootfs, base, hangar_model::ctx::ID_RANGE)?;
+    }
+    Ok(start)
+}
+
 fn too_small(pool: &Pool, volume: &std::path::Path, limits: &Limits, e: CoreError) -> CoreError {
     use hangar_model::{limits::Bound, pool::PoolDriver};
     let (PoolDriver::Image, Some(Bound::At(size))) = (pool.driver(), limits.disk.size) else {

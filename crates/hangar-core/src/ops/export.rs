@@ -98,7 +98,7 @@ fn write(
     // On btrfs: the volume as it is now, read at leisure with the guest's lock let go.
     let volume_snapshot = match pool.driver() {
         hangar_model::pool::PoolDriver::Btrfs => {
-            remove_stale_exports(&pool, name);
+            remove_stale(&pool, name, ".export-");
             let at = pool
                 .snapshots_dir(name)
                 .join(format!(".export-{}", std::process::id()));
@@ -212,10 +212,10 @@ fn manifest(
     Ok((manifest, trees))
 }
 
-/// The snapshot an export reads a btrfs volume from, removed when done.
-struct TempVolume<'p> {
-    pool: &'p Pool,
-    at: PathBuf,
+/// The snapshot an export (or a publish) reads a btrfs volume from, removed when done.
+pub(crate) struct TempVolume<'p> {
+    pub(crate) pool: &'p Pool,
+    pub(crate) at: PathBuf,
 }
 
 impl Drop for TempVolume<'_> {
@@ -228,15 +228,16 @@ impl Drop for TempVolume<'_> {
     }
 }
 
-/// Snapshots `.export-PID` that an export killed on the way left behind.
-fn remove_stale_exports(pool: &Pool, name: &GuestName) {
+/// Snapshots `PREFIX-PID` (`.export-PID`, `.publish-PID`) of guest `name` that a
+/// command killed on the way left behind.
+pub(crate) fn remove_stale(pool: &Pool, name: &GuestName, prefix: &str) {
     for e in std::fs::read_dir(pool.snapshots_dir(name))
         .into_iter()
         .flatten()
         .flatten()
     {
         let file = e.file_name();
-        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(".export-")) else {
+        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(prefix)) else {
             continue;
         };
         if !Path::new("/proc").join(pid).exists() {
@@ -246,7 +247,7 @@ fn remove_stale_exports(pool: &Pool, name: &GuestName) {
 }
 
 /// Where the archive goes: stdout, or a hidden file renamed to FILE when complete.
-enum Output {
+pub(crate) enum Output {
     Stdout,
     File {
         tmp: PathBuf,
@@ -259,7 +260,7 @@ enum Output {
 impl Output {
     /// Refuses an existing FILE (unless `force`) and a terminal on stdout before
     /// anything is made.
-    fn open(to: &Stream, force: bool) -> Result<Output> {
+    pub(crate) fn open(to: &Stream, force: bool) -> Result<Output> {
         let dst = match to {
             Stream::Std => {
                 if std::io::stdout().is_terminal() {
@@ -316,7 +317,7 @@ impl Output {
         })
     }
 
-    fn writer(&self) -> Box<dyn Write + '_> {
+    pub(crate) fn writer(&self) -> Box<dyn Write + '_> {
         const BUF: usize = 1 << 20;
         match self {
             Output::Stdout => Box::new(std::io::BufWriter::with_capacity(
@@ -328,7 +329,7 @@ impl Output {
     }
 
     /// The archive is complete: make it FILE (durably).
-    fn commit(self) -> Result<()> {
+    pub(crate) fn commit(self) -> Result<()> {
         let Output::File {
             tmp,
             dst,
@@ -363,7 +364,7 @@ impl Output {
         Ok(())
     }
 
-    fn discard(self) {
+    pub(crate) fn discard(self) {
         if let Output::File { tmp, .. } = self {
             let _ = std::fs::remove_file(tmp);
         }

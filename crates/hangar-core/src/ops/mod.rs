@@ -8,6 +8,7 @@ pub mod delete;
 pub mod exec;
 pub mod export;
 pub mod forward;
+pub mod image;
 pub mod import;
 pub mod limits;
 pub mod list;

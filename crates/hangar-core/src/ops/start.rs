@@ -83,8 +83,15 @@ pub(crate) fn launch_spec(
         hostname: cfg.hostname.clone(),
         rootfs,
         init: cfg.init.clone(),
-        // systemd and other tools tell a container by its init's environment.
-        env: vec!["container=hangar".to_string()],
+        // systemd and other tools tell a container by its init's environment
+        // (`container` is refused in `init_env`: it stays hangar's).
+        env: cfg
+            .init_env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .chain(["container=hangar".to_string()])
+            .collect(),
+        cwd: cfg.init_cwd.as_ref().map(Into::into),
         id_base: (!cfg.security.privileged).then(|| cfg.context.id_base()),
         id_count: hangar_model::ctx::ID_RANGE,
         cgroup_dirs,
