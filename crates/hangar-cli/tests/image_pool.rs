@@ -376,7 +376,7 @@ fn bad_image_pool_input_is_refused_and_changes_nothing() {
 }
 
 #[test]
-fn what_a_snapshot_killed_half_way_left_frozen_is_thawed_by_unpause_and_stop() {
+fn what_a_snapshot_killed_half_way_left_frozen_is_thawed_by_the_next_command() {
     require_root!();
     let h = TestHost::new("imgthaw");
     h.ok(&["pool", "create", "im", "--driver", "image"]);
@@ -427,6 +427,29 @@ fn what_a_snapshot_killed_half_way_left_frozen_is_thawed_by_unpause_and_stop() {
     cut_short();
     h.ok(&["stop", "g", "-t", "2"]);
     assert_eq!(h.state("g"), "stopped");
+    // A stopped guest's snapshot killed half-way: only its filesystem frozen. The next
+    // command that uses the volume thaws it (a start would write into it, and wait for
+    // ever, unkillable).
+    let st = std::process::Command::new("fsfreeze")
+        .arg("-f")
+        .arg(&volume)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut start = h.cmd(&["start", "g"]).spawn().unwrap();
+    let ended = wait_for(Duration::from_secs(20), || {
+        start.try_wait().unwrap().is_some()
+    });
+    if !ended {
+        let _ = std::process::Command::new("fsfreeze")
+            .arg("-u")
+            .arg(&volume)
+            .status();
+    }
+    assert!(ended, "start waited on the frozen filesystem");
+    assert!(start.wait().unwrap().success());
+    assert!(thawed(), "start left the guest's filesystem frozen");
+    h.ok(&["stop", "g", "-t", "2"]);
     h.ok(&["delete", "g"]);
     h.ok(&["pool", "delete", "im"]);
     assert_eq!(loops(&h), Vec::<String>::new());

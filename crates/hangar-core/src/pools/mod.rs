@@ -234,12 +234,15 @@ impl Pool {
     }
 
     /// Guest `name`'s volume (its data directory, with `rootfs/`). In an image pool it
-    /// is mounted if it was not, so that what reads it finds its files; a failure to
+    /// is mounted if it was not, so that what reads it finds its files (a failure to
     /// mount shows in [`Pool::mount`], which [`Host::rootfs`] and the methods that read
-    /// a volume call.
+    /// a volume call), and thawed if a copy killed half-way left its filesystem frozen:
+    /// whatever comes next (a start, a build's files, an exec) would otherwise wait for
+    /// ever, unkillable, on its first write.
     pub fn volume(&self, name: &GuestName) -> PathBuf {
         let path = self.guests_dir().join(name.as_str());
         let _ = self.mount(&path);
+        let _ = self.thaw_volume(&path);
         path
     }
 
@@ -416,7 +419,8 @@ impl Pool {
 
     /// Undo what a copy of the volume at `path` cut short by a kill left: in an image
     /// pool its filesystem frozen (every write of its guest waiting, and unkillable).
-    /// Called where a guest frozen by such a copy is thawed (unpause, stop, kill).
+    /// Called where a guest frozen by such a copy is thawed (unpause, stop, kill), and
+    /// by [`Pool::volume`] for every other use.
     pub fn thaw_volume(&self, path: &std::path::Path) -> Result<()> {
         match self {
             Pool::Image { images, .. } => images.thaw(path),
