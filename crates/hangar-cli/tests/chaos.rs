@@ -283,7 +283,10 @@ fn check_leaks(h: &TestHost, rows: &[serde_json::Value]) -> Vec<String> {
             && point != pool
             && !guest_volume
         {
-            bad.push(format!("mount {point}"));
+            // Its source and how many times the point is mounted, to tell a mount made
+            // twice from one not removed.
+            let source = line.split(" - ").nth(1).unwrap_or_default();
+            bad.push(format!("mount {point} ({source})"));
         }
     }
     bad

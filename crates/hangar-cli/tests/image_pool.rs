@@ -454,3 +454,76 @@ fn what_a_snapshot_killed_half_way_left_frozen_is_thawed_by_the_next_command() {
     h.ok(&["pool", "delete", "im"]);
     assert_eq!(loops(&h), Vec::<String>::new());
 }
+
+/// A rename moves the image and its mount (a volume is a mount point, which rename(2)
+/// refuses), every mount stacked at the old place goes, and a delete then leaves no
+/// mount, however many were stacked.
+#[test]
+fn an_image_pool_guest_is_renamed_and_leaves_no_mount_behind() {
+    require_root!();
+    let h = TestHost::new("imgren");
+    h.ok(&["pool", "create", "im", "--driver", "image"]);
+    h.ok(&[
+        "build",
+        "a",
+        "-m",
+        "busybox",
+        "--pool",
+        "im",
+        "--disk-size",
+        "32M",
+    ]);
+    h.started("a");
+    h.sh("a", "echo kept > /marker; sync");
+    h.ok(&["snapshot", "create", "a", "s"]);
+    h.ok(&["kill", "a"]);
+    h.ok(&["rename", "a", "b"]);
+    let pool = pool_dir(&h);
+    assert!(!pool.join("images/a.img").exists() && pool.join("images/b.img").exists());
+    assert!(pool.join("snapshots/b/s.img").exists());
+    assert!(!pool.join("guests/a").exists(), "a's mount point is left");
+    h.started("b");
+    assert_eq!(h.sh("b", "cat /marker").1, "kept\n");
+    h.ok(&["kill", "b"]);
+    // Mounted twice at its place (as a mount cut short may leave it): the rename
+    // takes every mount along, none is left at the old place.
+    let (from, to) = (pool.join("guests/b"), pool.join("guests/d"));
+    let stacked = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg(&from)
+        .arg(&from)
+        .status()
+        .unwrap();
+    assert!(stacked.success());
+    h.ok(&["rename", "b", "d"]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        mounts.contains(&format!(" {} ", to.display())),
+        "d is not mounted"
+    );
+    for gone in [&from] {
+        assert!(
+            !mounts.contains(&format!(" {} ", gone.display())),
+            "{} is still mounted",
+            gone.display()
+        );
+    }
+    h.started("d");
+    assert_eq!(h.sh("d", "cat /marker").1, "kept\n");
+    h.ok(&["kill", "d"]);
+    let stacked = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg(&to)
+        .arg(&to)
+        .status()
+        .unwrap();
+    assert!(stacked.success());
+    h.ok(&["delete", "d", "--force"]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&pool.join("guests").display().to_string()),
+        "a volume of the pool is still mounted"
+    );
+    h.ok(&["pool", "delete", "im"]);
+    assert_eq!(loops(&h), Vec::<String>::new());
+}

@@ -206,11 +206,7 @@ impl Images {
             // A frozen filesystem outlives its unmount (the freeze holds it).
             thaw_stale(volume)?;
         }
-        if mounted_fs(volume).is_some() && run("umount", &[volume.as_os_str()]).is_err() {
-            // Busy (a shell's working directory in it): detached now, its loop device
-            // and the space of the removed image freed when the last user goes.
-            run("umount", &[os("-l"), volume.as_os_str()])?;
-        }
+        unmount(volume)?;
         match std::fs::remove_file(image) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(CoreError::io("removing", image, e));
@@ -237,6 +233,18 @@ impl Images {
         let _a = self.lock(a)?;
         let _b = self.lock(b)?;
         let (old, new) = (self.image(from)?, self.image(to)?);
+        if !old.exists() && new.exists() {
+            // Done but for the old mount point (a rename cut short after the move, or
+            // the undo of one cut short before it): finished.
+            self.mount_locked(to, &new)?;
+            unmount(from)?;
+            let _ = std::fs::remove_dir(from);
+            return Ok(());
+        }
+        if old.exists() && !new.exists() && mounted_fs(to).is_some() {
+            // A bind of `from` that a rename cut short left at `to`: it goes first.
+            unmount(to)?;
+        }
         if new.exists() || mounted_fs(to).is_some() {
             return Err(CoreError::Invalid(format!(
                 "{} exists already",
@@ -262,8 +270,7 @@ impl Images {
             return Err(CoreError::io("renaming", &old, e));
         }
         // The filesystem is at its new place: the old mount point only goes now.
-        let _ = run("umount", &[from.as_os_str()])
-            .or_else(|_| run("umount", &[os("-l"), from.as_os_str()]));
+        let _ = unmount(from);
         let _ = std::fs::remove_dir(from);
         Ok(())
     }
@@ -530,6 +537,26 @@ fn copy_file(from: &Path, to: &Path) -> Result<()> {
         let _ = std::fs::remove_file(to);
     }
     copied.map(drop)
+}
+
+/// Unmount whatever is mounted at `at`, however many times (a rename or a mount cut
+/// short by a kill may have stacked two); one that is busy (a shell's working directory
+/// in it) is detached now, its loop device and the space of a removed image freed when
+/// the last user goes.
+fn unmount(at: &Path) -> Result<()> {
+    for _ in 0..16 {
+        if mounted_fs(at).is_none() {
+            return Ok(());
+        }
+        if run("umount", &[at.as_os_str()]).is_err() {
+            run("umount", &[os("-l"), at.as_os_str()])?;
+        }
+    }
+    Err(CoreError::Invalid(format!(
+        "{} stays mounted after 16 unmounts: see `findmnt {}`",
+        at.display(),
+        at.display()
+    )))
 }
 
 /// Run `f` while the filesystem mounted at `at` is frozen; it is thawed whatever `f`

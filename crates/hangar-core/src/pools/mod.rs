@@ -290,9 +290,17 @@ impl Pool {
     /// Give the volume `from` the place `to` in the same pool (a build's volume its
     /// guest's name; a guest a new name): a rename, except in an image pool, where a
     /// volume is a mount point (its image is renamed and its filesystem moved).
+    /// Done already (`from` gone, `to` there) is no error: a move cut short is finished
+    /// by doing it again.
     pub fn rename_volume(&self, from: &std::path::Path, to: &std::path::Path) -> Result<()> {
         match self {
             Pool::Image { images, .. } => images.rename(from, to),
+            _ if std::fs::symlink_metadata(from).is_err() && to.exists() => Ok(()),
+            _ if std::fs::symlink_metadata(to).is_ok() => Err(CoreError::Invalid(format!(
+                "cannot move {} to {}: that is taken",
+                from.display(),
+                to.display()
+            ))),
             _ => std::fs::rename(from, to).map_err(|e| CoreError::io("moving a volume to", to, e)),
         }
     }
