@@ -2,7 +2,6 @@
 
 use crate::pools::{self, Pool};
 use crate::{CoreError, Host, Result, lock, store};
-use hangar_model::Size;
 use hangar_model::pool::{PoolConfig, PoolDriver, PoolName, PoolSource};
 use serde::Serialize;
 
@@ -51,7 +50,7 @@ pub fn create(
                     image.display()
                 )));
             }
-            make_image(&image, *size).and_then(|()| {
+            crate::pools::make_sparse_file(&image, size.0).and_then(|()| {
                 pools::btrfs::mkfs(&image, name.as_str())?;
                 pools::btrfs::mount(&image, &mount, true)
             })
@@ -98,20 +97,6 @@ fn check_images_dir(dir: &std::path::Path, given: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn make_image(image: &std::path::Path, size: Size) -> Result<()> {
-    if let Some(dir) = image.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| CoreError::io("creating", dir, e))?;
-    }
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(image)
-        .map_err(|e| CoreError::io("creating", image, e))?;
-    // Sparse: the image takes the room its filesystem uses, up to its size.
-    f.set_len(size.0)
-        .map_err(|e| CoreError::io("sizing", image, e))
 }
 
 fn check_device(path: &std::path::Path) -> Result<()> {

@@ -104,7 +104,7 @@ impl Images {
         check_size(size)?;
         let _lock = self.lock(volume)?;
         let image = self.image(volume)?;
-        let made = make_file(&image, blocks(size)).and_then(|()| {
+        let made = super::make_sparse_file(&image, blocks(size)).and_then(|()| {
             mkfs(&image)?;
             self.mount_locked(volume, &image)
         });
@@ -435,19 +435,6 @@ fn check_size(size: Size) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn make_file(image: &Path, len: u64) -> Result<()> {
-    if let Some(dir) = image.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| CoreError::io("creating", dir, e))?;
-    }
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(image)
-        .map_err(|e| CoreError::io("creating", image, e))?;
-    f.set_len(len)
-        .map_err(|e| CoreError::io("sizing", image, e))
 }
 
 fn set_len(image: &Path, len: u64) -> Result<()> {

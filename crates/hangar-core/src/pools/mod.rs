@@ -98,6 +98,21 @@ pub(crate) fn mounted_fs(at: &std::path::Path) -> Option<(String, String)> {
     })
 }
 
+/// Make the file `path` (not there yet; its directory made if missing), `len` bytes
+/// long and sparse: an image takes on the host the room its filesystem uses, up to
+/// that size.
+pub(crate) fn make_sparse_file(path: &std::path::Path, len: u64) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| CoreError::io("creating", dir, e))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| CoreError::io("creating", path, e))?;
+    f.set_len(len).map_err(|e| CoreError::io("sizing", path, e))
+}
+
 fn file(paths: &Paths, name: &PoolName) -> PathBuf {
     paths.pools_dir().join(format!("{name}.toml"))
 }
