@@ -221,6 +221,11 @@ fn dispatch(host: &Host, command: Cmd) -> Result<i32> {
                     "interrupted renames finished or undone: {}",
                     or_none(&r.renames)
                 );
+                println!(
+                    "volumes of no guest unmounted (a killed build's; the next build or \
+                     delete of the name removes them): {}",
+                    or_none(&r.unmounted)
+                );
                 println!("guests that could not be repaired: {}", or_none(&r.failed));
                 print_network_check(&r.network);
             }

@@ -525,3 +525,59 @@ fn an_image_pool_guest_is_renamed_and_leaves_no_mount_behind() {
     h.ok(&["pool", "delete", "im"]);
     assert_eq!(loops(&h), Vec::<String>::new());
 }
+
+/// A build killed after its volume was mounted under the guest's name and before its
+/// config was written leaves a mounted filesystem (and its loop device) that belongs to
+/// no guest: `hangar repair` unmounts it, its files kept, and the next build of the
+/// name makes a new one.
+#[test]
+fn repair_unmounts_the_volume_a_killed_build_left() {
+    require_root!();
+    let h = TestHost::new("imgleft");
+    h.ok(&["pool", "create", "im", "--driver", "image"]);
+    h.ok(&[
+        "build",
+        "x",
+        "-m",
+        "busybox",
+        "--pool",
+        "im",
+        "--disk-size",
+        "32M",
+    ]);
+    // As the build would have left it just before its commit point.
+    std::fs::remove_file(h.config_file("x")).unwrap();
+    let volume = pool_dir(&h).join("guests/x");
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&format!(" {} ", volume.display()))
+    };
+    assert!(mounted());
+    let report: serde_json::Value =
+        serde_json::from_str(&h.ok(&["repair", "--format", "json"])).unwrap();
+    assert_eq!(
+        report["unmounted"],
+        serde_json::json!([volume.display().to_string()]),
+        "{report}"
+    );
+    assert!(!mounted(), "still mounted after repair");
+    assert!(pool_dir(&h).join("images/x.img").exists(), "its files went");
+    let again: serde_json::Value =
+        serde_json::from_str(&h.ok(&["repair", "--format", "json"])).unwrap();
+    assert_eq!(again["unmounted"], serde_json::json!([]), "{again}");
+    h.ok(&[
+        "build",
+        "x",
+        "-m",
+        "busybox",
+        "--pool",
+        "im",
+        "--disk-size",
+        "32M",
+    ]);
+    h.started("x");
+    h.ok(&["delete", "x", "--force"]);
+    h.ok(&["pool", "delete", "im"]);
+    assert_eq!(loops(&h), Vec::<String>::new());
+}

@@ -1,7 +1,8 @@
 //! `hangar repair`: bring the host back to a consistent state after crashes. Every
 //! guest running without a monitor is adopted by a new one; every guest that ended
 //! while none watched it is cleaned up after (cgroups, its NICs' guards); the empty
-//! cgroup of a stopped guest (a `start` killed half-way) is removed; lxcfs is started
+//! cgroup of a stopped guest (a `start` killed half-way) is removed, as is the mount of
+//! an image pool volume no guest owns (a build killed half-way); lxcfs is started
 //! again (and re-bound into running guests) if its keeper died; then the networks are
 //! checked and repaired as `hangar network check --repair` does. No guest's data is
 //! touched, but for renames a crash interrupted, finished or undone (`ops/rename.rs`).
@@ -20,6 +21,9 @@ pub struct RepairReport {
     pub failed: Vec<String>,
     /// Empty cgroups of stopped guests, removed: `NAME (ctx N)`.
     pub empty_cgroups: Vec<String>,
+    /// Volumes of no guest (a build, clone or import killed half-way) that were left
+    /// mounted, unmounted: their files stay until the next build or delete of the name.
+    pub unmounted: Vec<String>,
     /// Renames a crash interrupted, finished or undone (the command's start does it
     /// first, see `ops/rename.rs`: this lists what that left to try again).
     pub renames: Vec<String>,
@@ -62,11 +66,36 @@ pub fn repair(host: &Host) -> Result<RepairReport> {
             report.empty_cgroups.push(format!("{name} (ctx {ctx})"));
         }
     }
+    unmount_leftovers(host, &mut report);
     if any_running && let Err(e) = crate::lxcfs::ensure(host) {
         report.failed.push(format!("lxcfs: {e}"));
     }
     report.network = crate::ops::network::check(host, true)?;
     Ok(report)
+}
+
+/// Unmount the volumes of image pools that belong to no guest and to no build in
+/// progress (its name's lock is free): a build, clone or import killed half-way left
+/// them mounted, with their loop devices. Their files are not touched.
+fn unmount_leftovers(host: &Host, report: &mut RepairReport) {
+    for p in crate::pools::names(&host.paths).unwrap_or_default() {
+        let Ok(pool) = crate::pools::Pool::open(host, Some(&p)) else {
+            continue;
+        };
+        for (name, path) in pool.volume_names() {
+            if store::exists(&host.paths, &name) {
+                continue;
+            }
+            let Ok(Some(_free)) = lock::try_guest(&host.paths, &name) else {
+                continue;
+            };
+            match pool.unmount_volume(&path) {
+                Ok(true) => report.unmounted.push(path.display().to_string()),
+                Ok(false) => {}
+                Err(e) => report.failed.push(format!("{}: {e}", path.display())),
+            }
+        }
+    }
 }
 
 /// Remove the cgroup of stopped guest `name` if it exists and holds no live process

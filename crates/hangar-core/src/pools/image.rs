@@ -402,6 +402,18 @@ impl Images {
         thaw_stale(volume)
     }
 
+    /// Unmount the volume at `volume` (its image stays): what `hangar repair` does to
+    /// the volume a build or clone killed half-way left mounted. Whether it was.
+    pub fn unmount_volume(&self, volume: &Path) -> Result<bool> {
+        if mounted_fs(volume).is_none() {
+            return Ok(false);
+        }
+        let _lock = self.lock(volume)?;
+        thaw_stale(volume)?;
+        unmount(volume)?;
+        Ok(true)
+    }
+
     /// (bytes used, bytes in all) of the volume's filesystem, as `df` in the guest
     /// shows them (ext4's own metadata in neither).
     pub fn usage(&self, volume: &Path) -> Result<(u64, u64)> {

@@ -440,6 +440,31 @@ impl Pool {
         }
     }
 
+    /// The names of the volumes in the pool's guests directory, a build's
+    /// (`.build-NAME`) as NAME: what `hangar repair` compares with the guests.
+    pub fn volume_names(&self) -> Vec<(GuestName, PathBuf)> {
+        std::fs::read_dir(self.guests_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let file = e.file_name();
+                let n = file.to_str()?;
+                let name = GuestName::new(n.strip_prefix(".build-").unwrap_or(n)).ok()?;
+                Some((name, e.path()))
+            })
+            .collect()
+    }
+
+    /// Unmount the volume at `path` whose guest is gone (an image pool's, mounted on
+    /// use; nothing to do in the other pools). Whether anything was.
+    pub fn unmount_volume(&self, path: &std::path::Path) -> Result<bool> {
+        match self {
+            Pool::Image { images, .. } => images.unmount_volume(path),
+            _ => Ok(false),
+        }
+    }
+
     /// Undo what a copy of the volume at `path` cut short by a kill left: in an image
     /// pool its filesystem frozen (every write of its guest waiting, and unkillable).
     /// Called where a guest frozen by such a copy is thawed (unpause, stop, kill), and
