@@ -62,8 +62,19 @@ struct Tally {
     cleaned: u32,
 }
 
+/// SIGKILL `pid` and wait (2 s at most) until it has died, as `kill -9` and a look at
+/// `ps` would: the signal is delivered after kill(2) returns, and a repair that ran
+/// before would still find the monitor holding its lock.
 fn sigkill(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).is_ok()
+    let sent =
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).is_ok();
+    if sent {
+        let until = Instant::now() + Duration::from_secs(2);
+        while alive(i64::from(pid)) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    sent
 }
 
 /// Pids of processes whose command line contains `needle`.
