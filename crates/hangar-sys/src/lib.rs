@@ -439,7 +439,7 @@ pub fn write_atomic(path: &std::path::Path, data: &[u8], durable: bool) -> io::R
         }
         std::fs::rename(&tmp, path)?;
         if durable {
-            std::fs::File::open(dir)?.sync_all()?;
+            sync_dir(dir)?;
         }
         Ok(())
     })();
@@ -447,6 +447,12 @@ pub fn write_atomic(path: &std::path::Path, data: &[u8], durable: bool) -> io::R
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Write out directory `dir`'s entries: a file created, renamed or removed in it is
+/// durable only once its directory is.
+pub fn sync_dir(dir: &std::path::Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Set resource limit `resource` (a RLIMIT_* number) of process `pid` (0: ourselves);

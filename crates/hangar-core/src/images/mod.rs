@@ -140,7 +140,7 @@ impl Staging {
         std::fs::rename(&self.dir, &self.dst)
             .map_err(|e| CoreError::io("moving into place", &self.dst, e))?;
         if let Some(store) = self.dst.parent() {
-            let _ = std::fs::File::open(store).and_then(|d| d.sync_all());
+            let _ = hangar_sys::sync_dir(store);
         }
         self.done = true;
         Ok(info)

@@ -359,7 +359,7 @@ impl Output {
         }
         placed?;
         if let Some(dir) = dst.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+            let _ = hangar_sys::sync_dir(dir);
         }
         Ok(())
     }

@@ -409,10 +409,7 @@ impl Rename<'_> {
                     return Ok(());
                 }
                 self.pool.rename_volume(from, to)?;
-                for dir in [from.parent(), to.parent()].into_iter().flatten() {
-                    sync_dir(dir)?;
-                }
-                Ok(())
+                sync_parents(from, to)
             }
             _ => move_dir(from, to),
         }
@@ -423,16 +420,6 @@ impl Rename<'_> {
 /// config that commits the rename never finds its volume where it was. Nothing when
 /// `from` is gone and `to` is there (done already) or neither is.
 fn move_dir(from: &Path, to: &Path) -> Result<()> {
-    move_dir_with(from, to, |f, t| {
-        std::fs::rename(f, t).map_err(|e| CoreError::io("moving", f, e))
-    })
-}
-
-fn move_dir_with(
-    from: &Path,
-    to: &Path,
-    mv: impl FnOnce(&Path, &Path) -> Result<()>,
-) -> Result<()> {
     let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
     if !exists(from) {
         return Ok(());
@@ -444,7 +431,13 @@ fn move_dir_with(
             to.display()
         )));
     }
-    mv(from, to)?;
+    std::fs::rename(from, to).map_err(|e| CoreError::io("moving", from, e))?;
+    sync_parents(from, to)
+}
+
+/// The directories holding `from` and `to`, written out (a move is durable once both
+/// entries are).
+fn sync_parents(from: &Path, to: &Path) -> Result<()> {
     for dir in [from.parent(), to.parent()].into_iter().flatten() {
         sync_dir(dir)?;
     }
@@ -452,9 +445,7 @@ fn move_dir_with(
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| CoreError::io("syncing", dir, e))
+    hangar_sys::sync_dir(dir).map_err(|e| CoreError::io("syncing", dir, e))
 }
 
 /// Remove guest `name`'s config, durably (nothing when it is gone).

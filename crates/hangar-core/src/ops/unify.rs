@@ -355,7 +355,5 @@ fn pool_used(dir: &Path) -> u64 {
     if let Ok(d) = File::open(dir) {
         let _ = nix::unistd::syncfs(&d);
     }
-    nix::sys::statvfs::statvfs(dir)
-        .map(|s| (s.blocks() - s.blocks_free()) * s.fragment_size())
-        .unwrap_or(0)
+    crate::pools::fs_usage(dir).map_or(0, |(used, _)| used)
 }

@@ -362,7 +362,7 @@ impl Images {
         if new == old {
             return Ok(());
         }
-        let (used, _) = usage(volume)?;
+        let (used, _) = super::fs_usage(volume)?;
         if new < used {
             return Err(CoreError::Invalid(format!(
                 "disk.size {size} is below what the guest uses now ({}): free space in it first",
@@ -389,6 +389,17 @@ impl Images {
         self.offline(volume, &image, busy, || {
             resize_offline(&image, size, old, new)
         })
+    }
+
+    /// Make the volume fit for use: mounted if it is not, else thawed if a copy cut
+    /// short left it frozen (as [`Images::mount`] and [`Images::thaw`], with one look
+    /// at the mount table where both would take one each).
+    pub fn ready(&self, volume: &Path) -> Result<()> {
+        if mounted_fs(volume).is_none() {
+            return self.mount(volume);
+        }
+        let _lock = self.lock(volume)?;
+        thaw_stale(volume)
     }
 
     /// Thaw the volume's filesystem if a command killed while it copied the image left
@@ -418,7 +429,7 @@ impl Images {
     /// shows them (ext4's own metadata in neither).
     pub fn usage(&self, volume: &Path) -> Result<(u64, u64)> {
         self.mount(volume)?;
-        usage(volume)
+        super::fs_usage(volume)
     }
 
     /// Unmount every volume of the pool and remove the mount points (pool delete: no
@@ -604,15 +615,6 @@ fn grow(volume: &Path, image: &Path, old: u64, new: u64) -> Result<()> {
         let _ = capacity(old);
     }
     grown
-}
-
-/// (used, size) in bytes of the filesystem mounted at `at`.
-fn usage(at: &Path) -> Result<(u64, u64)> {
-    let fs = nix::sys::statvfs::statvfs(at)
-        .map_err(|e| CoreError::io("looking at", at, std::io::Error::from(e)))?;
-    let frag = fs.fragment_size();
-    let size = fs.blocks() * frag;
-    Ok((size - fs.blocks_free() * frag, size))
 }
 
 /// The loop device `image` is attached to, if any (sysfs names each loop device's

@@ -113,6 +113,15 @@ pub(crate) fn make_sparse_file(path: &std::path::Path, len: u64) -> Result<()> {
     f.set_len(len).map_err(|e| CoreError::io("sizing", path, e))
 }
 
+/// (bytes used, bytes in all) of the filesystem holding `at`, as `df` shows them.
+pub(crate) fn fs_usage(at: &std::path::Path) -> Result<(u64, u64)> {
+    let fs = nix::sys::statvfs::statvfs(at)
+        .map_err(|e| CoreError::io("looking at", at, std::io::Error::from(e)))?;
+    let frag = fs.fragment_size();
+    let size = fs.blocks() * frag;
+    Ok((size - fs.blocks_free() * frag, size))
+}
+
 fn file(paths: &Paths, name: &PoolName) -> PathBuf {
     paths.pools_dir().join(format!("{name}.toml"))
 }
@@ -256,8 +265,9 @@ impl Pool {
     /// ever, unkillable, on its first write.
     pub fn volume(&self, name: &GuestName) -> PathBuf {
         let path = self.guests_dir().join(name.as_str());
-        let _ = self.mount(&path);
-        let _ = self.thaw_volume(&path);
+        if let Pool::Image { images, .. } = self {
+            let _ = images.ready(&path);
+        }
         path
     }
 
@@ -467,8 +477,8 @@ impl Pool {
 
     /// Undo what a copy of the volume at `path` cut short by a kill left: in an image
     /// pool its filesystem frozen (every write of its guest waiting, and unkillable).
-    /// Called where a guest frozen by such a copy is thawed (unpause, stop, kill), and
-    /// by [`Pool::volume`] for every other use.
+    /// Called where a guest frozen by such a copy is thawed (unpause, stop, kill);
+    /// [`Pool::volume`] does it for every other use.
     pub fn thaw_volume(&self, path: &std::path::Path) -> Result<()> {
         match self {
             Pool::Image { images, .. } => images.thaw(path),
