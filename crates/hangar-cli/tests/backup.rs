@@ -515,16 +515,7 @@ fn a_btrfs_guest_and_its_snapshots_come_back_and_move_to_the_dir_pool() {
     require_root!();
     let h = TestHost::new("bkbtrfs");
     h.ok(&["pool", "create", "fast", "--size", "256M"]);
-    h.ok(&[
-        "build",
-        "b",
-        "-m",
-        "busybox",
-        "--pool",
-        "fast",
-        "--disk-size",
-        "100M",
-    ]);
+    h.build_busybox_in("b", "fast", "100M");
     h.started("b");
     h.sh("b", "echo first > /etc/marker");
     h.ok(&["snapshot", "create", "b", "s1"]);

@@ -73,16 +73,7 @@ fn an_image_pool_gives_each_guest_a_disk_of_its_own_size() {
     require_root!();
     let h = TestHost::new("imgpool");
     h.ok(&["pool", "create", "im", "--driver", "image"]);
-    h.ok(&[
-        "build",
-        "a",
-        "-m",
-        "busybox",
-        "--pool",
-        "im",
-        "--disk-size",
-        "64M",
-    ]);
+    h.build_busybox_in("a", "im", "64M");
     h.ok(&["build", "b", "-m", "busybox", "--pool", "im"]);
     // Without a size, the pool's default, written in the config.
     assert!(h.ok(&["config", "show", "b"]).contains("size = \"10G\""));
@@ -190,16 +181,7 @@ fn image_pool_snapshots_and_clones_are_copies_of_a_frozen_image() {
     require_root!();
     let h = TestHost::new("imgsnap");
     h.ok(&["pool", "create", "im", "--driver", "image"]);
-    h.ok(&[
-        "build",
-        "g",
-        "-m",
-        "busybox",
-        "--pool",
-        "im",
-        "--disk-size",
-        "64M",
-    ]);
+    h.build_busybox_in("g", "im", "64M");
     h.started("g");
     h.sh("g", "echo before > /etc/marker");
     // The guest writes all along: the snapshot is of a frozen, clean filesystem.
@@ -259,16 +241,7 @@ fn an_image_pool_volume_is_mounted_on_use() {
     require_root!();
     let h = TestHost::new("imgmount");
     h.ok(&["pool", "create", "im", "--driver", "image"]);
-    h.ok(&[
-        "build",
-        "g",
-        "-m",
-        "busybox",
-        "--pool",
-        "im",
-        "--disk-size",
-        "32M",
-    ]);
+    h.build_busybox_in("g", "im", "32M");
     let volume = pool_dir(&h).join("guests/g");
     // As a host reboot leaves it: nothing mounted.
     let unmount = || {
@@ -380,16 +353,7 @@ fn what_a_snapshot_killed_half_way_left_frozen_is_thawed_by_the_next_command() {
     require_root!();
     let h = TestHost::new("imgthaw");
     h.ok(&["pool", "create", "im", "--driver", "image"]);
-    h.ok(&[
-        "build",
-        "g",
-        "-m",
-        "busybox",
-        "--pool",
-        "im",
-        "--disk-size",
-        "32M",
-    ]);
+    h.build_busybox_in("g", "im", "32M");
     let volume = pool_dir(&h).join("guests/g");
     // As a snapshot killed while it copied the image leaves it: the guest frozen, and
     // its filesystem too.
@@ -463,16 +427,7 @@ fn an_image_pool_guest_is_renamed_and_leaves_no_mount_behind() {
     require_root!();
     let h = TestHost::new("imgren");
     h.ok(&["pool", "create", "im", "--driver", "image"]);
-    h.ok(&[
-        "build",
-        "a",
-        "-m",
-        "busybox",
-        "--pool",
-        "im",
-        "--disk-size",
-        "32M",
-    ]);
+    h.build_busybox_in("a", "im", "32M");
     h.started("a");
     h.sh("a", "echo kept > /marker; sync");
     h.ok(&["snapshot", "create", "a", "s"]);
@@ -535,16 +490,7 @@ fn repair_unmounts_the_volume_a_killed_build_left() {
     require_root!();
     let h = TestHost::new("imgleft");
     h.ok(&["pool", "create", "im", "--driver", "image"]);
-    h.ok(&[
-        "build",
-        "x",
-        "-m",
-        "busybox",
-        "--pool",
-        "im",
-        "--disk-size",
-        "32M",
-    ]);
+    h.build_busybox_in("x", "im", "32M");
     // As the build would have left it just before its commit point.
     std::fs::remove_file(h.config_file("x")).unwrap();
     let volume = pool_dir(&h).join("guests/x");
@@ -566,16 +512,7 @@ fn repair_unmounts_the_volume_a_killed_build_left() {
     let again: serde_json::Value =
         serde_json::from_str(&h.ok(&["repair", "--format", "json"])).unwrap();
     assert_eq!(again["unmounted"], serde_json::json!([]), "{again}");
-    h.ok(&[
-        "build",
-        "x",
-        "-m",
-        "busybox",
-        "--pool",
-        "im",
-        "--disk-size",
-        "32M",
-    ]);
+    h.build_busybox_in("x", "im", "32M");
     h.started("x");
     h.ok(&["delete", "x", "--force"]);
     h.ok(&["pool", "delete", "im"]);

@@ -30,16 +30,7 @@ fn a_btrfs_pool_limits_each_guest_and_the_others_are_unaffected() {
     require_root!();
     let h = TestHost::new("btrfs");
     h.ok(&["pool", "create", "fast", "--size", "512M"]);
-    h.ok(&[
-        "build",
-        "a",
-        "-m",
-        "busybox",
-        "--pool",
-        "fast",
-        "--disk-size",
-        "64M",
-    ]);
+    h.build_busybox_in("a", "fast", "64M");
     h.ok(&["build", "b", "-m", "busybox", "--pool", "fast"]);
     h.build_busybox("c");
     assert!(h.ok(&["config", "show", "a"]).contains("pool = \"fast\""));
@@ -181,16 +172,7 @@ fn snapshots_restore_a_guests_files_in_the_dir_pool_and_a_btrfs_pool() {
     h.build_busybox("plain");
     snapshot_round_trip(&h, "plain");
     h.ok(&["pool", "create", "fast", "--size", "256M"]);
-    h.ok(&[
-        "build",
-        "sub",
-        "-m",
-        "busybox",
-        "--pool",
-        "fast",
-        "--disk-size",
-        "100M",
-    ]);
+    h.build_busybox_in("sub", "fast", "100M");
     snapshot_round_trip(&h, "sub");
     // The restored volume kept its disk limit.
     let rows = df(&h);

@@ -163,6 +163,20 @@ impl TestHost {
         self.ok(&["build", name, "-m", "busybox"]);
     }
 
+    /// A busybox guest in pool `pool`, its disk `size`.
+    pub fn build_busybox_in(&self, name: &str, pool: &str, size: &str) {
+        self.ok(&[
+            "build",
+            name,
+            "-m",
+            "busybox",
+            "--pool",
+            pool,
+            "--disk-size",
+            size,
+        ]);
+    }
+
     pub fn started(&self, name: &str) -> i64 {
         self.ok(&["start", name]);
         self.info(name)["init_pid"].as_i64().expect("init pid")
